@@ -1,0 +1,1 @@
+"""Entitlement resolution and one module per family of checks."""

@@ -1,0 +1,1 @@
+"""The data contract as code: schemas, catalog model and loaders (no Dagster here)."""

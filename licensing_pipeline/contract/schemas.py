@@ -1,0 +1,188 @@
+"""Column layouts of every table the pipeline reads or writes: one name per concept.
+
+Inputs follow the data contract (``shared/spec/data-contract.md``); derived tables use
+the same names. Loaders return frames with exactly these columns and dtypes, so an
+empty input still yields a well-typed (empty) table in the warehouse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+STRING = "string"
+FLOAT = "float64"
+INT = "Int64"
+BOOL = "boolean"
+TIMESTAMP = "datetime64[us]"  # naive, UTC
+
+# --- inputs (one per file of the data contract) ----------------------------------------
+
+TENANTS: dict[str, str] = {
+    "tenant_id": STRING,
+    "name": STRING,
+    "home_region": STRING,
+    "segment": STRING,
+    "compliance_owner": STRING,
+    "slack_channel": STRING,
+}
+
+CONTRACTS: dict[str, str] = {
+    "contract_id": STRING,
+    "tenant_id": STRING,
+    "plan": STRING,
+    "addons": STRING,  # ';'-joined add-on names, '' for none
+    "quota_overrides": STRING,  # JSON object text, '{}' for none
+    "start_date": TIMESTAMP,  # midnight of the ISO date
+    "end_date": TIMESTAMP,  # NaT: open-ended; inclusive
+    "status": STRING,  # active | paused | cancelled
+    "enforcement": STRING,  # hard | soft
+}
+
+BILLING_RECORDS: dict[str, str] = {
+    "invoice_id": STRING,
+    "tenant_id": STRING,
+    "period": STRING,  # YYYY-MM
+    "metric": STRING,
+    "billed_quantity": FLOAT,
+    "amount": FLOAT,
+    "currency": STRING,
+}
+
+DEPLOYMENT_CONFIGS: dict[str, str] = {
+    "tenant_id": STRING,
+    "deployment": STRING,
+    "region": STRING,
+    "enabled_features": STRING,  # JSON list text
+    "quota_limits": STRING,  # JSON object text
+    "observed_at": TIMESTAMP,
+}
+
+RESIDENCY_CONFIGS: dict[str, str] = {
+    "tenant_id": STRING,
+    "allowed_jurisdictions": STRING,  # ';'-joined, upper case, or 'ANY'
+}
+
+POLICY_EXCEPTIONS: dict[str, str] = {
+    "exception_id": STRING,
+    "tenant_id": STRING,
+    "check": STRING,
+    "subject": STRING,  # '' or '*': any subject
+    "approved_by": STRING,
+    "expires_on": TIMESTAMP,
+    "reason": STRING,
+}
+
+# usage_events lives only in the warehouse (DuckDB), never in pandas.
+USAGE_EVENTS_SQL: dict[str, str] = {
+    "source": "VARCHAR",
+    "id": "VARCHAR",
+    "type": "VARCHAR",
+    "tenant_id": "VARCHAR",  # the CloudEvents subject
+    "time": "TIMESTAMP",  # UTC
+    "user_id": "VARCHAR",
+    "feature": "VARCHAR",
+    "region": "VARCHAR",
+    "data": "VARCHAR",  # the event's data object as JSON text (Parquet: built from its columns)
+    "file": "VARCHAR",
+    "line": "BIGINT",  # 1-based line (JSON Lines) or row (Parquet)
+}
+
+QUARANTINED_RECORDS: dict[str, str] = {
+    "source": STRING,  # the source asset: usage_events, contracts, ...
+    "file": STRING,
+    "line": INT,
+    "field": STRING,
+    "raw": STRING,
+    "reason": STRING,
+}
+
+# --- warehouse models (dbt) ------------------------------------------------------------
+# usage_daily:         tenant_id, metric, usage_date (DATE), quantity (DOUBLE), events (BIGINT)
+# usage_monthly:       tenant_id, metric, period ('YYYY-MM'), quantity (DOUBLE), events (BIGINT)
+# feature_usage_daily: tenant_id, feature, usage_date, events
+# region_usage_daily:  tenant_id, region, usage_date, events
+# tenant_activity_daily: tenant_id, usage_date, events   (every event, whatever its type)
+
+# --- compliance --------------------------------------------------------------------------
+
+EFFECTIVE_ENTITLEMENTS: dict[str, str] = {
+    "tenant_id": STRING,
+    "period": STRING,  # YYYY-MM
+    "resolved_on": TIMESTAMP,  # the day the contract was looked up on
+    "contract_id": STRING,
+    "contract_status": STRING,  # active | paused | cancelled | expired | none
+    "entitled": BOOL,  # an active contract is in force on resolved_on
+    "enforcement": STRING,
+    "plan": STRING,
+    "addons": STRING,
+    "segment": STRING,
+    "features": STRING,  # JSON list text, sorted
+    "quotas": STRING,  # JSON object text {metric: limit}
+}
+
+# What each check family asset emits; the policy turns these into findings.
+CHECK_RESULTS: dict[str, str] = {
+    "tenant_id": STRING,
+    "check": STRING,
+    "subject": STRING,
+    "period": STRING,  # YYYY-MM, or YYYY-MM-DD for usage_anomaly
+    "observed": FLOAT,
+    "allowed": FLOAT,
+    "enforcement": STRING,  # hard | soft | <NA> when no contract applies
+    "details": STRING,
+}
+
+COMPLIANCE_FINDINGS: dict[str, str] = {
+    "finding_id": STRING,
+    "tenant_id": STRING,
+    "check": STRING,
+    "subject": STRING,
+    "period": STRING,
+    "observed": FLOAT,
+    "allowed": FLOAT,
+    "severity": STRING,
+    "action": STRING,
+    "status": STRING,
+    "policy_version": STRING,
+    "catalog_version": STRING,
+    "first_detected_at": TIMESTAMP,
+    "last_detected_at": TIMESTAMP,
+    "details": STRING,
+}
+
+CHECKS = (
+    "quota_exceeded",
+    "quota_near_limit",
+    "feature_not_entitled",
+    "inactive_contract_usage",
+    "residency_violation",
+    "config_feature_not_entitled",
+    "config_feature_missing",
+    "config_quota_mismatch",
+    "unbilled_usage",
+    "overbilled_usage",
+    "usage_anomaly",
+)
+SEVERITIES = ("info", "warning", "critical")
+ACTIONS = ("notify", "warn", "throttle", "suspend")
+STATUSES = ("open", "waived", "resolved")
+CONTRACT_STATUSES = ("active", "paused", "cancelled")
+ENFORCEMENTS = ("hard", "soft")
+
+
+def empty_frame(schema: Mapping[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in schema.items()})
+
+
+def conform(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
+    """Exactly the schema's columns, in order and dtype (missing columns become nulls)."""
+    out = pd.DataFrame(index=frame.index)
+    for column, dtype in schema.items():
+        values = frame[column] if column in frame.columns else pd.Series(pd.NA, index=frame.index)
+        if dtype == TIMESTAMP:
+            out[column] = pd.to_datetime(values, utc=True).dt.tz_localize(None).astype(TIMESTAMP)
+        else:
+            out[column] = values.astype(dtype)
+    return out.reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Demo dataset: realistic exports with known, seeded violations."""

@@ -1,0 +1,1 @@
+"""Governance: audit trail and evidence beside the flow."""

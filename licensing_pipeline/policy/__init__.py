@@ -1,0 +1,1 @@
+"""Policy: how check results become findings with a severity and an action."""

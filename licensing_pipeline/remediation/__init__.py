@@ -1,0 +1,1 @@
+"""Remediation: tickets and alerts for findings."""

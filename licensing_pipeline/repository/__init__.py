@@ -1,0 +1,1 @@
+"""The licensing repository: findings and their history, through SQLAlchemy."""

@@ -1,0 +1,1 @@
+"""Source assets: one per input of the data contract, plus the quarantine."""

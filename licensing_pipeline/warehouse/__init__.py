@@ -1,0 +1,1 @@
+"""The warehouse: DuckDB storage and the dbt models built on it."""
