@@ -109,7 +109,12 @@ def parse_policy(doc: LocatedYaml, content: bytes) -> PolicyBundle:
             doc, thresholds.get("near_limit_ratio", 0.8), 0, 1, "thresholds", "near_limit_ratio"
         ),
         billing_tolerance=_number(
-            doc, thresholds.get("billing_tolerance", 0.01), 0, None, "thresholds", "billing_tolerance"
+            doc,
+            thresholds.get("billing_tolerance", 0.01),
+            0,
+            None,
+            "thresholds",
+            "billing_tolerance",
         ),
         anomaly=AnomalyRule(
             ratio=_number(doc, anomaly.get("ratio", 5.0), 1, None, "anomaly", "ratio"),

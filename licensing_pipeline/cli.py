@@ -1,0 +1,297 @@
+"""The `licensing-pipeline` command: demo data, a nightly run from the shell, and findings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from licensing_pipeline.contract.errors import ContractError
+from licensing_pipeline.contract.schemas import SEVERITIES
+from licensing_pipeline.settings import PROJECT_DIR, Settings, load_settings
+
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_FINDINGS_AT_OR_ABOVE = 3
+
+INSTANCE_TEMPLATE = "telemetry:\n  enabled: false\n"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2026-11-27: {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _progress_bar(label: str) -> Callable[[int, int], None]:
+    """A bar on stderr, only when stderr is a terminal or the work is large."""
+    state = {"last": -1.0}
+
+    def show(done: int, total: int) -> None:
+        if total <= 0:
+            return
+        share = min(done / total, 1.0)
+        if share < 1.0 and share - state["last"] < 0.02:
+            return
+        state["last"] = share
+        width = 30
+        filled = int(width * share)
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if share >= 1.0 else "\r"
+        print(f"{label} [{bar}] {share:6.1%}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.demo.generator import generate_demo
+
+    out = Path(args.out).expanduser().resolve() if args.out else settings.data_dir
+    as_of = date.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC).date()
+    total = args.tenants * args.events_per_tenant
+    started = time.monotonic()
+    try:
+        manifest = generate_demo(
+            out,
+            tenants=args.tenants,
+            months=args.months,
+            events_per_tenant=args.events_per_tenant,
+            seed=args.seed,
+            as_of=as_of,
+            progress=_progress_bar("writing demo data") if total >= 200_000 else None,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    elapsed = time.monotonic() - started
+    print(
+        f"Demo dataset in {out} ({elapsed:.1f}s): {args.tenants} tenants, "
+        f"{manifest.total_events:,} usage events up to {as_of.isoformat()}, "
+        f"{len(manifest.violations)} seeded violations "
+        f"(see {out / 'demo_manifest.json'})."
+    )
+    return 0
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Runs must land in the instance the UI reads: DAGSTER_HOME, created on first use."""
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        template = PROJECT_DIR / "dagster.yaml"
+        config.write_text(template.read_text() if template.exists() else INSTANCE_TEMPLATE)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _summary(findings: pd.DataFrame, quarantined: int | None) -> str:
+    lines = []
+    live = findings[findings["status"] != "resolved"]
+    if live.empty:
+        lines.append("No open or waived findings.")
+    else:
+        table = (
+            live.pivot_table(
+                index="check",
+                columns="severity",
+                values="finding_id",
+                aggfunc="count",
+                fill_value=0,
+            )
+            .reindex(columns=[s for s in reversed(SEVERITIES) if s in set(live["severity"])])
+            .reset_index()
+        )
+        lines.append("Findings (open + waived) by check and severity:")
+        lines.append(table.to_string(index=False))
+    counts = findings["status"].value_counts()
+    lines.append(
+        "Status: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("open", "waived", "resolved"))
+        + (f"; {quarantined} input rows quarantined" if quarantined is not None else "")
+    )
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from licensing_pipeline.cli_progress import progress_logger
+    from licensing_pipeline.jobs import nightly_compliance, run_settings_config
+    from licensing_pipeline.repository.resources import LicensingRepository
+    from licensing_pipeline.resources import build_resources
+    from licensing_pipeline.warehouse.resources import Warehouse
+
+    data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else settings.data_dir
+    if not data_dir.is_dir():
+        raise CliError(
+            f"{data_dir}: no such folder. Create a demo dataset with `licensing-pipeline demo`, "
+            "or point --data-dir / LICENSING_DATA_DIR at your exports."
+        )
+    as_of = args.as_of or settings.as_of
+    print(f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}", flush=True)
+    defs = dg.Definitions(
+        assets=_all_assets(),
+        jobs=[nightly_compliance],
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+        loggers={"progress": progress_logger},
+    )
+    run_config = run_settings_config(str(data_dir), as_of)
+    run_config["loggers"] = {"progress": {}}
+    started = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("nightly_compliance").execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
+    elapsed = time.monotonic() - started
+    if not result.success:
+        failed = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        print(f"\nRun {result.run_id} FAILED after {elapsed:.1f}s.", file=sys.stderr)
+        for event in failed:
+            error = getattr(event.event_specific_data, "error", None)
+            message = error.message.strip() if error else "unknown error"
+            print(f"  {event.step_key}: {message}", file=sys.stderr)
+        print("Open the run in the Dagster UI (`make dev`) for the full log.", file=sys.stderr)
+        return EXIT_JOB_FAILED
+    repository = LicensingRepository(database_url=settings.database_url)
+    findings = repository.load_findings()
+    warehouse = Warehouse(path=str(settings.warehouse_path))
+    quarantined = (
+        len(warehouse.read_frame("quarantined_records"))
+        if warehouse.table_exists("quarantined_records")
+        else None
+    )
+    print(f"\nRun {result.run_id} succeeded in {elapsed:.1f}s.\n")
+    print(_summary(findings, quarantined))
+    if args.fail_on:
+        threshold = SEVERITIES.index(args.fail_on)
+        ranks = findings["severity"].map(SEVERITIES.index)
+        breaching = findings[(findings["status"] == "open") & (ranks >= threshold)]
+        if len(breaching):
+            print(
+                f"\n{len(breaching)} open finding(s) at or above '{args.fail_on}': exiting with "
+                f"{EXIT_FINDINGS_AT_OR_ABOVE}.",
+                file=sys.stderr,
+            )
+            return EXIT_FINDINGS_AT_OR_ABOVE
+    return 0
+
+
+def _all_assets() -> list[Any]:
+    from licensing_pipeline.definitions import defs
+
+    return list(defs.assets or [])
+
+
+# --- findings -----------------------------------------------------------------------------
+
+
+def cmd_findings(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.repository.resources import LicensingRepository
+
+    findings = LicensingRepository(database_url=settings.database_url).load_findings()
+    if args.status != "all":
+        findings = findings[findings["status"] == args.status]
+    if args.severity:
+        findings = findings[findings["severity"].isin(args.severity)]
+    if args.tenant:
+        findings = findings[findings["tenant_id"] == args.tenant]
+    if args.check:
+        findings = findings[findings["check"] == args.check]
+    out = findings.copy()
+    for column in ("first_detected_at", "last_detected_at"):
+        out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if args.format == "csv":
+        out.to_csv(sys.stdout, index=False)
+    elif args.format == "jsonl":
+        if len(out):
+            out.to_json(sys.stdout, orient="records", lines=True)
+    elif out.empty:
+        print("No findings match.")
+    else:
+        columns = ["tenant_id", "check", "subject", "period", "observed", "allowed"]
+        shown = out[[*columns, "severity", "action", "status"]]
+        print(shown.to_string(index=False, max_colwidth=40))
+        print(f"\n{len(out)} finding(s).")
+    return 0
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="licensing-pipeline",
+        description="Keep a SaaS business in compliance with its own contracts.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="write a demo dataset with known, seeded violations")
+    demo.add_argument("--tenants", type=_positive, default=40)
+    demo.add_argument("--months", type=_positive, default=6)
+    demo.add_argument("--events-per-tenant", type=_positive, default=2500)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--as-of", type=_iso_date, help="last day of data (default: today, UTC)")
+    demo.add_argument("--out", help="folder to write (default: LICENSING_DATA_DIR)")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="run the nightly_compliance job now, in this process")
+    run.add_argument("--data-dir", help="exports folder (default: LICENSING_DATA_DIR)")
+    run.add_argument("--as-of", type=_iso_date, help="evaluate as of this day (default: today)")
+    run.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        help=f"exit {EXIT_FINDINGS_AT_OR_ABOVE} if an open finding at or above this severity exists",
+    )
+    run.set_defaults(func=cmd_run)
+
+    findings = sub.add_parser("findings", help="print the findings of the latest run")
+    findings.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
+    findings.add_argument("--status", choices=("open", "waived", "resolved", "all"), default="open")
+    findings.add_argument("--severity", choices=SEVERITIES, nargs="+")
+    findings.add_argument("--tenant", help="only this tenant_id")
+    findings.add_argument("--check", help="only this check")
+    findings.set_defaults(func=cmd_findings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args, load_settings()))
+    except (CliError, ContractError) as exc:
+        print(f"licensing-pipeline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The nightly job and its schedule."""
+
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+
+from licensing_pipeline.settings import load_settings
+
+nightly_compliance = dg.define_asset_job(
+    name="nightly_compliance",
+    selection=dg.AssetSelection.all(),
+    description=(
+        "Load the exports, rebuild the warehouse, run every check family and decide the findings."
+    ),
+)
+
+
+def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
+    """Run config that points one run at an exports folder and an as-of day."""
+    return {"resources": {"run_settings": {"config": {"data_dir": data_dir, "as_of": as_of}}}}
+
+
+@dg.schedule(
+    job=nightly_compliance,
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="02:00 UTC: evaluate the day that just ended.",
+)
+def nightly_compliance_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    as_of = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(
+        run_key=f"nightly-{as_of}",
+        run_config=run_settings_config(str(load_settings().data_dir), as_of),
+        tags={"licensing/as_of": as_of},
+    )

@@ -1,0 +1,23 @@
+"""Every resource of the code location, configured from the environment (settings.py)."""
+
+from typing import Any
+
+from licensing_pipeline.policy.bundle import PolicyResource
+from licensing_pipeline.repository.resources import LicensingRepository
+from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.settings import Settings, load_settings
+from licensing_pipeline.warehouse.assets import dbt_resource
+from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
+
+
+def build_resources(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or load_settings()
+    warehouse = Warehouse(path=str(settings.warehouse_path))
+    return {
+        "run_settings": RunSettings(data_dir=str(settings.data_dir), as_of=settings.as_of),
+        "warehouse": warehouse,
+        "io_manager": WarehouseIOManager(warehouse=warehouse),
+        "dbt": dbt_resource(settings),
+        "policy": PolicyResource(path=str(settings.policy_path)),
+        "repository": LicensingRepository(database_url=settings.database_url),
+    }

@@ -1,0 +1,77 @@
+from datetime import UTC
+
+import dagster as dg
+
+from licensing_pipeline.definitions import defs
+
+
+def test_definitions_load_and_validate():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_has_the_three_groups_in_one_lineage():
+    graph = defs.resolve_asset_graph()
+    groups = {graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert {"sources", "warehouse", "compliance"} <= groups
+    findings = dg.AssetKey("compliance_findings")
+    upstream = graph.upstream_key_iterator(findings)
+    assert dg.AssetKey("quota_consumption") in set(upstream)
+    ancestors = set()
+    frontier = [findings]
+    while frontier:
+        key = frontier.pop()
+        for parent in graph.get(key).parent_keys:
+            if parent not in ancestors:
+                ancestors.add(parent)
+                frontier.append(parent)
+    assert {
+        dg.AssetKey("usage_events"),
+        dg.AssetKey("usage_monthly"),
+        dg.AssetKey("catalog"),
+    } <= ancestors
+
+
+def test_every_source_of_the_contract_is_an_asset():
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {
+        "catalog",
+        "tenants",
+        "contracts",
+        "usage_events",
+        "billing_records",
+        "deployment_configs",
+        "residency_configs",
+        "policy_exceptions",
+        "quarantined_records",
+        "effective_entitlements",
+        "quota_consumption",
+        "feature_compliance",
+        "contract_status_compliance",
+        "residency_compliance",
+        "config_drift",
+        "billing_reconciliation",
+        "usage_anomalies",
+        "compliance_findings",
+    } <= keys
+
+
+def test_nightly_job_and_schedule_are_on_by_default():
+    job = defs.resolve_job_def("nightly_compliance")
+    assert job is not None
+    schedule = defs.resolve_schedule_def("nightly_compliance_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_schedule_evaluates_the_day_that_just_ended():
+    from datetime import datetime
+
+    schedule = defs.resolve_schedule_def("nightly_compliance_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+    )
+    requests = schedule.evaluate_tick(context).run_requests
+    assert requests is not None and len(requests) == 1
+    config = requests[0].run_config["resources"]["run_settings"]["config"]
+    assert config["as_of"] == "2026-11-27"
