@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -141,10 +140,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     ensure_dagster_home(settings)
     import dagster as dg
 
-    from licensing_pipeline.cli_progress import progress_logger
-    from licensing_pipeline.jobs import nightly_compliance, run_settings_config
+    from licensing_pipeline.definitions import build_definitions
+    from licensing_pipeline.jobs import run_settings_config
     from licensing_pipeline.repository.resources import LicensingRepository
-    from licensing_pipeline.resources import build_resources
     from licensing_pipeline.warehouse.resources import Warehouse
 
     data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else settings.data_dir
@@ -155,13 +153,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
     as_of = args.as_of or settings.as_of
     print(f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}", flush=True)
-    defs = dg.Definitions(
-        assets=_all_assets(),
-        jobs=[nightly_compliance],
-        resources=build_resources(settings),
-        executor=dg.in_process_executor,
-        loggers={"progress": progress_logger},
-    )
+    defs = build_definitions(settings)
     run_config = run_settings_config(str(data_dir), as_of)
     run_config["loggers"] = {"progress": {}}
     started = time.monotonic()
@@ -201,12 +193,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return EXIT_FINDINGS_AT_OR_ABOVE
     return 0
-
-
-def _all_assets() -> list[Any]:
-    from licensing_pipeline.definitions import defs
-
-    return list(defs.assets or [])
 
 
 # --- findings -----------------------------------------------------------------------------
@@ -278,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     findings.add_argument("--tenant", help="only this tenant_id")
     findings.add_argument("--check", help="only this check")
     findings.set_defaults(func=cmd_findings)
+
+    from licensing_pipeline.remediation.cli import add_remediation_commands
+
+    add_remediation_commands(sub)
     return parser
 
 

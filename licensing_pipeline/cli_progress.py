@@ -46,7 +46,7 @@ class _ProgressHandler(logging.Handler):
         print(f"  [{elapsed:6.1f}s] {label:<12} {name}", file=sys.stderr, flush=True)
 
 
-@dg.logger(description="One line per finished step, for the command line.")
+@dg.logger(config_schema={}, description="One line per finished step, for the command line.")
 def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     log = logging.getLogger("licensing_pipeline.progress")
     log.setLevel(logging.DEBUG)

@@ -2,17 +2,38 @@
 
 import dagster as dg
 
+from licensing_pipeline.cli_progress import progress_logger
 from licensing_pipeline.compliance.assets import compliance_assets
 from licensing_pipeline.compliance.findings import compliance_findings
 from licensing_pipeline.jobs import nightly_compliance, nightly_compliance_schedule
+from licensing_pipeline.remediation.definitions import (
+    remediation_assets,
+    remediation_jobs,
+    remediation_sensors,
+)
 from licensing_pipeline.resources import build_resources
+from licensing_pipeline.settings import Settings
 from licensing_pipeline.sources.assets import source_assets
 from licensing_pipeline.warehouse.assets import warehouse_models
 
-defs = dg.Definitions(
-    assets=[*source_assets, warehouse_models, *compliance_assets, compliance_findings],
-    jobs=[nightly_compliance],
-    schedules=[nightly_compliance_schedule],
-    resources=build_resources(),
-    executor=dg.in_process_executor,
-)
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The CLI builds its own, so a changed environment (tests, --data-dir) takes effect."""
+    return dg.Definitions(
+        assets=[
+            *source_assets,
+            warehouse_models,
+            *compliance_assets,
+            compliance_findings,
+            *remediation_assets,
+        ],
+        jobs=[nightly_compliance, *remediation_jobs],
+        schedules=[nightly_compliance_schedule],
+        sensors=remediation_sensors,
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+        loggers={"progress": progress_logger},
+    )
+
+
+defs = build_definitions()

@@ -207,10 +207,14 @@ def parse_catalog(doc: LocatedYaml) -> Catalog:
         if aggregation != "COUNT" and not value_property:
             raise doc.error(f"{aggregation} needs a value_property", "metrics", name)
         if value_property is not None and not _IDENTIFIER.match(str(value_property)):
-            raise doc.error("value_property must be an identifier", "metrics", name, "value_property")
+            raise doc.error(
+                "value_property must be an identifier", "metrics", name, "value_property"
+            )
         period = str(body.get("period", "month"))
         if period not in PERIODS:
-            raise doc.error(f"period must be one of {PERIODS}, got {period!r}", "metrics", name, "period")
+            raise doc.error(
+                f"period must be one of {PERIODS}, got {period!r}", "metrics", name, "period"
+            )
         metrics[str(name)] = Metric(
             name=str(name),
             event_type=str(body["event_type"]),

@@ -180,9 +180,11 @@ def conform(frame: pd.DataFrame, schema: Mapping[str, str]) -> pd.DataFrame:
     """Exactly the schema's columns, in order and dtype (missing columns become nulls)."""
     out = pd.DataFrame(index=frame.index)
     for column, dtype in schema.items():
-        values = frame[column] if column in frame.columns else pd.Series(pd.NA, index=frame.index)
-        if dtype == TIMESTAMP:
-            out[column] = pd.to_datetime(values, utc=True).dt.tz_localize(None).astype(TIMESTAMP)
+        if column not in frame.columns:
+            out[column] = pd.Series(index=frame.index, dtype=dtype)
+        elif dtype == TIMESTAMP:
+            stamps = pd.to_datetime(frame[column], utc=True)
+            out[column] = stamps.dt.tz_localize(None).astype(TIMESTAMP)
         else:
-            out[column] = values.astype(dtype)
+            out[column] = frame[column].astype(dtype)
     return out.reset_index(drop=True)

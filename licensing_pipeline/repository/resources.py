@@ -15,7 +15,7 @@ from licensing_pipeline.repository.tables import compliance_findings, finding_ru
 
 def make_engine(database_url: str) -> sa.Engine:
     url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return sa.create_engine(url)
 

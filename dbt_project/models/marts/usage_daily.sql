@@ -1,0 +1,1 @@
+{{ usage_aggregate('usage_date', 'usage_date') }}

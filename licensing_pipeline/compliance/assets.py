@@ -1,0 +1,245 @@
+"""The compliance assets: thin wrappers that load inputs, call the pure check functions and
+describe what they found. Every input is a warehouse table loaded by the IO manager."""
+
+# No ``from __future__ import annotations``: Dagster inspects the annotations of asset
+# functions (context, resources, inputs) at definition time and rejects strings.
+
+from collections.abc import Iterable
+
+import dagster as dg
+import pandas as pd
+
+from licensing_pipeline.compliance import (
+    anomalies,
+    billing,
+    contract_status,
+    features,
+    quota,
+    residency,
+)
+from licensing_pipeline.compliance import (
+    config_drift as drift,
+)
+from licensing_pipeline.compliance.common import count_by_check
+from licensing_pipeline.compliance.entitlements import resolve_entitlements
+from licensing_pipeline.contract.catalog import Catalog
+from licensing_pipeline.policy.bundle import PolicyResource
+from licensing_pipeline.run_settings import RunSettings
+
+GROUP = "compliance"
+PREVIEW_ROWS = 10
+
+
+def _preview(frame: pd.DataFrame) -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("_none_")
+    return dg.MetadataValue.md(str(frame.head(PREVIEW_ROWS).to_markdown(index=False)))
+
+
+def _describe(
+    context: dg.AssetExecutionContext, results: pd.DataFrame, checks: Iterable[str]
+) -> pd.DataFrame:
+    context.add_output_metadata(
+        {
+            "results": dg.MetadataValue.int(len(results)),
+            **{
+                check: dg.MetadataValue.int(n)
+                for check, n in count_by_check(results, checks).items()
+            },
+            "preview": _preview(results),
+        }
+    )
+    return results
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description=(
+        "What each tenant may use in each month: the contract in force on the month's last "
+        "day (on as-of for the current month), plan ∪ add-on features, plan + add-on quotas "
+        "then overrides."
+    ),
+)
+def effective_entitlements(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    catalog: pd.DataFrame,
+    tenants: pd.DataFrame,
+    contracts: pd.DataFrame,
+    tenant_activity_daily: pd.DataFrame,
+) -> pd.DataFrame:
+    frame = resolve_entitlements(
+        Catalog.from_frame(catalog),
+        tenants,
+        contracts,
+        tenant_activity_daily,
+        run_settings.as_of_date(),
+    )
+    statuses = frame["contract_status"].value_counts()
+    context.add_output_metadata(
+        {
+            "tenant_months": dg.MetadataValue.int(len(frame)),
+            "tenants": dg.MetadataValue.int(int(frame["tenant_id"].nunique())),
+            **{
+                f"status_{status}": dg.MetadataValue.int(int(statuses.get(status, 0)))
+                for status in ("active", "paused", "cancelled", "expired", "none")
+            },
+            "preview": _preview(frame),
+        }
+    )
+    return frame
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description="quota_exceeded / quota_near_limit: monthly usage against entitled quotas.",
+)
+def quota_consumption(
+    context: dg.AssetExecutionContext,
+    policy: PolicyResource,
+    effective_entitlements: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+) -> pd.DataFrame:
+    results = quota.quota_consumption(
+        effective_entitlements, usage_monthly, policy.load().near_limit_ratio
+    )
+    return _describe(context, results, quota.CHECKS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description="feature_not_entitled: usage events of features the contract does not include.",
+)
+def feature_compliance(
+    context: dg.AssetExecutionContext,
+    effective_entitlements: pd.DataFrame,
+    feature_usage_daily: pd.DataFrame,
+) -> pd.DataFrame:
+    results = features.feature_compliance(effective_entitlements, feature_usage_daily)
+    return _describe(context, results, features.CHECKS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description="inactive_contract_usage: usage with no active contract in force.",
+)
+def contract_status_compliance(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    effective_entitlements: pd.DataFrame,
+    tenant_activity_daily: pd.DataFrame,
+) -> pd.DataFrame:
+    results = contract_status.contract_status_compliance(
+        effective_entitlements, tenant_activity_daily, as_of=run_settings.as_of_date()
+    )
+    return _describe(context, results, contract_status.CHECKS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description=(
+        "residency_violation: usage processed, or a deployment running, in a region whose "
+        "jurisdiction the tenant does not allow."
+    ),
+)
+def residency_compliance(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    catalog: pd.DataFrame,
+    residency_configs: pd.DataFrame,
+    region_usage_daily: pd.DataFrame,
+    deployment_configs: pd.DataFrame,
+    effective_entitlements: pd.DataFrame,
+) -> pd.DataFrame:
+    results = residency.residency_compliance(
+        Catalog.from_frame(catalog),
+        residency_configs,
+        region_usage_daily,
+        deployment_configs,
+        run_settings.as_of_date(),
+        entitlements=effective_entitlements,
+    )
+    return _describe(context, results, residency.CHECKS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description=(
+        "config_feature_not_entitled / config_feature_missing / config_quota_mismatch: the "
+        "latest deployment configs against the entitlement on as-of."
+    ),
+)
+def config_drift(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    effective_entitlements: pd.DataFrame,
+    deployment_configs: pd.DataFrame,
+) -> pd.DataFrame:
+    results = drift.config_drift(
+        effective_entitlements, deployment_configs, run_settings.as_of_date()
+    )
+    return _describe(context, results, drift.CHECKS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    description="unbilled_usage / overbilled_usage: closed months' usage against invoices.",
+)
+def billing_reconciliation(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    policy: PolicyResource,
+    effective_entitlements: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+    billing_records: pd.DataFrame,
+) -> pd.DataFrame:
+    results = billing.billing_reconciliation(
+        effective_entitlements,
+        usage_monthly,
+        billing_records,
+        run_settings.as_of_date(),
+        policy.load().billing_tolerance,
+    )
+    return _describe(context, results, billing.CHECKS)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb"},
+    description="usage_anomaly: a day's usage far outside the tenant's own recent baseline.",
+)
+def usage_anomalies(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    policy: PolicyResource,
+    usage_daily: pd.DataFrame,
+    tenant_activity_daily: pd.DataFrame,
+    effective_entitlements: pd.DataFrame,
+) -> pd.DataFrame:
+    results = anomalies.usage_anomalies(
+        usage_daily,
+        tenant_activity_daily,
+        run_settings.as_of_date(),
+        policy.load().anomaly,
+        entitlements=effective_entitlements,
+    )
+    return _describe(context, results, anomalies.CHECKS)
+
+
+compliance_assets = [
+    effective_entitlements,
+    quota_consumption,
+    feature_compliance,
+    contract_status_compliance,
+    residency_compliance,
+    config_drift,
+    billing_reconciliation,
+    usage_anomalies,
+]

@@ -1,0 +1,123 @@
+"""Small helpers shared by the check families: input normalisation and customer wording.
+
+Frames come from the warehouse (DuckDB: object columns, ``datetime64[us]`` dates) or from
+tests (plain Python values), so every family normalises its inputs the same way first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+
+import pandas as pd
+
+from licensing_pipeline.contract.schemas import CHECK_RESULTS, conform, empty_frame
+
+
+def as_day(value: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
+    """A calendar day as a naive midnight timestamp (UTC)."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.normalize()
+
+
+def day_series(values: pd.Series) -> pd.Series:
+    """Dates, datetimes or ISO text to naive midnight timestamps (NaT stays NaT)."""
+    stamps = pd.to_datetime(values, utc=True, errors="coerce")
+    return stamps.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+
+
+def time_series(values: pd.Series) -> pd.Series:
+    """Timestamps to naive UTC, keeping the time of day."""
+    stamps = pd.to_datetime(values, utc=True, errors="coerce")
+    return stamps.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def text_series(values: pd.Series) -> pd.Series:
+    """Trimmed text; empty strings become missing."""
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def number_series(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def require(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    """The frame with every named column (missing ones as nulls), so an empty table still works."""
+    out = frame.copy()
+    for column in columns:
+        if column not in out.columns:
+            out[column] = pd.NA
+    return out
+
+
+def monthly_usage(usage_monthly: pd.DataFrame) -> pd.DataFrame:
+    """usage_monthly as tenant_id, period, metric, quantity (duplicates summed)."""
+    frame = require(usage_monthly, ["tenant_id", "metric", "period", "quantity"])
+    frame = pd.DataFrame(
+        {
+            "tenant_id": text_series(frame["tenant_id"]),
+            "metric": text_series(frame["metric"]),
+            "period": text_series(frame["period"]),
+            "quantity": number_series(frame["quantity"]).fillna(0.0),
+        }
+    ).dropna(subset=["tenant_id", "metric", "period"])
+    return frame.groupby(["tenant_id", "period", "metric"])["quantity"].sum().reset_index()
+
+
+def fmt_number(value: float) -> str:
+    """Customer-facing number: thousands separators, decimals only when there are some."""
+    if pd.isna(value):
+        return "unknown"
+    number = float(value)
+    if number.is_integer():
+        return f"{int(number):,}"
+    return f"{number:,.2f}".rstrip("0").rstrip(".")
+
+
+def join_names(names: Iterable[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = [str(n) for n in names]
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def check_results(frame: pd.DataFrame) -> pd.DataFrame:
+    """The CHECK_RESULTS layout, sorted so that runs are reproducible."""
+    if frame.empty:
+        return empty_frame(CHECK_RESULTS)
+    ordered = frame.sort_values(["tenant_id", "check", "subject", "period"], kind="stable")
+    return conform(ordered, CHECK_RESULTS)
+
+
+def count_by_check(results: pd.DataFrame, checks: Iterable[str]) -> Mapping[str, int]:
+    counts = results["check"].value_counts() if len(results) else pd.Series(dtype="int64")
+    return {check: int(counts.get(check, 0)) for check in checks}
+
+
+def latest_deployments(deployment_configs: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """The latest observation per (tenant, deployment) made by the end of the as-of day.
+
+    Columns: tenant_id, deployment, region, enabled_features, quota_limits, observed_at.
+    """
+    frame = require(
+        deployment_configs,
+        ["tenant_id", "deployment", "region", "enabled_features", "quota_limits", "observed_at"],
+    )
+    out = pd.DataFrame(
+        {
+            "tenant_id": text_series(frame["tenant_id"]),
+            "deployment": text_series(frame["deployment"]).fillna(""),
+            "region": text_series(frame["region"]),
+            "enabled_features": frame["enabled_features"].astype(object),
+            "quota_limits": frame["quota_limits"].astype(object),
+            "observed_at": time_series(frame["observed_at"]),
+        }
+    )
+    cutoff = as_day(as_of) + pd.Timedelta(days=1)
+    out = out[out["tenant_id"].notna() & (out["observed_at"] < cutoff)]
+    out = out.sort_values(["tenant_id", "deployment", "observed_at"], kind="stable")
+    return out.drop_duplicates(["tenant_id", "deployment"], keep="last").reset_index(drop=True)

@@ -1,0 +1,63 @@
+"""Feature compliance: usage events of features the tenant's contract does not include."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from licensing_pipeline.compliance.common import (
+    check_results,
+    day_series,
+    fmt_number,
+    number_series,
+    require,
+    text_series,
+)
+from licensing_pipeline.compliance.entitlements import entitled_features, entitled_only
+
+CHECKS = ("feature_not_entitled",)
+
+
+def _feature_usage_monthly(feature_usage_daily: pd.DataFrame) -> pd.DataFrame:
+    frame = require(feature_usage_daily, ["tenant_id", "feature", "usage_date", "events"])
+    days = day_series(frame["usage_date"])
+    frame = pd.DataFrame(
+        {
+            "tenant_id": text_series(frame["tenant_id"]),
+            "feature": text_series(frame["feature"]),
+            "period": days.dt.strftime("%Y-%m").astype("string"),
+            "events": number_series(frame["events"]).fillna(0.0),
+        }
+    ).dropna(subset=["tenant_id", "feature", "period"])
+    return frame.groupby(["tenant_id", "period", "feature"])["events"].sum().reset_index()
+
+
+def feature_compliance(
+    entitlements: pd.DataFrame, feature_usage_daily: pd.DataFrame
+) -> pd.DataFrame:
+    """feature_not_entitled per (tenant, month, feature) used without being granted.
+
+    Only entitled periods count: usage with no active contract is reported once, as
+    inactive_contract_usage, rather than once per feature.
+    """
+    entitled = entitled_only(entitlements)
+    usage = _feature_usage_monthly(feature_usage_daily).merge(
+        entitled[["tenant_id", "period", "plan", "enforcement"]], on=["tenant_id", "period"]
+    )
+    granted = entitled_features(entitlements).assign(_granted=True)
+    usage = usage.merge(granted, on=["tenant_id", "period", "feature"], how="left")
+    found = usage[usage["_granted"].isna() & (usage["events"] > 0)].copy()
+    if found.empty:
+        return check_results(found)
+    found["check"] = "feature_not_entitled"
+    found["subject"] = found["feature"]
+    found["observed"] = found["events"]
+    found["allowed"] = 0.0
+    found["details"] = [
+        f"{feature} was used in {fmt_number(events)} "
+        f"event{'s' if events != 1 else ''} in {period}, "
+        f"but it is not included in your plan ({plan}) or add-ons."
+        for feature, events, period, plan in found[
+            ["feature", "events", "period", "plan"]
+        ].itertuples(index=False)
+    ]
+    return check_results(found)

@@ -1,0 +1,55 @@
+"""Quota consumption: monthly usage against the entitled limit of each metered metric."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from licensing_pipeline.compliance.common import check_results, fmt_number, monthly_usage
+from licensing_pipeline.compliance.entitlements import enforcement_for, entitled_quotas
+
+CHECKS = ("quota_exceeded", "quota_near_limit")
+_INCLUDED = "included in your plan and add-ons"
+
+
+def _percent(quantity: float, limit: float) -> int:
+    """Whole percent, rounded down (so 99.9 % never reads as 100 %), immune to float fuzz."""
+    return int(quantity / limit * 100 + 1e-9)
+
+
+def quota_consumption(
+    entitlements: pd.DataFrame, usage_monthly: pd.DataFrame, near_limit_ratio: float = 0.8
+) -> pd.DataFrame:
+    """quota_exceeded above the limit; quota_near_limit from ``near_limit_ratio`` up to the limit.
+
+    Only entitled periods are checked (the rest is inactive_contract_usage), and only
+    metrics with a quota: no quota means unlimited. The current month is checked on the
+    usage so far, so a customer hears about a breach before the invoice does.
+    """
+    limits = entitled_quotas(entitlements)
+    usage = monthly_usage(usage_monthly).merge(limits, on=["tenant_id", "period", "metric"])
+    quantity, limit = usage["quantity"], usage["limit"]
+    # A relative epsilon keeps "exactly 80 %" inside the band despite binary fractions.
+    slack = 1e-9 * limit.abs().clip(lower=1.0)
+    exceeded = quantity > limit + slack
+    near = ~exceeded & (limit > 0) & (quantity >= limit * near_limit_ratio - slack)
+    usage["check"] = pd.Series(pd.NA, index=usage.index, dtype="string")
+    usage.loc[exceeded, "check"] = "quota_exceeded"
+    usage.loc[near, "check"] = "quota_near_limit"
+    found = usage[usage["check"].notna()].copy()
+    if found.empty:
+        return check_results(found)
+
+    found["subject"] = found["metric"]
+    found["observed"] = found["quantity"]
+    found["allowed"] = found["limit"]
+    found["enforcement"] = enforcement_for(entitlements, found)
+    found["details"] = [
+        f"{metric} usage of {fmt_number(q)} in {period} is above the {fmt_number(lim)} {_INCLUDED}."
+        if check == "quota_exceeded"
+        else f"{metric} usage of {fmt_number(q)} in {period} is {_percent(q, lim)}% of the "
+        f"{fmt_number(lim)} {_INCLUDED}."
+        for check, metric, period, q, lim in found[
+            ["check", "metric", "period", "quantity", "limit"]
+        ].itertuples(index=False)
+    ]
+    return check_results(found)

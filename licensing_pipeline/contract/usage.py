@@ -1,0 +1,452 @@
+"""Usage telemetry (``usage/``): CloudEvents from JSON Lines and Parquet, loaded in DuckDB.
+
+Usage is the one event-scale input, so it never passes through pandas: every file is read,
+validated, de-duplicated and written to ``main.usage_events`` by SQL. Bad lines go to
+``main.quarantine_usage_events`` with their file, line, field and reason, and never stop the
+load. Blank lines are skipped, not bad.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from licensing_pipeline.contract.catalog import NUMERIC_AGGREGATIONS, Catalog
+from licensing_pipeline.contract.errors import ContractError, MissingInputError
+from licensing_pipeline.contract.schemas import (
+    INT,
+    QUARANTINED_RECORDS,
+    STRING,
+    USAGE_EVENTS_SQL,
+)
+
+SOURCE = "usage_events"
+EVENTS_TABLE = "main.usage_events"
+QUARANTINE_TABLE = "main.quarantine_usage_events"
+
+# RFC 3339 date-time; the offset is mandatory, so a local time can never be misread as UTC.
+RFC3339_WITH_OFFSET = (
+    r"^\d{4}-\d{2}-\d{2}[Tt ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+# CloudEvents context attributes: in Parquet every other column belongs to ``data``.
+_ATTRIBUTES = (
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+)
+_FLATTENED = ("user_id", "feature", "region")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUARANTINE_SQL = {STRING: "VARCHAR", INT: "BIGINT"}
+# A blank line: NULL from the reader, or whitespace only; the regex stops at the first
+# non-space character, so it costs almost nothing on real lines.
+_BLANK = r"(raw IS NULL OR NOT regexp_matches(raw, '[^ \t\r\f\v]'))"
+_LINE_KEY = 4_294_967_296  # (file_no, line) packed into one BIGINT for ordering
+
+
+@dataclass(frozen=True)
+class UsageLoadStats:
+    """What one load saw: ``lines_read = events_loaded + duplicates_dropped + quarantined``."""
+
+    files: int
+    jsonl_files: int
+    parquet_files: int
+    lines_read: int  # non-blank JSON lines plus Parquet rows
+    blank_lines: int
+    events_loaded: int
+    duplicates_dropped: int
+    quarantined: int
+    first_event_time: str | None = None  # UTC, ISO
+    last_event_time: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _ValueCheck:
+    """A catalog meter that reads a number from ``data.<prop>`` of events of ``event_type``."""
+
+    event_type: str
+    prop: str
+    metrics: tuple[str, ...]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def usage_files(usage_dir: Path) -> list[Path]:
+    """Every usage file under the folder, in a stable order (which decides duplicate ties)."""
+    found = [
+        p
+        for p in usage_dir.rglob("*")
+        if p.is_file() and p.name.lower().endswith((".jsonl", ".jsonl.gz", ".parquet"))
+    ]
+    return sorted(found, key=lambda p: str(p.relative_to(usage_dir)))
+
+
+def _value_checks(catalog: Catalog) -> list[_ValueCheck]:
+    pairs: dict[tuple[str, str], list[str]] = {}
+    for metric in catalog.metrics.values():
+        if metric.aggregation in NUMERIC_AGGREGATIONS and metric.value_property:
+            if not _IDENTIFIER.match(metric.value_property):
+                raise ContractError(
+                    "value_property must be an identifier",
+                    field=f"metrics.{metric.name}.value_property",
+                )
+            pairs.setdefault((metric.event_type, metric.value_property), []).append(metric.name)
+    return [_ValueCheck(t, p, tuple(sorted(m))) for (t, p), m in sorted(pairs.items())]
+
+
+def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _usage_files (file_no INTEGER, file VARCHAR, kind VARCHAR)"
+    )
+    # note: a problem found before parsing (unreadable file, invalid UTF-8) that quarantines it
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _usage_lines "
+        "(file_no INTEGER, line BIGINT, raw VARCHAR, note VARCHAR)"
+    )
+
+
+def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS _usage_staged")
+    for table in ("_usage_checked", "_usage_dups", "_usage_lines", "_usage_files"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _read_jsonl(con: duckdb.DuckDBPyConnection, file_no: int, path: Path) -> None:
+    """Lines with exact 1-based numbers, read as a one-column CSV in parallel.
+
+    The delimiter is a run of four control characters, which JSON never contains unescaped:
+    valid lines are never split, and the rare line that holds the run is cut there (it was
+    not valid JSON to begin with). ``row_number() OVER ()`` runs as a streaming window,
+    which keeps the file's order.
+    """
+    try:
+        con.execute(
+            r"""
+            INSERT INTO _usage_lines
+            SELECT $file_no, row_number() OVER (), raw, NULL
+            FROM read_csv($path, columns = {'raw': 'VARCHAR'}, quote = '',
+                          delim = chr(31) || chr(30) || chr(31) || chr(30),
+                          escape = '', header = false, auto_detect = false,
+                          strict_mode = false, max_line_size = 1000000000)
+            """,
+            {"file_no": file_no, "path": str(path)},
+        )
+    except duckdb.Error:
+        # DuckDB refuses the whole file (e.g. a line that is not UTF-8): read it line by line.
+        _read_jsonl_slowly(con, file_no, path)
+
+
+def _read_jsonl_slowly(con: duckdb.DuckDBPyConnection, file_no: int, path: Path) -> None:
+    """Line by line in Python: bad bytes quarantine their line only, and a damaged file
+    (e.g. a truncated .gz) keeps the lines before the damage."""
+    chunks: list[bytes] = []
+    damage: str | None = None
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as handle:
+            for chunk in handle:
+                chunks.append(chunk.rstrip(b"\n").rstrip(b"\r"))
+    except (OSError, EOFError) as exc:
+        damage = f"cannot read the file past line {len(chunks)}: {exc}"
+    lines: list[int] = []
+    raws: list[str] = []
+    notes: list[str | None] = []
+    for number, chunk in enumerate(chunks, start=1):
+        try:
+            raw, note = chunk.decode("utf-8"), None
+        except UnicodeDecodeError:
+            raw, note = chunk.decode("utf-8", errors="replace"), "line is not valid UTF-8 text"
+        lines.append(number)
+        raws.append(raw)
+        notes.append(note)
+    batch = pa.table(
+        {
+            "file_no": pa.array([file_no] * len(lines), pa.int32()),
+            "line": pa.array(lines, pa.int64()),
+            "raw": pa.array(raws, pa.string()),
+            "note": pa.array(notes, pa.string()),
+        }
+    )
+    con.register("_usage_batch", batch)
+    try:
+        con.execute("INSERT INTO _usage_lines SELECT * FROM _usage_batch")
+    finally:
+        con.unregister("_usage_batch")
+    if damage:
+        _note_unreadable(con, file_no, damage)
+
+
+def _note_unreadable(con: duckdb.DuckDBPyConnection, file_no: int, reason: str) -> None:
+    con.execute("INSERT INTO _usage_lines VALUES (?, NULL, NULL, ?)", [file_no, reason])
+
+
+def _jsonl_select(props: list[str]) -> str:
+    paths = [
+        "$.id",
+        "$.source",
+        "$.type",
+        "$.subject",
+        "$.time",
+        "$.data",
+        *(f"$.data.{name}" for name in _FLATTENED),
+        *(f'$.data."{prop}"' for prop in props),
+    ]
+    path_list = "[" + ", ".join(_literal(p) for p in paths) + "]"
+    values = ", ".join(f"f[{7 + len(_FLATTENED) + i}] AS v{i}" for i in range(len(props)))
+    # The JSON is parsed once: all attributes come out of one json_extract_string call;
+    # try() turns "not JSON" into a NULL list instead of an error.
+    return f"""
+        SELECT file_no, line, raw, note,
+               note IS NULL AND f IS NULL AS not_json,
+               f[1] AS id, f[2] AS source, f[3] AS type, f[4] AS subject, f[5] AS time,
+               f[6] AS data, f[7] AS user_id, f[8] AS feature, f[9] AS region
+               {", " + values if values else ""}
+        FROM (
+            SELECT *, CASE WHEN note IS NULL THEN try(json_extract_string(raw, {path_list})) END AS f
+            FROM _usage_lines
+            WHERE note IS NOT NULL OR NOT ({_BLANK})
+        )
+    """
+
+
+def _parquet_select(
+    con: duckdb.DuckDBPyConnection, file_no: int, path: Path, props: list[str]
+) -> str | None:
+    """A SELECT giving one Parquet file the JSON lines' shape, or None if it cannot be read."""
+    try:
+        described = con.execute(
+            "DESCRIBE SELECT * FROM read_parquet($path)", {"path": str(path)}
+        ).fetchall()
+    except duckdb.Error as exc:
+        _note_unreadable(con, file_no, f"cannot read Parquet file: {str(exc).splitlines()[0]}")
+        return None
+    types = {str(row[0]): str(row[1]).upper() for row in described}
+
+    def text(column: str) -> str:
+        return f"CAST({_ident(column)} AS VARCHAR)" if column in types else "NULL::VARCHAR"
+
+    time_type = types.get("time", "")
+    iso = "'%Y-%m-%dT%H:%M:%S.%fZ'"
+    if time_type.startswith("TIMESTAMP WITH TIME ZONE"):
+        time_sql = f'strftime(make_timestamp(epoch_us("time")), {iso})'
+    elif time_type.startswith("TIMESTAMP"):
+        time_sql = f'strftime(CAST("time" AS TIMESTAMP), {iso})'  # no zone: taken as UTC
+    else:
+        time_sql = text("time")
+    data_columns = [c for c in types if c not in _ATTRIBUTES]
+    data_sql = (
+        "json_object(" + ", ".join(f"{_literal(c)}, {_ident(c)}" for c in data_columns) + ")"
+        if data_columns
+        else "'{}'"
+    )
+    raw_sql = "json_object(" + ", ".join(f"{_literal(c)}, {_ident(c)}" for c in types) + ")"
+    values = "".join(f", {text(prop)} AS v{i}" for i, prop in enumerate(props))
+    return f"""
+        SELECT {file_no} AS file_no, file_row_number + 1 AS line, {raw_sql}::VARCHAR AS raw,
+               NULL::VARCHAR AS note, false AS not_json,
+               {text("id")} AS id, {text("source")} AS source, {text("type")} AS type,
+               {text("subject")} AS subject, {time_sql} AS time, {data_sql}::VARCHAR AS data,
+               {text("user_id")} AS user_id, {text("feature")} AS feature,
+               {text("region")} AS region{values}
+        FROM read_parquet({_literal(str(path))}, file_row_number = true)
+    """
+
+
+def _problem_sql(checks: list[_ValueCheck], props: list[str]) -> str:
+    """One CASE giving the first problem of a record as a {field, reason} struct (NULL: good)."""
+
+    def problem(field: str | None, reason: str) -> str:
+        field_sql = _literal(field) if field else "NULL::VARCHAR"
+        return f"{{'field': {field_sql}, 'reason': {reason}}}"
+
+    whens = [
+        ("note IS NOT NULL", problem(None, "note")),
+        ("not_json", problem(None, "'not valid JSON'")),
+        (
+            "id IS NULL AND source IS NULL AND type IS NULL AND subject IS NULL "
+            "AND time IS NULL AND data IS NULL AND json_type(raw) <> 'OBJECT'",
+            problem(None, "'not a JSON object'"),
+        ),
+    ]
+    for attribute in ("id", "type", "subject", "time"):
+        whens.append(
+            (
+                f"coalesce({attribute}, '') = ''",
+                problem(attribute, _literal(f"missing required attribute '{attribute}'")),
+            )
+        )
+    whens += [
+        (
+            "NOT time_ok",
+            problem("time", "'time is not RFC 3339 with an offset (e.g. 2026-10-03T14:12:09Z)'"),
+        ),
+        ("ts IS NULL", problem("time", "'time is not a valid date-time'")),
+    ]
+    for check in checks:
+        column = f"v{props.index(check.prop)}"
+        field = f"data.{check.prop}"
+        is_type = f"type = {_literal(check.event_type)}"
+        meters = ", ".join(check.metrics)
+        number = f"try_cast({column} AS DOUBLE)"
+        whens += [
+            (
+                f"{is_type} AND {column} IS NULL",
+                problem(field, _literal(f"missing {field}, needed by metric {meters}")),
+            ),
+            (
+                f"{is_type} AND ({number} IS NULL OR NOT isfinite({number}))",
+                problem(field, _literal(f"{field} is not a number (metric {meters})")),
+            ),
+            (
+                f"{is_type} AND {number} < 0",
+                problem(field, _literal(f"{field} is negative (metric {meters})")),
+            ),
+        ]
+    body = "\n".join(f"WHEN {condition} THEN {result}" for condition, result in whens)
+    return f"CASE {body} END"
+
+
+def _create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
+    events = ", ".join(f"{_ident(c)} {t}" for c, t in USAGE_EVENTS_SQL.items())
+    quarantine = ", ".join(
+        f"{_ident(c)} {_QUARANTINE_SQL[t]}" for c, t in QUARANTINED_RECORDS.items()
+    )
+    con.execute(f"CREATE OR REPLACE TABLE {EVENTS_TABLE} ({events})")
+    con.execute(f"CREATE OR REPLACE TABLE {QUARANTINE_TABLE} ({quarantine})")
+
+
+def load_usage_events(
+    con: duckdb.DuckDBPyConnection, usage_dir: Path, catalog: Catalog
+) -> UsageLoadStats:
+    """Replace ``main.usage_events`` and ``main.quarantine_usage_events`` from ``usage_dir``.
+
+    A repeated (source, id) is one event: the first by (file path, line) is kept.
+    """
+    usage_dir = Path(usage_dir)
+    if not usage_dir.is_dir():
+        raise MissingInputError(usage_dir, "usage folder (usage/ with *.jsonl, *.parquet)")
+    files = usage_files(usage_dir)
+    checks = _value_checks(catalog)
+    props = sorted({check.prop for check in checks})
+    try:
+        _create_work_tables(con)
+        selects = []
+        jsonl = 0
+        for file_no, path in enumerate(files):
+            kind = "parquet" if path.name.lower().endswith(".parquet") else "jsonl"
+            con.execute("INSERT INTO _usage_files VALUES (?, ?, ?)", [file_no, str(path), kind])
+            if kind == "jsonl":
+                jsonl += 1
+                _read_jsonl(con, file_no, path)
+            else:
+                select = _parquet_select(con, file_no, path, props)
+                if select:
+                    selects.append(select)
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW _usage_staged AS "
+            + " UNION ALL BY NAME ".join([_jsonl_select(props), *selects])
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _usage_checked AS
+            WITH timed AS (
+                SELECT *,
+                       coalesce(regexp_matches(time, {_literal(RFC3339_WITH_OFFSET)}), false)
+                           AS time_ok,
+                       make_timestamp(epoch_us(try_cast(upper(time) AS TIMESTAMPTZ))) AS ts
+                FROM _usage_staged
+            ), checked AS (
+                SELECT *, {_problem_sql(checks, props)} AS problem FROM timed
+            )
+            SELECT file_no, line, id, source, type, subject, ts, data, user_id, feature, region,
+                   problem.field AS field, problem.reason AS reason,
+                   CASE WHEN problem IS NOT NULL THEN raw END AS raw,
+                   file_no::BIGINT * {_LINE_KEY} + coalesce(line, 0) AS line_key
+            FROM checked
+            """
+        )
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _usage_dups AS
+            SELECT source, id, min(line_key) AS keep
+            FROM _usage_checked WHERE reason IS NULL
+            GROUP BY source, id HAVING count(*) > 1
+            """
+        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            _create_output_tables(con)
+            con.execute(
+                f"""
+                INSERT INTO {EVENTS_TABLE}
+                SELECT c.source, c.id, c.type, c.subject, c.ts, c.user_id, c.feature, c.region,
+                       c.data, f.file, c.line
+                FROM _usage_checked c
+                JOIN _usage_files f USING (file_no)
+                LEFT JOIN _usage_dups d ON c.source IS NOT DISTINCT FROM d.source AND c.id = d.id
+                WHERE c.reason IS NULL AND (d.keep IS NULL OR d.keep = c.line_key)
+                """
+            )
+            con.execute(
+                f"""
+                INSERT INTO {QUARANTINE_TABLE}
+                SELECT {_literal(SOURCE)}, f.file, c.line, c.field, rtrim(c.raw, chr(13)), c.reason
+                FROM _usage_checked c JOIN _usage_files f USING (file_no)
+                WHERE c.reason IS NOT NULL
+                ORDER BY c.line_key
+                """
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return _stats(con, len(files), jsonl)
+    finally:
+        _drop_work_tables(con)
+
+
+def _stats(con: duckdb.DuckDBPyConnection, files: int, jsonl: int) -> UsageLoadStats:
+    read = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM _usage_checked"
+    ).fetchone()
+    blank = con.execute(
+        f"SELECT count(*) FROM _usage_lines WHERE note IS NULL AND {_BLANK}"
+    ).fetchone()
+    loaded = con.execute(
+        f"SELECT count(*), strftime(min(time), '%Y-%m-%dT%H:%M:%SZ'), "
+        f"strftime(max(time), '%Y-%m-%dT%H:%M:%SZ') FROM {EVENTS_TABLE}"
+    ).fetchone()
+    assert read is not None and blank is not None and loaded is not None
+    lines_read, quarantined = int(read[0]), int(read[1])
+    events = int(loaded[0])
+    return UsageLoadStats(
+        files=files,
+        jsonl_files=jsonl,
+        parquet_files=files - jsonl,
+        lines_read=lines_read,
+        blank_lines=int(blank[0]),
+        events_loaded=events,
+        duplicates_dropped=lines_read - quarantined - events,
+        quarantined=quarantined,
+        first_event_time=loaded[1],
+        last_event_time=loaded[2],
+    )

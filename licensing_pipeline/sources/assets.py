@@ -1,0 +1,316 @@
+"""Source assets (group ``sources``): one per input of the data contract, plus the quarantine.
+
+Thin wrappers over ``contract.loaders`` and ``contract.usage``. Small inputs return frames,
+which the IO manager stores as warehouse tables; ``usage_events`` is written by SQL straight
+into the warehouse. Every source writes the rows it could not use to
+``quarantine_<asset>``, and ``quarantined_records`` gathers them for review.
+"""
+
+# No ``from __future__ import annotations`` here: Dagster inspects the annotations of asset
+# functions at definition time (context, resources, inputs) and rejects them as strings.
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from licensing_pipeline.contract import loaders
+from licensing_pipeline.contract.catalog import Catalog, load_catalog
+from licensing_pipeline.contract.errors import HOW_TO_FIX_DATA_DIR, ContractError, MissingInputError
+from licensing_pipeline.contract.schemas import QUARANTINED_RECORDS, conform, empty_frame
+from licensing_pipeline.contract.usage import QUARANTINE_TABLE, load_usage_events
+from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
+
+GROUP = "sources"
+CATALOG_FILE = "catalog.yaml"
+USAGE_DIR = "usage"
+PREVIEW_ROWS = 15
+RAW_PREVIEW_CHARS = 100
+
+
+def quarantine_table(source: str) -> str:
+    return f"quarantine_{source}"
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _data_dir(run_settings: RunSettings) -> Path:
+    path = run_settings.data_path()
+    if not path.is_dir():
+        raise dg.Failure(
+            description=f"{path}: the exports folder does not exist. {HOW_TO_FIX_DATA_DIR}",
+            metadata={"path": str(path)},
+        )
+    return path
+
+
+def _failure(exc: ContractError) -> dg.Failure:
+    """A Failure that tells the user where to look instead of a traceback."""
+    where = {"file": exc.file, "line": exc.line, "field": exc.field}
+    metadata: dict[str, Any] = {k: v for k, v in where.items() if v is not None}
+    if isinstance(exc, MissingInputError):
+        metadata["how_to_fix"] = HOW_TO_FIX_DATA_DIR
+    return dg.Failure(description=str(exc), metadata=metadata)
+
+
+def _markdown(frame: pd.DataFrame) -> dg.MetadataValue:
+    if frame.empty:
+        return dg.MetadataValue.md("_none_")
+    cells = frame.astype("string").fillna("").apply(lambda c: c.str.replace("|", "\\|"))
+    return dg.MetadataValue.md(str(cells.to_markdown(index=False)))
+
+
+def quarantine_preview(quarantined: pd.DataFrame) -> dg.MetadataValue:
+    """Counts by field and reason, then the first rows: enough to start fixing an export."""
+    if quarantined.empty:
+        return dg.MetadataValue.md("_nothing quarantined_")
+    counts = (
+        quarantined.fillna({"field": ""})
+        .groupby(["field", "reason"], dropna=False)
+        .size()
+        .rename("rows")
+        .reset_index()
+        .sort_values("rows", ascending=False)
+    )
+    first = quarantined.head(PREVIEW_ROWS)[["file", "line", "field", "reason", "raw"]].copy()
+    first["file"] = first["file"].map(lambda f: Path(str(f)).name, na_action="ignore")
+    first["raw"] = first["raw"].str.slice(0, RAW_PREVIEW_CHARS)
+    text = (
+        f"{_markdown(counts).value}\n\nFirst {len(first)} of {len(quarantined)}:\n\n"
+        f"{_markdown(first).value}"
+    )
+    return dg.MetadataValue.md(text)
+
+
+def _source_metadata(loaded: loaders.Loaded, file_name: str) -> dict[str, Any]:
+    return {
+        "dagster/row_count": dg.MetadataValue.int(len(loaded.frame)),
+        "quarantined": dg.MetadataValue.int(len(loaded.quarantined)),
+        "file": dg.MetadataValue.path(str(loaded.path))
+        if loaded.path
+        else dg.MetadataValue.text(f"{file_name} not present (optional): no rows"),
+        "quarantine_reasons": quarantine_preview(loaded.quarantined),
+    }
+
+
+# --- catalog ---------------------------------------------------------------------------
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"})
+def catalog(context: dg.AssetExecutionContext, run_settings: RunSettings) -> pd.DataFrame:
+    """The product catalog (``catalog.yaml``), one row per region, feature, metric, plan and
+    add-on. A broken catalog stops the run: every check depends on it."""
+    path = _data_dir(run_settings) / CATALOG_FILE
+    try:
+        if not path.is_file():
+            raise MissingInputError(path, CATALOG_FILE)
+        parsed = load_catalog(path)
+    except ContractError as exc:
+        raise _failure(exc) from None
+    context.add_output_metadata(
+        {
+            "file": dg.MetadataValue.path(str(path)),
+            "catalog_version": dg.MetadataValue.text(parsed.version),
+            "regions": dg.MetadataValue.int(len(parsed.regions)),
+            "features": dg.MetadataValue.int(len(parsed.features)),
+            "metrics": dg.MetadataValue.int(len(parsed.metrics)),
+            "plans": dg.MetadataValue.int(len(parsed.plans)),
+            "addons": dg.MetadataValue.int(len(parsed.addons)),
+        }
+    )
+    return parsed.to_frame()
+
+
+# --- small inputs ----------------------------------------------------------------------
+
+
+def _file_source(
+    name: str, file_name: str, load: Callable[[Path], loaders.Loaded], description: str
+) -> dg.AssetsDefinition:
+    @dg.asset(name=name, group_name=GROUP, kinds={"pandas"}, description=description)
+    def _source(
+        context: dg.AssetExecutionContext, run_settings: RunSettings, warehouse: Warehouse
+    ) -> pd.DataFrame:
+        try:
+            loaded = load(_data_dir(run_settings))
+        except ContractError as exc:
+            raise _failure(exc) from None
+        warehouse.write_frame(quarantine_table(name), loaded.quarantined)
+        if len(loaded.quarantined):
+            context.log.warning(
+                f"{len(loaded.quarantined)} row(s) of {file_name} quarantined; "
+                f"see table {quarantine_table(name)}"
+            )
+        context.add_output_metadata(_source_metadata(loaded, file_name))
+        return loaded.frame
+
+    return _source
+
+
+tenants = _file_source(
+    "tenants",
+    loaders.TENANTS_FILE,
+    loaders.load_tenants,
+    "Customer profiles (tenants.csv, required): who owns each tenant and where to alert.",
+)
+contracts = _file_source(
+    "contracts",
+    loaders.CONTRACTS_FILE,
+    loaders.load_contracts,
+    "Effective-dated contracts (contracts.csv, required): plan, add-ons, overrides, status.",
+)
+billing_records = _file_source(
+    "billing_records",
+    loaders.BILLING_RECORDS_FILE,
+    loaders.load_billing_records,
+    "What was invoiced per tenant, month and metric (billing_records.csv, optional).",
+)
+deployment_configs = _file_source(
+    "deployment_configs",
+    loaders.DEPLOYMENT_CONFIGS_FILE,
+    loaders.load_deployment_configs,
+    "What each running deployment enforces (deployment_configs.jsonl[.gz], optional).",
+)
+residency_configs = _file_source(
+    "residency_configs",
+    loaders.RESIDENCY_FILE,
+    loaders.load_residency_configs,
+    "Each tenant's allowed jurisdictions (residency.csv, optional; no row = unrestricted).",
+)
+policy_exceptions = _file_source(
+    "policy_exceptions",
+    loaders.EXCEPTIONS_FILE,
+    loaders.load_policy_exceptions,
+    "Approved, time-limited exceptions that waive matching findings (exceptions.csv, optional).",
+)
+
+
+# --- usage -----------------------------------------------------------------------------
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb"})
+def usage_events(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    warehouse: Warehouse,
+    catalog: pd.DataFrame,
+) -> dg.MaterializeResult:
+    """CloudEvents usage telemetry (``usage/``: JSON Lines, gzipped or not, and Parquet),
+    validated and de-duplicated on (source, id) by SQL, straight into the warehouse."""
+    usage_dir = _data_dir(run_settings) / USAGE_DIR
+    try:
+        with warehouse.connect() as con:
+            stats = load_usage_events(con, usage_dir, Catalog.from_frame(catalog))
+            quarantined = con.execute(
+                f"SELECT * FROM {QUARANTINE_TABLE} ORDER BY file, line LIMIT 10000"
+            ).df()
+    except ContractError as exc:
+        raise _failure(exc) from None
+    if stats.quarantined:
+        context.log.warning(
+            f"{stats.quarantined} usage line(s) quarantined; see table {QUARANTINE_TABLE}"
+        )
+    if not stats.files:
+        context.log.warning(f"{usage_dir} holds no *.jsonl, *.jsonl.gz or *.parquet files")
+    metadata: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(stats.events_loaded),
+        "dagster/table_name": dg.MetadataValue.text(f"warehouse.{SCHEMA}.usage_events"),
+        "folder": dg.MetadataValue.path(str(usage_dir)),
+        **{
+            key: dg.MetadataValue.int(value)
+            for key, value in stats.as_dict().items()
+            if isinstance(value, int)
+        },
+        "first_event_time": dg.MetadataValue.text(stats.first_event_time or "none"),
+        "last_event_time": dg.MetadataValue.text(stats.last_event_time or "none"),
+        "quarantine_reasons": quarantine_preview(quarantined),
+    }
+    return dg.MaterializeResult(metadata=metadata)
+
+
+# --- quarantine ------------------------------------------------------------------------
+
+QUARANTINE_SOURCES = (
+    "tenants",
+    "contracts",
+    "usage_events",
+    "billing_records",
+    "deployment_configs",
+    "residency_configs",
+    "policy_exceptions",
+)
+
+
+def _count_table(counts: Mapping[str, int], label: str) -> dg.MetadataValue:
+    frame = pd.DataFrame({label: list(counts), "rows": list(counts.values())})
+    return _markdown(frame)
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"pandas"},
+    deps=[
+        catalog,
+        tenants,
+        contracts,
+        usage_events,
+        billing_records,
+        deployment_configs,
+        residency_configs,
+        policy_exceptions,
+    ],
+)
+def quarantined_records(context: dg.AssetExecutionContext, warehouse: Warehouse) -> pd.DataFrame:
+    """Every input row a source could not use, with its file, line, field and reason: the
+    list to send back to whoever owns the export."""
+    columns = ", ".join(f'"{c}"' for c in QUARANTINED_RECORDS)
+    with warehouse.connect() as con:
+        present = {
+            str(row[0])
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                [SCHEMA],
+            ).fetchall()
+        }
+        tables = [quarantine_table(s) for s in QUARANTINE_SOURCES if quarantine_table(s) in present]
+        frame = (
+            con.execute(
+                " UNION ALL ".join(f'SELECT {columns} FROM {SCHEMA}."{t}"' for t in tables)
+                + " ORDER BY source, file, line"
+            ).df()
+            if tables
+            else empty_frame(QUARANTINED_RECORDS)
+        )
+    frame = conform(frame, QUARANTINED_RECORDS)
+    missing = [s for s in QUARANTINE_SOURCES if quarantine_table(s) not in present]
+    if missing:
+        context.log.warning(f"no quarantine table yet for: {', '.join(missing)}")
+    by_source = {s: int((frame["source"] == s).sum()) for s in QUARANTINE_SOURCES}
+    by_reason = frame.groupby(["source", "reason"]).size().sort_values(ascending=False)
+    context.add_output_metadata(
+        {
+            "total": dg.MetadataValue.int(len(frame)),
+            **{f"quarantined_{s}": dg.MetadataValue.int(n) for s, n in by_source.items()},
+            "by_source": _count_table(by_source, "source"),
+            "by_reason": _markdown(by_reason.rename("rows").reset_index()),
+            "sources_not_loaded": dg.MetadataValue.text(", ".join(missing) or "none"),
+        }
+    )
+    return frame
+
+
+source_assets: list[dg.AssetsDefinition] = [
+    catalog,
+    tenants,
+    contracts,
+    usage_events,
+    billing_records,
+    deployment_configs,
+    residency_configs,
+    policy_exceptions,
+    quarantined_records,
+]

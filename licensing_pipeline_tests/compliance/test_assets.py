@@ -1,0 +1,138 @@
+"""The compliance assets wired together over a small DuckDB warehouse (inputs by asset name)."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from licensing_pipeline.compliance.assets import compliance_assets
+from licensing_pipeline.contract.schemas import CHECK_RESULTS
+from licensing_pipeline.policy.bundle import PolicyResource
+from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.settings import DEFAULT_POLICY_PATH
+from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline_tests.compliance import builders as b
+
+UPSTREAM = [
+    "catalog",
+    "tenants",
+    "contracts",
+    "billing_records",
+    "deployment_configs",
+    "residency_configs",
+    "usage_daily",
+    "usage_monthly",
+    "feature_usage_daily",
+    "region_usage_daily",
+    "tenant_activity_daily",
+]
+
+
+class TableIOManager(dg.ConfigurableIOManager):
+    """Like WarehouseIOManager: table main.<asset name> in one DuckDB file."""
+
+    path: str
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        Warehouse(path=self.path).write_frame(context.asset_key.path[-1], obj)
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        return Warehouse(path=self.path).read_frame(context.asset_key.path[-1])
+
+
+def seed(warehouse: Warehouse) -> None:
+    sept = pd.Timestamp("2026-09-03").date()
+    tables = {
+        "catalog": b.CATALOG.to_frame(),
+        "tenants": b.tenants("t1"),
+        "contracts": b.contracts(b.contract("t1", "2026-09-01")),
+        "billing_records": pd.DataFrame(
+            {
+                "invoice_id": ["i-1"],
+                "tenant_id": ["t1"],
+                "period": ["2026-09"],
+                "metric": ["api_calls"],
+                "billed_quantity": [10.0],
+                "amount": [1.0],
+                "currency": ["EUR"],
+            }
+        ),
+        "deployment_configs": b.deployments(
+            b.deployment("t1", "2026-10-01", region="us-east-1", features=["sso"])
+        ),
+        "residency_configs": b.residency(t1="EU"),
+        "usage_daily": pd.DataFrame(
+            {
+                "tenant_id": ["t1"],
+                "metric": ["api_calls"],
+                "usage_date": [sept],
+                "quantity": [200000.0],
+                "events": [200000],
+            }
+        ),
+        "usage_monthly": pd.DataFrame(
+            {
+                "tenant_id": ["t1"],
+                "metric": ["api_calls"],
+                "period": ["2026-09"],
+                "quantity": [200000.0],
+                "events": [200000],
+            }
+        ),
+        "feature_usage_daily": pd.DataFrame(
+            {"tenant_id": ["t1"], "feature": ["sso"], "usage_date": [sept], "events": [3]}
+        ),
+        "region_usage_daily": pd.DataFrame(
+            {"tenant_id": ["t1"], "region": ["us-east-1"], "usage_date": [sept], "events": [3]}
+        ),
+        "tenant_activity_daily": pd.DataFrame(
+            {"tenant_id": ["t1", "t9"], "usage_date": [sept, sept], "events": [200000, 5]}
+        ),
+    }
+    for name, frame in tables.items():
+        warehouse.write_frame(name, frame)
+
+
+def test_every_family_materialises_its_check_results(tmp_path: Path):
+    warehouse = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+    seed(warehouse)
+    result = dg.materialize(
+        [*compliance_assets, *(dg.AssetSpec(key) for key in UPSTREAM)],
+        selection=compliance_assets,
+        resources={
+            "io_manager": TableIOManager(path=warehouse.path),
+            "run_settings": RunSettings(data_dir=str(tmp_path), as_of="2026-10-15"),
+            "policy": PolicyResource(path=str(DEFAULT_POLICY_PATH)),
+        },
+    )
+    assert result.success
+    metadata = {
+        event.materialization.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert metadata["effective_entitlements"]["status_none"].value == 2
+    assert metadata["quota_consumption"]["quota_exceeded"].value == 1
+    assert metadata["residency_compliance"]["results"].value == 2
+    assert "| tenant_id" in str(metadata["feature_compliance"]["preview"].value)
+    found = {
+        name: set(warehouse.read_frame(name)["check"])
+        for name in (
+            "quota_consumption",
+            "feature_compliance",
+            "contract_status_compliance",
+            "residency_compliance",
+            "config_drift",
+            "billing_reconciliation",
+            "usage_anomalies",
+        )
+    }
+    assert found == {
+        "quota_consumption": {"quota_exceeded"},
+        "feature_compliance": {"feature_not_entitled"},
+        "contract_status_compliance": {"inactive_contract_usage"},
+        "residency_compliance": {"residency_violation"},
+        "config_drift": {"config_feature_not_entitled", "config_feature_missing"},
+        "billing_reconciliation": {"unbilled_usage"},
+        "usage_anomalies": set(),
+    }
+    assert list(warehouse.read_frame("usage_anomalies").columns) == list(CHECK_RESULTS)
