@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import time
@@ -157,7 +159,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     run_config = run_settings_config(str(data_dir), as_of)
     run_config["loggers"] = {"progress": {}}
     started = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
+    # dbt's own log lines go to the run's logs in the UI; the terminal gets one line a step.
+    quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
+    with dg.DagsterInstance.get() as instance, quiet:
         result = defs.resolve_job_def("nightly_compliance").execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False
         )
@@ -255,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SEVERITIES,
         help=f"exit {EXIT_FINDINGS_AT_OR_ABOVE} if an open finding at or above this severity exists",
     )
+    run.add_argument("--verbose", action="store_true", help="also print dbt's and Dagster's logs")
     run.set_defaults(func=cmd_run)
 
     findings = sub.add_parser("findings", help="print the findings of the latest run")

@@ -3,6 +3,7 @@
 from typing import Any
 
 from licensing_pipeline.policy.bundle import PolicyResource
+from licensing_pipeline.remediation.resources import remediation_resources
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.settings import Settings, load_settings
@@ -20,4 +21,5 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "dbt": dbt_resource(settings),
         "policy": PolicyResource(path=str(settings.policy_path)),
         "repository": LicensingRepository(database_url=settings.database_url),
+        **remediation_resources(settings.remediation),
     }

@@ -7,7 +7,7 @@ pass the values on to resources, so what can be configured is visible here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,6 +21,86 @@ def _path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _text(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def _days(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        days = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, got {value!r}") from None
+    if days < 0:
+        raise ValueError(f"{name} must not be negative, got {days}")
+    return days
+
+
+@dataclass(frozen=True)
+class RemediationSettings:
+    """Slack, the external ticket system and the remediation SLA (all optional).
+
+    SLACK_BOT_TOKEN                 bot token (xoxb-...); without it alerts are recorded, not sent
+    SLACK_API_URL                   Slack Web API base URL (default https://slack.com/api/)
+    LICENSING_SLACK_DEFAULT_CHANNEL where alerts go when a tenant has no slack_channel, or its
+                                    channel is not found (default #licensing-compliance)
+    LICENSING_SLACK_DATA_CHANNEL    failed nightly runs and failed asset checks (#data-engineering)
+    LICENSING_SLACK_ESCALATION_CHANNEL  overdue tickets, unless routing names a manager channel
+                                    (default #licensing-escalations)
+    LICENSING_ROUTING_PATH          optional CSV: check,segment,owner,slack_channel,escalation_channel
+    LICENSING_TICKET_WEBHOOK_URL    POST a JSON document per new ticket to this URL
+    LICENSING_JIRA_URL / _EMAIL / _API_TOKEN / _PROJECT / _ISSUE_TYPE
+                                    create a Jira Cloud issue per new ticket (issue type: Task)
+    LICENSING_SLA_CRITICAL_DAYS / _WARNING_DAYS / _INFO_DAYS
+                                    days from opening to due date (defaults 3, 14, 30)
+    DAGSTER_WEBSERVER_URL           base of links in messages (default http://127.0.0.1:3000)
+    """
+
+    slack_bot_token: str | None = field(default=None, repr=False)  # a secret
+    slack_api_url: str | None = None
+    slack_default_channel: str = "#licensing-compliance"
+    slack_data_channel: str = "#data-engineering"
+    slack_escalation_channel: str = "#licensing-escalations"
+    routing_path: Path | None = None
+    ticket_webhook_url: str | None = field(default=None, repr=False)  # may embed a secret
+    jira_url: str | None = None
+    jira_email: str | None = None
+    jira_api_token: str | None = field(default=None, repr=False)  # a secret
+    jira_project: str | None = None
+    jira_issue_type: str = "Task"
+    sla_critical_days: int = 3
+    sla_warning_days: int = 14
+    sla_info_days: int = 30
+    dagster_webserver_url: str = "http://127.0.0.1:3000"
+
+
+def load_remediation_settings() -> RemediationSettings:
+    defaults = RemediationSettings()
+    routing = os.environ.get("LICENSING_ROUTING_PATH", "").strip()
+    return RemediationSettings(
+        slack_bot_token=_text("SLACK_BOT_TOKEN"),
+        slack_api_url=_text("SLACK_API_URL"),
+        slack_default_channel=_text("LICENSING_SLACK_DEFAULT_CHANNEL")
+        or defaults.slack_default_channel,
+        slack_data_channel=_text("LICENSING_SLACK_DATA_CHANNEL") or defaults.slack_data_channel,
+        slack_escalation_channel=_text("LICENSING_SLACK_ESCALATION_CHANNEL")
+        or defaults.slack_escalation_channel,
+        routing_path=Path(routing).expanduser().resolve() if routing else None,
+        ticket_webhook_url=_text("LICENSING_TICKET_WEBHOOK_URL"),
+        jira_url=_text("LICENSING_JIRA_URL"),
+        jira_email=_text("LICENSING_JIRA_EMAIL"),
+        jira_api_token=_text("LICENSING_JIRA_API_TOKEN"),
+        jira_project=_text("LICENSING_JIRA_PROJECT"),
+        jira_issue_type=_text("LICENSING_JIRA_ISSUE_TYPE") or defaults.jira_issue_type,
+        sla_critical_days=_days("LICENSING_SLA_CRITICAL_DAYS", defaults.sla_critical_days),
+        sla_warning_days=_days("LICENSING_SLA_WARNING_DAYS", defaults.sla_warning_days),
+        sla_info_days=_days("LICENSING_SLA_INFO_DAYS", defaults.sla_info_days),
+        dagster_webserver_url=_text("DAGSTER_WEBSERVER_URL") or defaults.dagster_webserver_url,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -29,6 +109,7 @@ class Settings:
     warehouse_path: Path
     policy_path: Path
     as_of: str | None
+    remediation: RemediationSettings = field(default_factory=RemediationSettings)
 
     @property
     def dagster_home(self) -> Path:
@@ -45,6 +126,7 @@ def load_settings() -> Settings:
     LICENSING_WAREHOUSE_PATH  the DuckDB warehouse file (default LICENSING_HOME/warehouse.duckdb)
     LICENSING_POLICY_PATH   the policy bundle (default: the one shipped with the package)
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
+    (Slack, tickets and SLA: see ``RemediationSettings``.)
     """
     home = _path("LICENSING_HOME", Path.home() / ".licensing-pipeline")
     database_url = os.environ.get("LICENSING_DATABASE_URL", "").strip()
@@ -55,4 +137,5 @@ def load_settings() -> Settings:
         warehouse_path=_path("LICENSING_WAREHOUSE_PATH", home / "warehouse.duckdb"),
         policy_path=_path("LICENSING_POLICY_PATH", DEFAULT_POLICY_PATH),
         as_of=os.environ.get("LICENSING_AS_OF", "").strip() or None,
+        remediation=load_remediation_settings(),
     )

@@ -64,9 +64,10 @@ class WarehouseDbtTranslator(DagsterDbtTranslator):
 TRANSLATOR = WarehouseDbtTranslator(
     settings=DagsterDbtTranslatorSettings(
         enable_asset_checks=True,
-        # Tests on usage_events / catalog (e.g. the aggregation vocabulary) show up as checks
-        # of those source assets.
-        enable_source_tests_as_checks=True,
+        # Source tests as checks would split the dbt step in two (one before usage_events for
+        # the catalog's checks, one after), running dbt twice a night. The sources are
+        # validated where they are loaded instead.
+        enable_source_tests_as_checks=False,
     )
 )
 

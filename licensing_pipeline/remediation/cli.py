@@ -1,0 +1,238 @@
+"""`licensing-pipeline tickets list|show|ack|resolve` and `licensing-pipeline alerts test`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+
+from licensing_pipeline.settings import Settings
+
+LIST_COLUMNS = [
+    "ticket_id",
+    "finding_id",
+    "tenant_id",
+    "check",
+    "subject",
+    "period",
+    "severity",
+    "status",
+    "owner",
+    "due_date",
+    "external_id",
+]
+
+
+def _fail(message: str) -> Exception:
+    from licensing_pipeline.cli import CliError
+
+    return CliError(message)
+
+
+def _engine(settings: Settings) -> Any:
+    from licensing_pipeline.remediation import tables  # noqa: F401  (registers the tables)
+    from licensing_pipeline.repository.resources import LicensingRepository
+
+    return LicensingRepository(database_url=settings.database_url).engine()
+
+
+def _actor(args: argparse.Namespace) -> str:
+    if args.by:
+        return str(args.by)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.remediation.store import load_tickets
+
+    engine = _engine(settings)
+    try:
+        tickets = load_tickets(engine)
+    finally:
+        engine.dispose()
+    if args.status == "live":
+        tickets = tickets[tickets["status"].isin(["open", "acknowledged"])]
+    elif args.status != "all":
+        tickets = tickets[tickets["status"] == args.status]
+    if args.severity:
+        tickets = tickets[tickets["severity"].isin(args.severity)]
+    if args.tenant:
+        tickets = tickets[tickets["tenant_id"] == args.tenant]
+    if args.owner:
+        tickets = tickets[tickets["owner"] == args.owner]
+    if args.format == "jsonl":
+        for record in tickets.astype(object).to_dict("records"):
+            print(json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False))
+    elif args.format == "csv":
+        tickets.to_csv(sys.stdout, index=False)
+    elif tickets.empty:
+        print("No tickets match.")
+    else:
+        shown = tickets[LIST_COLUMNS].astype(object).where(tickets[LIST_COLUMNS].notna(), "")
+        print(shown.to_string(index=False, max_colwidth=40))
+        print(f"\n{len(tickets)} ticket(s).")
+    return 0
+
+
+def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.remediation.store import alerts_of, find_ticket, history_of
+
+    engine = _engine(settings)
+    try:
+        ticket = find_ticket(engine, args.ticket)
+        if ticket is None:
+            raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
+        history = history_of(engine, int(ticket["ticket_id"]))
+        alerts = alerts_of(engine, int(ticket["ticket_id"]))
+    finally:
+        engine.dispose()
+    width = max(len(k) for k in ticket)
+    print(f"Ticket {ticket['ticket_id']}")
+    for key, value in ticket.items():
+        shown = _plain(value)
+        print(f"  {key:<{width}}  {'' if shown is None else shown}")
+    print("\nHistory:")
+    for line in history:
+        change = f"{line['from_status'] or '–'} → {line['to_status']}" if line["to_status"] else ""
+        print(
+            f"  {line['at']:%Y-%m-%d %H:%M:%S}  {line['event']:<16} {change:<26} "
+            f"{line['actor']}: {line['note']}"
+        )
+    if alerts:
+        print("\nAlerts:")
+        for alert in alerts:
+            where = alert["posted_channel"] or alert["channel"]
+            error = f" ({alert['last_error']})" if alert["last_error"] else ""
+            print(f"  {alert['kind']:<11} {alert['status']:<9} {where}{error}")
+    return 0
+
+
+def _change_ticket(args: argparse.Namespace, settings: Settings, *, resolve: bool) -> int:
+    from licensing_pipeline.remediation.alerts import resolution_alert
+    from licensing_pipeline.remediation.outbox import post_now, utcnow
+    from licensing_pipeline.remediation.resources import slack_alerts
+    from licensing_pipeline.remediation.store import apply_changes, find_ticket
+    from licensing_pipeline.remediation.tickets import TicketActionError, acknowledge, close
+
+    actor = _actor(args)
+    now = utcnow()
+    engine = _engine(settings)
+    try:
+        ticket = find_ticket(engine, args.ticket)
+        if ticket is None:
+            raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
+        try:
+            if resolve:
+                change = close(
+                    ticket, actor=actor, now=now, reason=args.reason, wont_fix=args.wont_fix
+                )
+            else:
+                change = acknowledge(ticket, actor=actor, now=now, note=args.note or "")
+        except TicketActionError as exc:
+            raise _fail(str(exc)) from None
+        with engine.begin() as con:
+            apply_changes(con, [change], now=now)
+        print(f"Ticket {ticket['ticket_id']} is now {change.to_status}.")
+        if resolve:
+            closed = find_ticket(engine, str(ticket["ticket_id"]))
+            assert closed is not None
+            remediation = settings.remediation
+            alert = resolution_alert(closed, dagster_url=remediation.dagster_webserver_url)
+            report = post_now(engine, slack_alerts(remediation), [alert])
+            if report.sent:
+                print(f"Posted the resolution to {closed['channel']}.")
+            elif report.not_sent:
+                print("Resolution not posted to Slack: no token (SLACK_BOT_TOKEN).")
+            else:
+                reason = report.auth_error or "; ".join(report.errors) or "already posted"
+                print(f"Resolution not posted yet ({reason}); it will be retried.")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_tickets_ack(args: argparse.Namespace, settings: Settings) -> int:
+    return _change_ticket(args, settings, resolve=False)
+
+
+def cmd_tickets_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    return _change_ticket(args, settings, resolve=True)
+
+
+def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.remediation.messages import test_message
+    from licensing_pipeline.remediation.resources import slack_alerts
+
+    slack = slack_alerts(settings.remediation)
+    channel = args.channel or slack.default_channel
+    if not slack.configured:
+        raise _fail(
+            "not sent: no token. Set SLACK_BOT_TOKEN (and SLACK_API_URL for a test server)."
+        )
+    result = slack.post(channel, test_message(channel))
+    if result.ok:
+        print(f"Posted a test message to {result.channel} (ts {result.ts}).")
+        if result.note:
+            print(f"Note: {result.note}")
+        return 0
+    print(
+        f"Slack did not accept the test message for {result.channel}: {result.error}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def add_remediation_commands(subparsers: Any) -> None:
+    """Add ``tickets`` and ``alerts`` to the ``licensing-pipeline`` parser."""
+    tickets = subparsers.add_parser("tickets", help="remediation tickets: list, show, ack, resolve")
+    verbs = tickets.add_subparsers(dest="tickets_command", required=True)
+
+    listing = verbs.add_parser("list", help="list tickets (open and acknowledged by default)")
+    listing.add_argument(
+        "--status",
+        choices=("live", "open", "acknowledged", "resolved", "wont_fix", "all"),
+        default="live",
+    )
+    listing.add_argument("--severity", choices=("info", "warning", "critical"), nargs="+")
+    listing.add_argument("--tenant", help="only this tenant_id")
+    listing.add_argument("--owner", help="only this owner")
+    listing.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
+    listing.set_defaults(func=cmd_tickets_list)
+
+    show = verbs.add_parser("show", help="one ticket, its history and its alerts")
+    show.add_argument("ticket", help="ticket number or finding_id")
+    show.set_defaults(func=cmd_tickets_show)
+
+    ack = verbs.add_parser("ack", help="acknowledge an open ticket")
+    ack.add_argument("ticket", help="ticket number or finding_id")
+    ack.add_argument("--note", help="what you are doing about it")
+    ack.add_argument("--by", help="who acknowledges (default: your user name)")
+    ack.set_defaults(func=cmd_tickets_ack)
+
+    resolve = verbs.add_parser("resolve", help="resolve a ticket (or close it as won't fix)")
+    resolve.add_argument("ticket", help="ticket number or finding_id")
+    resolve.add_argument("--reason", required=True, help="why it is resolved")
+    resolve.add_argument("--wont-fix", action="store_true", help="close as wont_fix instead")
+    resolve.add_argument("--by", help="who resolves (default: your user name)")
+    resolve.set_defaults(func=cmd_tickets_resolve)
+
+    alerts = subparsers.add_parser("alerts", help="Slack alerts")
+    alert_verbs = alerts.add_subparsers(dest="alerts_command", required=True)
+    test = alert_verbs.add_parser("test", help="send one test message to the configured channel")
+    test.add_argument("--channel", help="channel to post to (default: the default channel)")
+    test.set_defaults(func=cmd_alerts_test)

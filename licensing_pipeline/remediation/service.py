@@ -1,0 +1,193 @@
+"""One remediation pass: sync tickets with the findings, export new ones, post the outbox.
+
+The ticket changes, their history and the alerts they call for are written in one
+transaction; exporting and posting come after, each recording its own outcome, so an
+outage of Slack or the ticket system delays work and never loses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from licensing_pipeline.remediation.alerts import plan_alerts
+from licensing_pipeline.remediation.outbox import FlushReport, enqueue, flush, utcnow
+from licensing_pipeline.remediation.slack import SlackAlerts
+from licensing_pipeline.remediation.store import (
+    apply_changes,
+    claim_export,
+    latest_night,
+    load_tickets,
+    record_export,
+    tickets_to_export,
+)
+from licensing_pipeline.remediation.ticket_sink import TicketSink
+from licensing_pipeline.remediation.tickets import (
+    Routing,
+    Sla,
+    SyncPlan,
+    load_routing_rules,
+    plan_ticket_sync,
+)
+
+STALE_EXPORT = timedelta(minutes=10)
+
+
+class RemediationConfig(dg.ConfigurableResource):
+    """SLA per severity, the routing table, the escalation channel and the UI's address."""
+
+    sla_critical_days: int = 3
+    sla_warning_days: int = 14
+    sla_info_days: int = 30
+    routing_path: str | None = None
+    escalation_channel: str = "#licensing-escalations"
+    dagster_url: str = "http://127.0.0.1:3000"
+
+    def sla(self) -> Sla:
+        return Sla(self.sla_critical_days, self.sla_warning_days, self.sla_info_days)
+
+    def routing(self, default_channel: str) -> Routing:
+        rules = load_routing_rules(Path(self.routing_path)) if self.routing_path else ()
+        return Routing(
+            rules=rules,
+            default_channel=default_channel,
+            escalation_channel=self.escalation_channel,
+        )
+
+
+@dataclass
+class ExportReport:
+    target: str
+    exported: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RemediationReport:
+    night: str
+    plan: SyncPlan
+    live_tickets: int
+    alerts_new: int
+    export: ExportReport
+    delivery: FlushReport
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "opened": self.plan.count("opened"),
+            "reopened": self.plan.count("reopened"),
+            "resolved": self.plan.count("resolved"),
+            "escalated": self.plan.count("escalated"),
+            "live_tickets": self.live_tickets,
+            "alerts_new": self.alerts_new,
+            "alerts_sent": self.delivery.sent,
+            "alerts_failed": self.delivery.failed,
+            "alerts_not_sent": self.delivery.not_sent,
+            "tickets_exported": self.export.exported,
+            "ticket_exports_failed": self.export.failed,
+        }
+
+
+def sync_tickets(
+    engine: sa.Engine,
+    findings: pd.DataFrame,
+    tenants: pd.DataFrame | None,
+    *,
+    config: RemediationConfig,
+    default_channel: str,
+    now: datetime,
+    night: str,
+) -> tuple[SyncPlan, int, int]:
+    """Plan and write ticket changes and their alerts atomically; returns (plan, live, new alerts).
+
+    Two runs racing to open the same ticket: the loser's transaction fails on the unique
+    finding_id and is planned again against what the winner wrote.
+    """
+    routing = config.routing(default_channel)
+    for attempt in range(3):
+        try:
+            with engine.begin() as con:
+                tickets = load_tickets(con)
+                plan = plan_ticket_sync(
+                    tickets, findings, tenants, routing=routing, sla=config.sla(), now=now
+                )
+                apply_changes(con, plan.changes, now=now)
+                after = [
+                    {str(k): v for k, v in row.items()}
+                    for row in load_tickets(con).astype(object).to_dict("records")
+                ]
+                alerts = plan_alerts(
+                    after,
+                    plan.changes,
+                    night=night,
+                    today=now.date(),
+                    dagster_url=config.dagster_url,
+                )
+                new = enqueue(con, alerts, now=now)
+            live = sum(1 for t in after if t["status"] in ("open", "acknowledged"))
+            return plan, live, new
+        except sa.exc.IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def export_tickets(engine: sa.Engine, sink: TicketSink) -> ExportReport:
+    report = ExportReport(target=sink.describe())
+    if not sink.enabled:
+        return report
+    stale_before = utcnow() - STALE_EXPORT
+    for ticket in tickets_to_export(engine, stale_before=stale_before):
+        ticket_id = int(ticket["ticket_id"])
+        if not claim_export(engine, ticket_id, now=utcnow(), stale_before=stale_before):
+            continue
+        result = sink.create(ticket)
+        record_export(
+            engine,
+            ticket_id,
+            now=utcnow(),
+            external_id=result.external_id if result.ok else None,
+            external_url=result.external_url if result.ok else None,
+            error=result.error,
+            target=report.target,
+        )
+        if result.ok:
+            report.exported += 1
+        else:
+            report.failed += 1
+            report.errors.append(f"ticket {ticket_id}: {result.error}")
+    return report
+
+
+def run_remediation(
+    engine: sa.Engine,
+    findings: pd.DataFrame,
+    tenants: pd.DataFrame | None,
+    *,
+    config: RemediationConfig,
+    slack: SlackAlerts,
+    sink: TicketSink,
+    now: datetime | None = None,
+    night: str | None = None,
+) -> RemediationReport:
+    now = now or utcnow()
+    night = night or latest_night(engine) or now.date().isoformat()
+    plan, live, new = sync_tickets(
+        engine,
+        findings,
+        tenants,
+        config=config,
+        default_channel=slack.default_channel,
+        now=now,
+        night=night,
+    )
+    export = export_tickets(engine, sink)
+    delivery = flush(engine, slack)
+    return RemediationReport(
+        night=night, plan=plan, live_tickets=live, alerts_new=new, export=export, delivery=delivery
+    )

@@ -1,0 +1,97 @@
+"""Remediation tables, in the licensing repository's own ``metadata`` (created with it).
+
+Timestamps are naive UTC, like the findings tables.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from licensing_pipeline.repository.tables import metadata
+
+TICKET_STATUSES = ("open", "acknowledged", "resolved", "wont_fix")
+LIVE_TICKET_STATUSES = ("open", "acknowledged")
+SINK_STATUSES = ("pending", "synced", "failed", "disabled")
+# pending: written, not yet posted; sending: claimed by a poster; sent: posted;
+# failed: will be retried; not_sent: recorded without posting (no token);
+# raised / cleared: operator alerts (about the alerting itself).
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "not_sent", "raised", "cleared")
+
+# One ticket per finding, ever: a recurring finding reopens its ticket.
+remediation_tickets = sa.Table(
+    "remediation_tickets",
+    metadata,
+    sa.Column("ticket_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("finding_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("tenant_id", sa.String(200), nullable=False, index=True),
+    sa.Column("check", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("observed", sa.Float),
+    sa.Column("allowed", sa.Float),
+    sa.Column("details", sa.Text, nullable=False, default=""),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("escalation_channel", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("status_reason", sa.Text, nullable=False, default=""),
+    # cycle counts openings: 1 when first opened, +1 on every reopening.
+    sa.Column("cycle", sa.Integer, nullable=False, default=1),
+    sa.Column("opened_at", sa.DateTime, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+    sa.Column("acknowledged_at", sa.DateTime),
+    sa.Column("closed_at", sa.DateTime),
+    sa.Column("escalated_cycle", sa.Integer),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("external_url", sa.String(500)),
+    sa.Column("sink_status", sa.String(16), nullable=False, default="disabled"),
+    sa.Column("sink_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("sink_error", sa.Text),
+)
+
+# Every change to a ticket, by the pipeline or a person.
+ticket_history = sa.Table(
+    "ticket_history",
+    metadata,
+    sa.Column("history_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "ticket_id",
+        sa.Integer,
+        sa.ForeignKey("remediation_tickets.ticket_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16)),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
+# The outbox: an alert is written here (in the same transaction as the change behind it)
+# before it is posted, and marked sent after; its key makes a second write a no-op.
+alert_outbox = sa.Table(
+    "alert_outbox",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("alert_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("ref", sa.String(300), nullable=False),  # finding_id, channel, run id, ...
+    sa.Column("period", sa.String(64), nullable=False),
+    sa.Column("ticket_id", sa.Integer),
+    sa.Column("channel", sa.String(200), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: {"text": ..., "blocks": [...]}
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text),
+    sa.Column("posted_channel", sa.String(200)),
+    sa.Column("slack_ts", sa.String(64)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("claimed_at", sa.DateTime),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
