@@ -1,0 +1,499 @@
+"""Reference evaluation of a demo dataset: the findings the pipeline must report for it.
+
+The demo generator runs this over the events it generated, so the manifest states exactly
+what the brief's semantics make of the data (periods, observed and allowed figures), and
+the generator can refuse to write a dataset whose "clean" tenants are not clean. Tests
+run it again over the files read back, so the manifest is checked against the bytes.
+It works on small per-tenant aggregates; event-scale work is one pass of pandas groupbys.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from licensing_pipeline.contract.catalog import Catalog
+
+FINDING_COLUMNS = ["tenant_id", "check", "subject", "period", "observed", "allowed", "status"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The default policy bundle's numbers (``policy/default_policy.yaml``)."""
+
+    near_limit_ratio: float = 0.8
+    billing_tolerance: float = 0.01
+    anomaly_ratio: float = 5.0
+    noise_sigmas: float = 6.0
+    baseline_days: int = 28
+    min_history_days: int = 14
+
+
+@dataclass(frozen=True)
+class ContractTerms:
+    contract_id: str
+    tenant_id: str
+    plan: str
+    addons: tuple[str, ...]
+    quota_overrides: dict[str, float]
+    start_date: date
+    end_date: date | None
+    status: str
+    enforcement: str
+
+    def in_force(self, day: date) -> bool:
+        return self.start_date <= day and (self.end_date is None or day <= self.end_date)
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    tenant_id: str
+    contract_id: str | None
+    contract_status: str  # active | paused | cancelled | expired | none
+    features: frozenset[str] = frozenset()
+    quotas: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def entitled(self) -> bool:
+        return self.contract_status == "active"
+
+
+def contracts_from_frame(frame: pd.DataFrame) -> list[ContractTerms]:
+    """``contracts.csv`` read with ``dtype=str, keep_default_na=False``."""
+
+    def day(text: str) -> date | None:
+        return date.fromisoformat(text) if text else None
+
+    out = []
+    for row in frame.itertuples(index=False):
+        start = day(str(row.start_date))
+        assert start is not None
+        out.append(
+            ContractTerms(
+                contract_id=str(row.contract_id),
+                tenant_id=str(row.tenant_id),
+                plan=str(row.plan),
+                addons=tuple(a for a in str(row.addons).split(";") if a),
+                quota_overrides={
+                    k: float(v) for k, v in json.loads(str(row.quota_overrides) or "{}").items()
+                },
+                start_date=start,
+                end_date=day(str(row.end_date)),
+                status=str(row.status),
+                enforcement=str(row.enforcement),
+            )
+        )
+    return out
+
+
+def entitlement_on(
+    tenant_id: str, contracts: Sequence[ContractTerms], day: date, catalog: Catalog
+) -> Entitlement:
+    """The contract in force on ``day``: active first, then the latest start, then the id."""
+    mine = [c for c in contracts if c.tenant_id == tenant_id]
+    if not mine:
+        return Entitlement(tenant_id, None, "none")
+    in_force = [c for c in mine if c.in_force(day)]
+    if not in_force:
+        return Entitlement(tenant_id, None, "expired")
+    in_force.sort(key=lambda c: (c.status != "active", -c.start_date.toordinal(), c.contract_id))
+    chosen = in_force[0]
+    plan = catalog.plans[chosen.plan]
+    features = set(plan.features)
+    quotas = dict(plan.quotas)
+    for name in chosen.addons:
+        addon = catalog.addons[name]
+        features.update(addon.features)
+        for metric, extra in addon.quotas.items():
+            quotas[metric] = quotas.get(metric, 0.0) + extra
+    quotas.update(chosen.quota_overrides)
+    return Entitlement(tenant_id, chosen.contract_id, chosen.status, frozenset(features), quotas)
+
+
+def period_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def period_last_day(period: str) -> date:
+    year, month = int(period[:4]), int(period[5:7])
+    first_next = date(year + month // 12, month % 12 + 1, 1)
+    return first_next - timedelta(days=1)
+
+
+def resolution_day(period: str, as_of: date) -> date:
+    """A period is judged on its last day, the current one on as-of."""
+    return as_of if period == period_of(as_of) else period_last_day(period)
+
+
+# --- usage aggregates ------------------------------------------------------------------
+
+
+@dataclass
+class UsageAggregates:
+    """What the dbt models hold, for events before the end of the as-of day."""
+
+    daily: pd.DataFrame  # tenant_id, metric, usage_date (date), quantity
+    monthly: pd.DataFrame  # tenant_id, metric, period, quantity
+    activity_daily: pd.DataFrame  # tenant_id, usage_date, events
+    features: pd.DataFrame  # tenant_id, feature, period, events
+    regions: pd.DataFrame  # tenant_id, region, period, events
+
+
+def _period_text(months: np.ndarray) -> np.ndarray:
+    """datetime64[M] -> 'YYYY-MM'."""
+    return np.datetime_as_string(months.astype("datetime64[M]"), unit="M")
+
+
+def aggregate_usage(events: pd.DataFrame, catalog: Catalog, as_of: date) -> UsageAggregates:
+    """Per-tenant daily and monthly usage, as each metric's aggregation defines it.
+
+    ``events`` has one row per distinct event (duplicates already removed): ``tenant_id``,
+    ``type``, ``time`` (naive UTC datetime64), ``user_id``, ``feature``, ``region`` and one
+    numeric column per catalog ``value_property`` (NaN when absent).
+    """
+    cutoff = np.datetime64(as_of + timedelta(days=1), "ms")
+    times = events["time"].to_numpy().astype("datetime64[ms]")
+    keep = times < cutoff
+    frame = events.loc[keep].copy()
+    frame["usage_date"] = times[keep].astype("datetime64[D]")
+    frame["month"] = times[keep].astype("datetime64[M]")
+    frame["time"] = times[keep]
+
+    def finish(grouped: pd.Series | pd.DataFrame, name: str) -> pd.DataFrame:
+        out = grouped.reset_index()
+        out.columns = [*out.columns[:-1], name]
+        return out
+
+    daily_parts: list[pd.DataFrame] = []
+    monthly_parts: list[pd.DataFrame] = []
+    for metric in catalog.metrics.values():
+        sub = frame[frame["type"] == metric.event_type]
+        for grain, parts in (("usage_date", daily_parts), ("month", monthly_parts)):
+            keys = ["tenant_id", grain]
+            if metric.aggregation == "COUNT":
+                agg = sub.groupby(keys, observed=True).size()
+            else:
+                prop = str(metric.value_property)
+                if metric.aggregation == "UNIQUE_COUNT":
+                    agg = sub.groupby(keys, observed=True)[prop].nunique()
+                elif metric.aggregation == "SUM":
+                    agg = sub.groupby(keys, observed=True)[prop].sum()
+                elif metric.aggregation == "MAX":
+                    agg = sub.groupby(keys, observed=True)[prop].max()
+                else:  # LATEST: the last event by time that carries a value
+                    valued = sub[sub[prop].notna()].sort_values("time", kind="stable")
+                    agg = valued.groupby(keys, observed=True)[prop].last()
+            part = finish(agg, "quantity")
+            part["metric"] = metric.name
+            parts.append(part)
+    daily = pd.concat(daily_parts, ignore_index=True)
+    daily["usage_date"] = pd.to_datetime(daily["usage_date"]).dt.date
+    monthly = pd.concat(monthly_parts, ignore_index=True)
+    monthly["period"] = _period_text(monthly["month"].to_numpy())
+    activity = finish(frame.groupby(["tenant_id", "usage_date"], observed=True).size(), "events")
+    activity["usage_date"] = pd.to_datetime(activity["usage_date"]).dt.date
+    features = finish(
+        frame[frame["feature"].notna()]
+        .groupby(["tenant_id", "feature", "month"], observed=True)
+        .size(),
+        "events",
+    )
+    features["period"] = _period_text(features["month"].to_numpy())
+    regions = finish(
+        frame[frame["region"].notna()]
+        .groupby(["tenant_id", "region", "month"], observed=True)
+        .size(),
+        "events",
+    )
+    regions["period"] = _period_text(regions["month"].to_numpy())
+
+    def clean(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+        df = df[columns].copy()
+        for column in columns:
+            if column in ("tenant_id", "metric", "feature", "region", "period"):
+                df[column] = df[column].astype(str)
+        return df.reset_index(drop=True)
+
+    daily["quantity"] = daily["quantity"].astype(float)
+    monthly["quantity"] = monthly["quantity"].astype(float)
+    return UsageAggregates(
+        daily=clean(daily, ["tenant_id", "metric", "usage_date", "quantity"]),
+        monthly=clean(monthly, ["tenant_id", "metric", "period", "quantity"]),
+        activity_daily=clean(activity, ["tenant_id", "usage_date", "events"]),
+        features=clean(features, ["tenant_id", "feature", "period", "events"]),
+        regions=clean(regions, ["tenant_id", "region", "period", "events"]),
+    )
+
+
+# --- findings --------------------------------------------------------------------------
+
+
+def _months_between(first: date, last: date) -> list[str]:
+    out = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
+
+
+def _anomalies(usage: UsageAggregates, as_of: date, t: Thresholds) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if usage.daily.empty:
+        return rows
+    first_day = usage.activity_daily.groupby("tenant_id")["usage_date"].min()
+    for (tenant, metric), group in usage.daily.groupby(["tenant_id", "metric"], sort=True):
+        days = pd.date_range(first_day[tenant], as_of, freq="D")
+        series = (
+            group.set_index(pd.to_datetime(group["usage_date"]))["quantity"]
+            .reindex(days, fill_value=0.0)
+            .astype(float)
+        )
+        baseline = series.shift(1).rolling(t.baseline_days, min_periods=t.min_history_days).median()
+        floor = baseline.clip(lower=1.0)
+        flagged = (series >= t.anomaly_ratio * floor) & (
+            series - baseline >= t.noise_sigmas * np.sqrt(floor)
+        )
+        for day in series.index[flagged.fillna(False).to_numpy(dtype=bool)]:
+            rows.append(
+                {
+                    "tenant_id": tenant,
+                    "check": "usage_anomaly",
+                    "subject": metric,
+                    "period": day.strftime("%Y-%m-%d"),
+                    "observed": float(series[day]),
+                    "allowed": float(baseline[day]),
+                }
+            )
+    return rows
+
+
+def _allowed(residency: Mapping[str, str], tenant: str) -> set[str] | None:
+    """Allowed jurisdictions, or None when the tenant is unrestricted."""
+    text = residency.get(tenant)
+    if text is None or text.strip().upper() == "ANY":
+        return None
+    return {part.strip().upper() for part in text.split(";") if part.strip()}
+
+
+def expected_findings(
+    *,
+    catalog: Catalog,
+    tenant_ids: Iterable[str],
+    contracts: Sequence[ContractTerms],
+    usage: UsageAggregates,
+    billing: pd.DataFrame,
+    deployments: pd.DataFrame,
+    residency: Mapping[str, str],
+    exceptions: pd.DataFrame,
+    as_of: date,
+    thresholds: Thresholds | None = None,
+) -> pd.DataFrame:
+    """Every finding the brief's semantics produce, with its expected status.
+
+    ``billing``: tenant_id, period, metric, billed_quantity. ``deployments``: tenant_id,
+    deployment, region, enabled_features (list), quota_limits (dict), observed_at (naive
+    UTC timestamp). ``exceptions``: tenant_id, check, subject, expires_on (date).
+    """
+    t = thresholds or Thresholds()
+    as_of_period = period_of(as_of)
+    rows: list[dict[str, Any]] = []
+
+    # Entitlements: every tenant, every month from first usage or contract start to as-of.
+    first_usage = usage.activity_daily.groupby("tenant_id")["usage_date"].min().to_dict()
+    everyone = set(tenant_ids) | {c.tenant_id for c in contracts} | set(first_usage)
+    entitlements: dict[tuple[str, str], Entitlement] = {}
+    for tenant in sorted(everyone):
+        starts = [c.start_date for c in contracts if c.tenant_id == tenant]
+        if tenant in first_usage:
+            starts.append(first_usage[tenant])
+        first = min(starts) if starts else as_of
+        for period in _months_between(min(first, as_of), as_of):
+            day = resolution_day(period, as_of)
+            entitlements[(tenant, period)] = entitlement_on(tenant, contracts, day, catalog)
+
+    def entitled(tenant: str, period: str) -> Entitlement | None:
+        ent = entitlements.get((tenant, period))
+        return ent if ent is not None and ent.entitled else None
+
+    # Quotas.
+    monthly = {
+        (r.tenant_id, r.metric, r.period): float(r.quantity)
+        for r in usage.monthly.itertuples(index=False)
+    }
+    for (tenant, period), ent in sorted(entitlements.items()):
+        if not ent.entitled:
+            continue
+        for metric, limit in sorted(ent.quotas.items()):
+            used = monthly.get((tenant, metric, period), 0.0)
+            check = None
+            if used > limit:
+                check = "quota_exceeded"
+            elif limit > 0 and limit * t.near_limit_ratio <= used:
+                check = "quota_near_limit"
+            if check:
+                rows.append(
+                    {
+                        "tenant_id": tenant,
+                        "check": check,
+                        "subject": metric,
+                        "period": period,
+                        "observed": used,
+                        "allowed": limit,
+                    }
+                )
+
+    # Features used without entitlement.
+    for r in usage.features.itertuples(index=False):
+        grant = entitled(r.tenant_id, r.period)
+        if grant is not None and r.feature not in grant.features:
+            rows.append(
+                {
+                    "tenant_id": r.tenant_id,
+                    "check": "feature_not_entitled",
+                    "subject": r.feature,
+                    "period": r.period,
+                    "observed": float(r.events),
+                    "allowed": 0.0,
+                }
+            )
+
+    # Usage without an active contract in force.
+    activity = usage.activity_daily.copy()
+    activity["period"] = [period_of(d) for d in activity["usage_date"]]
+    for (tenant, period), events in (
+        activity.groupby(["tenant_id", "period"])["events"].sum().items()
+    ):
+        status = entitlements.get((str(tenant), str(period)))
+        if status is not None and not status.entitled:
+            rows.append(
+                {
+                    "tenant_id": tenant,
+                    "check": "inactive_contract_usage",
+                    "subject": "contract",
+                    "period": period,
+                    "observed": float(events),
+                    "allowed": 0.0,
+                }
+            )
+
+    # Residency: usage regions, then the latest deployments (as-of's period).
+    for r in usage.regions.itertuples(index=False):
+        allowed = _allowed(residency, r.tenant_id)
+        if allowed is not None and catalog.jurisdiction(r.region) not in allowed:
+            rows.append(
+                {
+                    "tenant_id": r.tenant_id,
+                    "check": "residency_violation",
+                    "subject": r.region,
+                    "period": r.period,
+                    "observed": float(r.events),
+                    "allowed": 0.0,
+                }
+            )
+    cutoff = pd.Timestamp(as_of + timedelta(days=1))
+    latest = (
+        deployments[deployments["observed_at"] < cutoff]
+        .sort_values(["tenant_id", "deployment", "observed_at"], kind="stable")
+        .groupby(["tenant_id", "deployment"], sort=True)
+        .tail(1)
+    )
+    deployed_regions: dict[tuple[str, str], int] = {}
+    for r in latest.itertuples(index=False):
+        allowed = _allowed(residency, r.tenant_id)
+        if allowed is not None and catalog.jurisdiction(r.region) not in allowed:
+            key = (r.tenant_id, r.region)
+            deployed_regions[key] = deployed_regions.get(key, 0) + 1
+    for (tenant, region), count in sorted(deployed_regions.items()):
+        rows.append(
+            {
+                "tenant_id": tenant,
+                "check": "residency_violation",
+                "subject": region,
+                "period": as_of_period,
+                "observed": float(count),
+                "allowed": 0.0,
+            }
+        )
+
+    # Config drift against the entitlement on as-of.
+    drift: dict[tuple[str, str, str], tuple[float, float]] = {}
+    for r in latest.itertuples(index=False):
+        grant = entitled(r.tenant_id, as_of_period)
+        if grant is None:
+            continue
+        enabled = set(r.enabled_features)
+        for feature in enabled - grant.features:
+            drift[(r.tenant_id, "config_feature_not_entitled", feature)] = (1.0, 0.0)
+        for feature in grant.features - enabled:
+            drift[(r.tenant_id, "config_feature_missing", feature)] = (0.0, 1.0)
+        for metric, value in r.quota_limits.items():
+            if metric in grant.quotas and float(value) != grant.quotas[metric]:
+                drift[(r.tenant_id, "config_quota_mismatch", metric)] = (
+                    float(value),
+                    grant.quotas[metric],
+                )
+    for (tenant, check, subject), (observed, allowed_value) in sorted(drift.items()):
+        rows.append(
+            {
+                "tenant_id": tenant,
+                "check": check,
+                "subject": subject,
+                "period": as_of_period,
+                "observed": observed,
+                "allowed": allowed_value,
+            }
+        )
+
+    # Billing reconciliation over closed periods from the earliest billed one.
+    if not billing.empty:
+        billed = (
+            billing.groupby(["tenant_id", "period", "metric"])["billed_quantity"].sum().to_dict()
+        )
+        metrics = sorted(set(billing["metric"]))
+        earliest = str(billing["period"].min())
+        for (tenant, period), ent in sorted(entitlements.items()):
+            if not ent.entitled or period < earliest or period_last_day(period) > as_of:
+                continue
+            for metric in metrics:
+                measured = monthly.get((tenant, metric, period), 0.0)
+                invoiced = float(billed.get((tenant, period, metric), 0.0))
+                check = None
+                if measured > invoiced * (1 + t.billing_tolerance):
+                    check = "unbilled_usage"
+                elif invoiced > measured * (1 + t.billing_tolerance):
+                    check = "overbilled_usage"
+                if check:
+                    rows.append(
+                        {
+                            "tenant_id": tenant,
+                            "check": check,
+                            "subject": metric,
+                            "period": period,
+                            "observed": measured,
+                            "allowed": invoiced,
+                        }
+                    )
+
+    rows.extend(_anomalies(usage, as_of, t))
+
+    # Exceptions: waived while as-of is on or before expires_on.
+    waivers = [
+        (str(e.tenant_id), str(e.check), str(e.subject))
+        for e in exceptions.itertuples(index=False)
+        if as_of <= e.expires_on
+    ]
+    for row in rows:
+        waived = any(
+            w[0] == row["tenant_id"] and w[1] == row["check"] and w[2] in ("", "*", row["subject"])
+            for w in waivers
+        )
+        row["status"] = "waived" if waived else "open"
+    frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    return frame.sort_values(["tenant_id", "check", "subject", "period"]).reset_index(drop=True)
