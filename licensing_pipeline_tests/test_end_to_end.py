@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from licensing_pipeline import cli
+from licensing_pipeline.contract.schemas import CHECKS
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
 
@@ -47,21 +48,12 @@ def manifest(home: Path) -> dict:
     return json.loads((home / "data" / "demo_manifest.json").read_text())
 
 
-def test_every_seeded_violation_is_found_with_its_status(demo_home: Path, first_run: pd.DataFrame):
-    found = first_run.set_index(["tenant_id", "check", "subject", "period"])["status"]
+def test_every_seeded_violation_is_found_with_its_status_and_figures(
+    demo_home: Path, first_run: pd.DataFrame
+):
+    found = first_run.set_index(["tenant_id", "check", "subject", "period"])
     seeded = manifest(demo_home)["violations"]
-    assert {v["check"] for v in seeded} >= {
-        "quota_exceeded",
-        "feature_not_entitled",
-        "inactive_contract_usage",
-        "residency_violation",
-        "config_feature_not_entitled",
-        "config_feature_missing",
-        "config_quota_mismatch",
-        "unbilled_usage",
-        "overbilled_usage",
-        "usage_anomaly",
-    }
+    assert {v["check"] for v in seeded} == set(CHECKS)
     missing = []
     for violation in seeded:
         key = (
@@ -72,36 +64,35 @@ def test_every_seeded_violation_is_found_with_its_status(demo_home: Path, first_
         )
         if key not in found.index:
             missing.append(key)
-        else:
-            assert found.loc[key] == violation["expected_status"], key
+            continue
+        row = found.loc[key]
+        assert row["status"] == violation["expected_status"], key
+        assert row["observed"] == pytest.approx(violation["observed"]), key
+        assert row["allowed"] == pytest.approx(violation["allowed"]), key
     assert not missing, f"seeded but not found: {missing}"
 
 
-def test_clean_tenants_have_no_open_findings_beyond_near_limit_notices(
-    demo_home: Path, first_run: pd.DataFrame
-):
-    clean = set(manifest(demo_home)["clean_tenants"])
-    assert clean
-    on_clean = first_run[first_run["tenant_id"].isin(clean) & (first_run["status"] == "open")]
-    unexpected = on_clean[on_clean["check"] != "quota_near_limit"]
-    assert unexpected.empty, unexpected[["tenant_id", "check", "subject", "period", "details"]]
-
-
-def test_no_finding_outside_what_was_seeded_except_near_limit(
-    demo_home: Path, first_run: pd.DataFrame
-):
+def test_nothing_is_found_that_was_not_seeded(demo_home: Path, first_run: pd.DataFrame):
     seeded = {
         (v["tenant_id"], v["check"], v["subject"], v["period"])
         for v in manifest(demo_home)["violations"]
     }
-    extra = [
-        key
-        for key in first_run[["tenant_id", "check", "subject", "period"]].itertuples(
-            index=False, name=None
-        )
-        if key not in seeded and key[1] != "quota_near_limit"
-    ]
-    assert not extra, f"found but not seeded: {extra}"
+    found = set(
+        first_run[["tenant_id", "check", "subject", "period"]].itertuples(index=False, name=None)
+    )
+    assert found - seeded == set()
+
+
+def test_clean_tenants_have_no_findings_and_near_limit_ones_only_notices(
+    demo_home: Path, first_run: pd.DataFrame
+):
+    seeded = manifest(demo_home)
+    clean, near = set(seeded["clean_tenants"]), set(seeded["near_limit_tenants"])
+    assert clean and near
+    assert first_run[first_run["tenant_id"].isin(clean)].empty
+    on_near = first_run[first_run["tenant_id"].isin(near)]
+    assert set(on_near["check"]) == {"quota_near_limit"}
+    assert set(on_near["severity"]) == {"info"}
 
 
 def test_quarantine_holds_exactly_the_seeded_bad_lines(demo_home: Path, first_run: pd.DataFrame):
