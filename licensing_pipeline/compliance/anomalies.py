@@ -1,7 +1,9 @@
 """Usage anomalies: a day's usage far outside the tenant's own recent baseline.
 
-Per (tenant, metric) the daily series is zero-filled from the tenant's first usage day to
-as-of; the baseline b is the median of the previous ``baseline_days`` days, once at least
+Per (tenant, metric) the daily series runs from the tenant's first usage day to as-of.
+A day without events counts as zero for flows (COUNT, SUM, UNIQUE_COUNT) and carries the
+last reported level for gauges (MAX, LATEST: storage reported every few days is not a
+string of zeros and spikes); the baseline b is the median of the previous ``baseline_days`` days, once at least
 ``min_history_days`` prior days exist. A day x is anomalous when
 
 * x >= ratio × max(b, 1), and
@@ -18,6 +20,7 @@ binding one, so the extra test changes nothing there.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
 import duckdb
@@ -59,8 +62,14 @@ series AS (
     JOIN first_day f USING (tenant_id)
 ),
 filled AS (
-    SELECT s.tenant_id, s.metric, s.usage_date, coalesce(u.quantity, 0) AS x
+    SELECT s.tenant_id, s.metric, s.usage_date,
+           CASE WHEN list_contains($gauges, s.metric)
+                THEN coalesce(last_value(u.quantity IGNORE NULLS) OVER carried, 0)
+                ELSE coalesce(u.quantity, 0)
+           END AS x
     FROM series s LEFT JOIN usage u USING (tenant_id, metric, usage_date)
+    WINDOW carried AS (PARTITION BY s.tenant_id, s.metric ORDER BY s.usage_date
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 scored AS (
     SELECT *,
@@ -112,12 +121,14 @@ def usage_anomalies(
     rule: AnomalyRule | None = None,
     entitlements: pd.DataFrame | None = None,
     poisson_guard: bool = True,
+    gauges: Collection[str] = (),
 ) -> pd.DataFrame:
     """usage_anomaly per (tenant, metric, day); period is the day 'YYYY-MM-DD'.
 
     ``activity`` (tenant_activity_daily) fixes each tenant's first usage day, so a metric
     a tenant starts using late is measured against the zeros before it. ``entitlements``
-    only supplies the contract's enforcement. The window runs in an in-memory DuckDB
+    only supplies the contract's enforcement; ``gauges`` names the metrics whose daily value is
+    a level (MAX, LATEST) rather than a flow. The window runs in an in-memory DuckDB
     over the daily aggregates, never over events. ``poisson_guard=False`` drops the
     variance-stabilised test (the first two tests alone, as the policy file words them).
     """
@@ -140,6 +151,7 @@ def usage_anomalies(
                 "baseline_days": int(rule.baseline_days),
                 "min_history_days": int(rule.min_history_days),
                 "poisson_guard": bool(poisson_guard),
+                "gauges": sorted(gauges),
             },
         ).df()
     finally:

@@ -219,6 +219,7 @@ def usage_anomalies(
     context: dg.AssetExecutionContext,
     run_settings: RunSettings,
     policy: PolicyResource,
+    catalog: pd.DataFrame,
     usage_daily: pd.DataFrame,
     tenant_activity_daily: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
@@ -229,6 +230,7 @@ def usage_anomalies(
         run_settings.as_of_date(),
         policy.load().anomaly,
         entitlements=effective_entitlements,
+        gauges=Catalog.from_frame(catalog).gauge_metrics(),
     )
     return _describe(context, results, anomalies.CHECKS)
 

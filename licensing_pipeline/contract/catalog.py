@@ -14,6 +14,7 @@ from licensing_pipeline.contract.yaml_lines import LocatedYaml, load_located_yam
 
 AGGREGATIONS = ("COUNT", "SUM", "MAX", "LATEST", "UNIQUE_COUNT")
 NUMERIC_AGGREGATIONS = ("SUM", "MAX", "LATEST")
+GAUGE_AGGREGATIONS = ("MAX", "LATEST")
 PERIODS = ("month",)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -68,6 +69,10 @@ class Catalog:
             if metric.aggregation in NUMERIC_AGGREGATIONS and metric.value_property:
                 out.setdefault(metric.event_type, []).append(metric.value_property)
         return out
+
+    def gauge_metrics(self) -> list[str]:
+        """Metrics whose daily value is a level (MAX, LATEST), not a flow of events."""
+        return [m.name for m in self.metrics.values() if m.aggregation in GAUGE_AGGREGATIONS]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per catalog item, so the warehouse (and dbt) can read the catalog as a table."""

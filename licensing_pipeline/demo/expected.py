@@ -10,7 +10,7 @@ It works on small per-tenant aggregates; event-scale work is one pass of pandas 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -243,18 +243,19 @@ def _months_between(first: date, last: date) -> list[str]:
     return out
 
 
-def _anomalies(usage: UsageAggregates, as_of: date, t: Thresholds) -> list[dict[str, Any]]:
+def _anomalies(
+    usage: UsageAggregates, as_of: date, t: Thresholds, gauges: Collection[str]
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if usage.daily.empty:
         return rows
     first_day = usage.activity_daily.groupby("tenant_id")["usage_date"].min()
     for (tenant, metric), group in usage.daily.groupby(["tenant_id", "metric"], sort=True):
         days = pd.date_range(first_day[tenant], as_of, freq="D")
-        series = (
-            group.set_index(pd.to_datetime(group["usage_date"]))["quantity"]
-            .reindex(days, fill_value=0.0)
-            .astype(float)
-        )
+        daily = group.set_index(pd.to_datetime(group["usage_date"]))["quantity"].reindex(days)
+        if metric in gauges:
+            daily = daily.ffill()
+        series = daily.fillna(0.0).astype(float)
         baseline = series.shift(1).rolling(t.baseline_days, min_periods=t.min_history_days).median()
         floor = baseline.clip(lower=1.0)
         flagged = (series >= t.anomaly_ratio * floor) & (
@@ -481,7 +482,7 @@ def expected_findings(
                         }
                     )
 
-    rows.extend(_anomalies(usage, as_of, t))
+    rows.extend(_anomalies(usage, as_of, t, catalog.gauge_metrics()))
 
     # Exceptions: waived while as-of is on or before expires_on.
     waivers = [

@@ -5,7 +5,6 @@ assets read dbt's aggregates back. DuckDB allows one writing process per file, s
 connection is short-lived and the jobs run their steps in one process.
 """
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path

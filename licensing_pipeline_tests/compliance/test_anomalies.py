@@ -159,3 +159,21 @@ def test_frames_from_duckdb_and_empty_input():
     )
     empty = usage_anomalies(series([]), activity_of(series([])), day_n(59), RULE)
     assert empty.empty and dict(empty.dtypes.astype(str)) == CHECK_RESULTS
+
+
+def test_a_gauge_reported_every_few_days_carries_its_level_between_reports():
+    # storage_gb reported every third day at ~500 GB: zero-filled, each report would be a
+    # tenfold "spike" over a median of 0; carried forward, the level is simply 500.
+    values = [500 + (i % 5) if i % 3 == 0 else 0 for i in range(60)]
+    usage = series(values, metric="storage_gb")
+    assert detect(usage, day_n(59), gauges=["storage_gb"]).empty
+    assert not detect(usage, day_n(59)).empty  # the same days read as a flow do fire
+
+
+def test_a_real_jump_of_a_gauge_is_still_caught():
+    values = [500 if i % 3 == 0 else 0 for i in range(60)]
+    values[45] = 5000
+    results = detect(series(values, metric="storage_gb"), day_n(59), gauges=["storage_gb"])
+    # The level stays at 5000 until the next report (day 48): three anomalous days.
+    assert list(results["period"]) == [day_n(n).isoformat() for n in (45, 46, 47)]
+    assert set(results["allowed"]) == {500}
