@@ -185,6 +185,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"\nRun {result.run_id} succeeded in {elapsed:.1f}s.\n")
     print(_summary(findings, quarantined))
+    print("\nDetails: `licensing-pipeline findings` (add --format csv|jsonl, --status all).")
     if args.fail_on:
         threshold = SEVERITIES.index(args.fail_on)
         ranks = findings["severity"].map(SEVERITIES.index)
