@@ -144,6 +144,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from licensing_pipeline.definitions import build_definitions
     from licensing_pipeline.jobs import run_settings_config
+    from licensing_pipeline.quality.report import describe_run_checks
     from licensing_pipeline.repository.resources import LicensingRepository
     from licensing_pipeline.warehouse.resources import Warehouse
 
@@ -166,9 +167,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             run_config=run_config, instance=instance, raise_on_error=False
         )
     elapsed = time.monotonic() - started
+    quality, blocked_steps = describe_run_checks(result, settings.data_docs_dir)
     if not result.success:
-        failed = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        failed = [
+            e
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE" and e.step_key not in blocked_steps
+        ]
         print(f"\nRun {result.run_id} FAILED after {elapsed:.1f}s.", file=sys.stderr)
+        for line in quality:
+            print(line, file=sys.stderr)
         for event in failed:
             error = getattr(event.event_specific_data, "error", None)
             message = error.message.strip() if error else "unknown error"
@@ -185,6 +193,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     print(f"\nRun {result.run_id} succeeded in {elapsed:.1f}s.\n")
     print(_summary(findings, quarantined))
+    if quality:
+        print("\n" + "\n".join(quality))
     print("\nDetails: `licensing-pipeline findings` (add --format csv|jsonl, --status all).")
     if args.fail_on:
         threshold = SEVERITIES.index(args.fail_on)
@@ -274,6 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.remediation.cli import add_remediation_commands
 
     add_remediation_commands(sub)
+
+    from licensing_pipeline.policy.cli import add_policy_commands
+
+    add_policy_commands(sub)
+
+    from licensing_pipeline.quality.cli import add_quality_commands
+
+    add_quality_commands(sub)
     return parser
 
 

@@ -36,6 +36,8 @@ class _ProgressHandler(logging.Handler):
             name = f"{data.asset_key.to_user_string()}:{data.check_name}"
             severity = getattr(getattr(data, "severity", None), "value", "ERROR")
             label = "check failed" if severity == "ERROR" else "check warned"
+            if severity == "ERROR" and getattr(data, "blocking", False):
+                label = "BLOCKING"  # the assets downstream of it will not run
         else:
             name = event.step_key or ""
         if event.event_type_value == "STEP_FAILURE":

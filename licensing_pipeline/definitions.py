@@ -6,6 +6,9 @@ from licensing_pipeline.cli_progress import progress_logger
 from licensing_pipeline.compliance.assets import compliance_assets
 from licensing_pipeline.compliance.findings import compliance_findings
 from licensing_pipeline.jobs import nightly_compliance, nightly_compliance_schedule
+from licensing_pipeline.policy.assets import policy_assets
+from licensing_pipeline.policy.sensors import policy_jobs, policy_sensors
+from licensing_pipeline.quality.checks import quality_checks
 from licensing_pipeline.remediation.definitions import (
     remediation_assets,
     remediation_jobs,
@@ -25,11 +28,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             warehouse_models,
             *compliance_assets,
             compliance_findings,
+            *policy_assets,
             *remediation_assets,
         ],
-        jobs=[nightly_compliance, *remediation_jobs],
+        asset_checks=quality_checks,
+        jobs=[nightly_compliance, *remediation_jobs, *policy_jobs],
         schedules=[nightly_compliance_schedule],
-        sensors=remediation_sensors,
+        sensors=[*remediation_sensors, *policy_sensors],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
         loggers={"progress": progress_logger},

@@ -3,6 +3,8 @@
 from typing import Any
 
 from licensing_pipeline.policy.bundle import PolicyResource
+from licensing_pipeline.policy.enforcement import EnforcementFeed
+from licensing_pipeline.quality.resources import data_quality_resource
 from licensing_pipeline.remediation.resources import remediation_resources
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
@@ -19,7 +21,11 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
         "dbt": dbt_resource(settings),
-        "policy": PolicyResource(path=str(settings.policy_path)),
+        "policy": PolicyResource(
+            path=str(settings.policy_path), database_url=settings.database_url
+        ),
+        "enforcement": EnforcementFeed(directory=str(settings.enforcement_dir)),
         "repository": LicensingRepository(database_url=settings.database_url),
         **remediation_resources(settings.remediation),
+        "data_quality": data_quality_resource(settings),
     }

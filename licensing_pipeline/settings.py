@@ -101,6 +101,56 @@ def load_remediation_settings() -> RemediationSettings:
     )
 
 
+def _number(name: str, default: float, *, at_most: float | None = None) -> float:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if number < 0 or (at_most is not None and number > at_most):
+        bound = f" and at most {at_most:g}" if at_most is not None else ""
+        raise ValueError(f"{name} must be at least 0{bound}, got {value}")
+    return number
+
+
+@dataclass(frozen=True)
+class DataQualitySettings:
+    """Thresholds of the data-quality checks (``quality/expectations.yaml``).
+
+    LICENSING_DQ_FRESHNESS_HOURS      the newest usage event must be at most this many hours
+                                      older than the end of the as-of day (default 36)
+    LICENSING_DQ_MIN_VOLUME_SHARE     the as-of day must bring at least this share of the usual
+                                      volume (same weekday, previous 4 weeks; default 0.5)
+    LICENSING_DQ_FUTURE_TOLERANCE_HOURS  events may be at most this many hours ahead of the
+                                      clock (or of the end of the as-of day; default 48)
+    LICENSING_DQ_MAX_QUARANTINE_SHARE share of usage lines that may be quarantined before the
+                                      check warns (default 0.01)
+    """
+
+    freshness_hours: float = 36.0
+    min_volume_share: float = 0.5
+    future_tolerance_hours: float = 48.0
+    max_quarantine_share: float = 0.01
+
+
+def load_data_quality_settings() -> DataQualitySettings:
+    defaults = DataQualitySettings()
+    return DataQualitySettings(
+        freshness_hours=_number("LICENSING_DQ_FRESHNESS_HOURS", defaults.freshness_hours),
+        min_volume_share=_number(
+            "LICENSING_DQ_MIN_VOLUME_SHARE", defaults.min_volume_share, at_most=1.0
+        ),
+        future_tolerance_hours=_number(
+            "LICENSING_DQ_FUTURE_TOLERANCE_HOURS", defaults.future_tolerance_hours
+        ),
+        max_quarantine_share=_number(
+            "LICENSING_DQ_MAX_QUARANTINE_SHARE", defaults.max_quarantine_share, at_most=1.0
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -110,10 +160,21 @@ class Settings:
     policy_path: Path
     as_of: str | None
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
+    data_quality: DataQualitySettings = field(default_factory=DataQualitySettings)
 
     @property
     def dagster_home(self) -> Path:
         return _path("DAGSTER_HOME", self.home / "dagster")
+
+    @property
+    def enforcement_dir(self) -> Path:
+        """The enforcement feed: the flagd flag file and the change log (JSON Lines)."""
+        return _path("LICENSING_ENFORCEMENT_DIR", self.home / "enforcement")
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """Great Expectations Data Docs of the latest run (static HTML)."""
+        return self.home / "data_docs"
 
 
 def load_settings() -> Settings:
@@ -124,9 +185,13 @@ def load_settings() -> Settings:
     LICENSING_DATABASE_URL  the licensing repository, any SQLAlchemy URL
                             (default sqlite:///LICENSING_HOME/licensing.db)
     LICENSING_WAREHOUSE_PATH  the DuckDB warehouse file (default LICENSING_HOME/warehouse.duckdb)
-    LICENSING_POLICY_PATH   the policy bundle (default: the one shipped with the package)
+    LICENSING_POLICY_PATH   the policy bundle: a YAML file or a folder of them
+                            (default: the one shipped with the package)
+    LICENSING_ENFORCEMENT_DIR  where the flagd flag file and the change log are written
+                            (default LICENSING_HOME/enforcement)
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
     (Slack, tickets and SLA: see ``RemediationSettings``.)
+    (Data-quality thresholds: see ``DataQualitySettings``.)
     """
     home = _path("LICENSING_HOME", Path.home() / ".licensing-pipeline")
     database_url = os.environ.get("LICENSING_DATABASE_URL", "").strip()
@@ -138,4 +203,5 @@ def load_settings() -> Settings:
         policy_path=_path("LICENSING_POLICY_PATH", DEFAULT_POLICY_PATH),
         as_of=os.environ.get("LICENSING_AS_OF", "").strip() or None,
         remediation=load_remediation_settings(),
+        data_quality=load_data_quality_settings(),
     )

@@ -1,30 +1,32 @@
-"""From check results to findings, and from one night's findings to their history."""
+"""From policy evaluations to findings, and from one night's findings to their history."""
 
-import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
 
+from licensing_pipeline.compliance.fingerprint import KEY, finding_fingerprint
 from licensing_pipeline.contract.schemas import (
-    CHECK_RESULTS,
     COMPLIANCE_FINDINGS,
+    FINDING_RECORDS,
+    POLICY_EVALUATIONS,
     conform,
-    empty_frame,
 )
 from licensing_pipeline.policy.bundle import PolicyBundle, PolicyResource
-from licensing_pipeline.policy.decisions import decide_severity_and_action, waived_mask
+from licensing_pipeline.policy.decisions import combine_results, evaluate_policy
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
 
-KEY = ["tenant_id", "check", "subject", "period"]
+__all__ = ["KEY", "compliance_findings", "current_findings", "finding_fingerprint", "merge_history"]
 
 
-def finding_fingerprint(tenant_id: str, check: str, subject: str, period: str) -> str:
-    """Stable across nights and machines: the same breach is one finding."""
-    key = "\x1f".join((tenant_id, check, subject, period))
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+def finding_records(evaluations: pd.DataFrame, detected_at: datetime) -> pd.DataFrame:
+    """Tonight's findings, with the internal columns (policy hash, rule, exception)."""
+    found = conform(evaluations, POLICY_EVALUATIONS)
+    found["first_detected_at"] = detected_at
+    found["last_detected_at"] = detected_at
+    return conform(found, FINDING_RECORDS)
 
 
 def current_findings(
@@ -35,33 +37,36 @@ def current_findings(
     as_of: date,
     catalog_version: str,
     detected_at: datetime,
+    tenants: pd.DataFrame | None = None,
+    catalog: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """What tonight's check results amount to, before history is merged in."""
-    frames = [conform(f, CHECK_RESULTS) for f in check_results if len(f)]
-    if not frames:
-        return empty_frame(COMPLIANCE_FINDINGS)
-    results = pd.concat(frames, ignore_index=True)
-    results = results.drop_duplicates(subset=KEY, keep="first").reset_index(drop=True)
-    decided = decide_severity_and_action(results, bundle)
-    decided["finding_id"] = [
-        finding_fingerprint(*row) for row in decided[KEY].astype(str).itertuples(index=False)
-    ]
-    decided["status"] = "open"
-    decided.loc[waived_mask(decided, exceptions, as_of), "status"] = "waived"
-    decided["policy_version"] = bundle.version
-    decided["catalog_version"] = catalog_version
-    decided["first_detected_at"] = detected_at
-    decided["last_detected_at"] = detected_at
-    return conform(decided, COMPLIANCE_FINDINGS)
+    """What tonight's check results amount to, before history is merged in (contract columns)."""
+    evaluations = evaluate_policy(
+        combine_results(check_results),
+        bundle,
+        exceptions=exceptions,
+        as_of=as_of,
+        tenants=tenants,
+        catalog=catalog,
+        history=history,
+        catalog_version=catalog_version,
+    )
+    return conform(finding_records(evaluations, detected_at), COMPLIANCE_FINDINGS)
 
 
-def merge_history(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
+def merge_history(
+    previous: pd.DataFrame,
+    current: pd.DataFrame,
+    schema: Mapping[str, str] = COMPLIANCE_FINDINGS,
+) -> pd.DataFrame:
     """Carry ``first_detected_at`` forward; a finding no longer seen becomes ``resolved``.
 
     A resolved finding that is seen again reopens with its original first detection.
+    ``schema`` is the contract's columns, or ``FINDING_RECORDS`` to keep the internal ones.
     """
-    previous = conform(previous, COMPLIANCE_FINDINGS)
-    current = conform(current, COMPLIANCE_FINDINGS)
+    previous = conform(previous, schema)
+    current = conform(current, schema)
     earlier = current[["finding_id"]].merge(
         previous[["finding_id", "first_detected_at"]], on="finding_id", how="left"
     )["first_detected_at"]
@@ -70,7 +75,7 @@ def merge_history(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame
     gone = previous[~previous["finding_id"].isin(current["finding_id"])].copy()
     gone["status"] = "resolved"
     combined = pd.concat([merged, gone], ignore_index=True) if len(gone) else merged
-    return conform(combined, COMPLIANCE_FINDINGS).sort_values(
+    return conform(combined, schema).sort_values(
         ["tenant_id", "check", "subject", "period"], ignore_index=True
     )
 
@@ -85,8 +90,9 @@ def _count_table(frame: pd.DataFrame, by: list[str]) -> str:
 @dg.asset(
     group_name="compliance",
     description=(
-        "Every finding of the data contract, with its severity and action under the policy "
-        "bundle and its history; persisted in the licensing repository."
+        "Every finding of the data contract, with its severity and action from "
+        "policy_evaluations and its history; persisted in the licensing repository (with the "
+        "policy hash and the rule that fired, internal columns this output does not show)."
     ),
     kinds={"pandas", "sql"},
 )
@@ -96,42 +102,22 @@ def compliance_findings(
     policy: PolicyResource,
     repository: LicensingRepository,
     catalog: pd.DataFrame,
-    policy_exceptions: pd.DataFrame,
-    quota_consumption: pd.DataFrame,
-    feature_compliance: pd.DataFrame,
-    contract_status_compliance: pd.DataFrame,
-    residency_compliance: pd.DataFrame,
-    config_drift: pd.DataFrame,
-    billing_reconciliation: pd.DataFrame,
-    usage_anomalies: pd.DataFrame,
+    policy_evaluations: pd.DataFrame,
 ) -> pd.DataFrame:
     bundle = policy.load()
     as_of = run_settings.as_of_date()
+    evaluations = conform(policy_evaluations, POLICY_EVALUATIONS)
     catalog_version = str(catalog["catalog_version"].iloc[0]) if len(catalog) else ""
-    tonight = current_findings(
-        [
-            quota_consumption,
-            feature_compliance,
-            contract_status_compliance,
-            residency_compliance,
-            config_drift,
-            billing_reconciliation,
-            usage_anomalies,
-        ],
-        bundle=bundle,
-        exceptions=policy_exceptions,
-        as_of=as_of,
-        catalog_version=catalog_version,
-        detected_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
-    )
-    findings = merge_history(repository.load_findings(), tonight)
+    tonight = finding_records(evaluations, datetime.now(UTC).replace(tzinfo=None, microsecond=0))
+    records = merge_history(repository.load_finding_records(), tonight, FINDING_RECORDS)
     repository.save_findings(
-        findings,
+        records,
         run_id=context.run_id,
         as_of=as_of,
         policy_version=bundle.version,
         catalog_version=catalog_version,
     )
+    findings = conform(records, COMPLIANCE_FINDINGS)
     live = findings[findings["status"] != "resolved"]
     context.add_output_metadata(
         {
@@ -142,6 +128,7 @@ def compliance_findings(
                 ((findings["status"] == "open") & (findings["severity"] == "critical")).sum()
             ),
             "policy_version": bundle.version,
+            "policy_hash": bundle.content_hash,
             "catalog_version": catalog_version,
             "as_of": as_of.isoformat(),
             "by_check_and_severity": dg.MetadataValue.md(

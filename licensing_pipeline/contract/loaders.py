@@ -431,8 +431,9 @@ EXCEPTIONS_SPEC = _CsvSpec(
     source="policy_exceptions",
     file_name=EXCEPTIONS_FILE,
     schema=schemas.POLICY_EXCEPTIONS,
-    required_columns=("exception_id", "tenant_id", "check", "subject", "expires_on"),
-    required_values=("exception_id", "tenant_id", "check", "expires_on"),
+    required_columns=("exception_id", "tenant_id", "check", "subject", "approved_by", "expires_on"),
+    # An exception nobody approved waives nothing: quarantined, so it is seen, not ignored.
+    required_values=("exception_id", "tenant_id", "check", "approved_by", "expires_on"),
 )
 
 

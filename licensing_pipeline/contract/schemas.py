@@ -152,6 +152,63 @@ COMPLIANCE_FINDINGS: dict[str, str] = {
     "details": STRING,
 }
 
+# The repository's record of a finding: the contract's columns plus internal ones that the
+# contract's outputs never show (the bundle's content hash, the rule that fired, the exception
+# that waived it).
+FINDING_RECORDS: dict[str, str] = {
+    **COMPLIANCE_FINDINGS,
+    "policy_hash": STRING,
+    "rule_id": STRING,
+    "exception_id": STRING,
+}
+
+# policy_evaluations: every check result with the policy's decision and why (internal).
+POLICY_EVALUATIONS: dict[str, str] = {
+    "finding_id": STRING,
+    "tenant_id": STRING,
+    "check": STRING,
+    "subject": STRING,
+    "period": STRING,
+    "observed": FLOAT,
+    "allowed": FLOAT,
+    "enforcement": STRING,  # hard | soft | <NA>
+    "segment": STRING,  # tenants.csv, lower case; <NA> when unknown
+    "jurisdiction": STRING,  # of the tenant's home_region in the catalog; <NA> when unknown
+    "ratio": FLOAT,  # observed / allowed; inf when allowed is 0 and observed > 0
+    "consecutive_periods": INT,  # 1 = first period of the breach
+    "rule_id": STRING,  # the rule that fired ('fallback' when none matched)
+    "severity": STRING,
+    "rule_action": STRING,  # the rule's action before grace and escalation
+    "action": STRING,
+    "escalation_steps": INT,
+    "in_grace": BOOL,
+    "status": STRING,  # open | waived
+    "exception_id": STRING,
+    "policy_version": STRING,
+    "policy_hash": STRING,
+    "catalog_version": STRING,
+    "as_of": TIMESTAMP,
+    "details": STRING,  # for the customer (from the check)
+    "reason": STRING,  # internal: why the rule fired and what changed the action
+}
+
+# enforcement_actions: the current action per tenant and capability (none: no row).
+ENFORCEMENT_ACTIONS: dict[str, str] = {
+    "tenant_id": STRING,
+    "capability": STRING,  # account | feature.<name> | metric.<name> | region.<name>
+    "action": STRING,
+    "severity": STRING,
+    "check": STRING,
+    "subject": STRING,
+    "period": STRING,
+    "finding_id": STRING,
+    "rule_id": STRING,
+    "policy_version": STRING,
+    "policy_hash": STRING,
+    "as_of": TIMESTAMP,
+    "details": STRING,
+}
+
 CHECKS = (
     "quota_exceeded",
     "quota_near_limit",

@@ -50,6 +50,11 @@ def load_located_yaml(path: Path) -> LocatedYaml:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ContractError(f"not UTF-8 text ({exc.reason})", file=path) from None
+    return located_yaml_from_text(text, path)
+
+
+def located_yaml_from_text(text: str, path: Path) -> LocatedYaml:
+    """The same, for text already read (or kept in the repository); ``path`` names it in errors."""
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)

@@ -9,7 +9,12 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
-from licensing_pipeline.contract.schemas import COMPLIANCE_FINDINGS, conform, empty_frame
+from licensing_pipeline.contract.schemas import (
+    COMPLIANCE_FINDINGS,
+    FINDING_RECORDS,
+    conform,
+    empty_frame,
+)
 from licensing_pipeline.repository.tables import compliance_findings, finding_runs, metadata
 
 
@@ -20,6 +25,38 @@ def make_engine(database_url: str) -> sa.Engine:
     return sa.create_engine(url)
 
 
+def add_missing_columns(engine: sa.Engine) -> list[str]:
+    """ALTER TABLE ... ADD COLUMN for nullable columns a table created earlier lacks.
+
+    Until the repository has migrations, this keeps an existing database usable when a
+    release adds a column; returns the ``table.column`` names added.
+    """
+    inspector = sa.inspect(engine)
+    existing = set(inspector.get_table_names())
+    added = []
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present or not column.nullable:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            quote = engine.dialect.identifier_preparer.quote
+            with engine.begin() as con:
+                con.execute(
+                    sa.text(
+                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                    )
+                )
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+# Databases already brought up to date by this process (the check costs a few queries).
+_UP_TO_DATE: set[str] = set()
+
+
 class LicensingRepository(dg.ConfigurableResource):
     """Any SQLAlchemy URL (``LICENSING_DATABASE_URL``); SQLite under LICENSING_HOME by default."""
 
@@ -28,9 +65,17 @@ class LicensingRepository(dg.ConfigurableResource):
     def engine(self) -> sa.Engine:
         engine = make_engine(self.database_url)
         metadata.create_all(engine)
+        if self.database_url not in _UP_TO_DATE:
+            add_missing_columns(engine)
+            _UP_TO_DATE.add(self.database_url)
         return engine
 
     def load_findings(self) -> pd.DataFrame:
+        """The findings with exactly the data contract's columns."""
+        return conform(self.load_finding_records(), COMPLIANCE_FINDINGS)
+
+    def load_finding_records(self) -> pd.DataFrame:
+        """The findings with the internal columns too (policy hash, rule, exception)."""
         engine = self.engine()
         try:
             with engine.connect() as con:
@@ -38,8 +83,8 @@ class LicensingRepository(dg.ConfigurableResource):
         finally:
             engine.dispose()
         if not rows:
-            return empty_frame(COMPLIANCE_FINDINGS)
-        return conform(pd.DataFrame([dict(r) for r in rows]), COMPLIANCE_FINDINGS)
+            return empty_frame(FINDING_RECORDS)
+        return conform(pd.DataFrame([dict(r) for r in rows]), FINDING_RECORDS)
 
     def save_findings(
         self,
@@ -50,8 +95,11 @@ class LicensingRepository(dg.ConfigurableResource):
         policy_version: str,
         catalog_version: str,
     ) -> None:
-        """Replace the findings in one transaction: readers never see half a run."""
-        frame = conform(findings, COMPLIANCE_FINDINGS).astype(object)
+        """Replace the findings in one transaction: readers never see half a run.
+
+        Internal columns (``FINDING_RECORDS``) are kept when ``findings`` has them.
+        """
+        frame = conform(findings, FINDING_RECORDS).astype(object)
         frame = frame.where(frame.notna(), None)
         records = frame.to_dict("records")
         counts = findings["status"].value_counts().to_dict() if len(findings) else {}

@@ -24,6 +24,12 @@ compliance_findings = sa.Table(
     sa.Column("first_detected_at", sa.DateTime, nullable=False),
     sa.Column("last_detected_at", sa.DateTime, nullable=False),
     sa.Column("details", sa.Text, nullable=False),
+    # Internal (not in the data contract's outputs): the policy bundle's content hash, the
+    # rule that fired and the exception that waived the finding. Nullable, so start-up can
+    # add them to a table created before they existed.
+    sa.Column("policy_hash", sa.String(64)),
+    sa.Column("rule_id", sa.String(64)),
+    sa.Column("exception_id", sa.String(64)),
 )
 
 # One row per run that wrote findings, so "the latest run" has a meaning outside Dagster.

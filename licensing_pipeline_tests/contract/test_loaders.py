@@ -259,9 +259,10 @@ def test_policy_exceptions(tmp_path: Path) -> None:
         "exceptions.csv",
         "exception_id,tenant_id,check,subject,approved_by,expires_on,reason\n"
         "e-1,t-1,quota_exceeded,,cfo,2026-12-31,pilot\n"
-        "e-2,t-1,feature_not_entitled,sso,,2026-12-31,\n"
-        "e-3,t-1,made_up_check,sso,,2026-12-31,\n"
-        "e-4,t-1,quota_exceeded,api_calls,,31.12.2026,\n",
+        "e-2,t-1,feature_not_entitled,sso,cso,2026-12-31,\n"
+        "e-3,t-1,made_up_check,sso,cso,2026-12-31,\n"
+        "e-4,t-1,quota_exceeded,api_calls,cso,31.12.2026,\n"
+        "e-5,t-1,quota_exceeded,seats,,2026-12-31,nobody signed\n",
     )
     loaded = loaders.load_policy_exceptions(tmp_path)
     assert_schema(loaded.frame, schemas.POLICY_EXCEPTIONS)
@@ -270,6 +271,7 @@ def test_policy_exceptions(tmp_path: Path) -> None:
     assert {line: field for line, (field, _) in reasons(loaded).items()} == {
         4: "check",
         5: "expires_on",
+        6: "approved_by",
     }
 
 

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites on every source and the key derived assets."""

@@ -1,0 +1,634 @@
+"""Runs the suites with Great Expectations (GX Core 1.x) and summarises what failed.
+
+One GX suite per batch (named like the batch), validated on a pandas batch of an ephemeral
+context; each expectation carries the Dagster check it feeds in its ``meta``. The results of
+a run are rendered once, as Data Docs (static HTML) under ``data_docs_dir``, when its last
+check step ends (``finish_data_docs``; the CLI and process exit call it too, for a run that
+a blocking check stopped early). The site shows the latest run; the history of every run
+is in the data_quality_report table.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from licensing_pipeline.quality.batches import Batch
+from licensing_pipeline.quality.suites import CheckSpec, ExpectationSpec, to_gx_expectation
+
+SITE = "licensing"
+DATASOURCE = "licensing"
+SAMPLE_ROWS = 10  # unexpected rows kept per expectation
+EXAMPLES = 3  # unexpected rows named in a failure message
+# A suite is validated with BOOLEAN_ONLY (pass or fail: a third of the cost of SUMMARY);
+# only a failed expectation is validated again with SUMMARY, for its counts, values and
+# rows, and that result replaces the short one in what the Data Docs show.
+RESULT_FORMAT = {"result_format": "BOOLEAN_ONLY"}
+DETAIL_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS}
+_COLUMN_LIST_EXPECTATIONS = (
+    "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+)
+MAX_TEXT = 80  # characters of a cell shown in a sample
+
+log = logging.getLogger(__name__)
+
+
+# --- outcomes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    spec: ExpectationSpec
+    success: bool
+    observed: str = ""
+    unexpected_count: int | None = None
+    element_count: int | None = None
+    sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+    message: str = ""  # the failure in words (empty when it passed)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One Dagster check: its expectations' outcomes and where to read them."""
+
+    spec: CheckSpec
+    expectations: tuple[ExpectationOutcome, ...]
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    data_docs: Mapping[str, str] = field(default_factory=dict)  # batch -> page URL
+    data_docs_index: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(e.success for e in self.expectations)
+
+    @property
+    def outcome(self) -> str:
+        """pass | warn | fail, as data_quality_report records it."""
+        if self.passed:
+            return "pass"
+        return "fail" if self.spec.blocking else "warn"
+
+    @property
+    def failed(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.expectations if not e.success)
+
+    @property
+    def unexpected_count(self) -> int:
+        return sum(e.unexpected_count or 0 for e in self.failed)
+
+    def description(self) -> str:
+        if self.passed:
+            return f"{len(self.expectations)} expectation(s) met. {self.spec.asserts}"
+        messages = list(dict.fromkeys(e.message for e in self.failed))
+        return f"{self.spec.asset}: " + "; ".join(messages)
+
+
+# --- failure messages ------------------------------------------------------------------------
+
+
+class _Facts(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _text(value: Any, limit: int = MAX_TEXT) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _examples(spec: ExpectationSpec, sample: pd.DataFrame, batch: Batch, count: int) -> str:
+    if sample.empty:
+        return ""
+    column = spec.kwargs.get("column")
+    names = []
+    for row in sample.head(EXAMPLES).to_dict("records"):
+        name = batch.label(row)
+        if isinstance(column, str) and column in row and batch.label(row) != str(row[column]):
+            value = row[column]
+            shown = f"{value:.1f}" if isinstance(value, float) else _text(value, 40)
+            name = f"{name}: {column}={shown}"
+        names.append(name)
+    more = f" and {count - len(names)} more" if count > len(names) else ""
+    return ", ".join(names) + more
+
+
+def _message(
+    spec: ExpectationSpec,
+    batch: Batch | None,
+    observed: str,
+    count: int | None,
+    sample: pd.DataFrame,
+    error: str | None,
+    parameters: Mapping[str, Any] | None = None,
+) -> str:
+    if error:
+        return f"{spec.describe()} could not be evaluated: {error}"
+    examples = _examples(spec, sample, batch, count or 0) if batch is not None else ""
+    facts = _Facts(
+        {k: f"{v:g}" for k, v in (parameters or {}).items() if isinstance(v, int | float)}
+    )
+    facts.update(batch.facts if batch is not None else {})
+    facts.update(
+        count=count if count is not None else "some",
+        examples=examples or "see the Data Docs",
+        observed=observed,
+        column=spec.kwargs.get("column", ""),
+    )
+    if spec.problem:
+        try:
+            return spec.problem.format_map(facts)
+        except (ValueError, IndexError, AttributeError):  # a template with a bad field
+            return f"{spec.problem} ({count} unexpected)"
+    detail = f": {examples}" if examples else f" (observed {observed})" if observed else ""
+    return f"{spec.describe()} failed{detail}"
+
+
+def _observed(result: Mapping[str, Any]) -> str:
+    if "observed_value" in result:
+        return _text(result["observed_value"], 200)
+    if "unexpected_count" in result:
+        return f"{result.get('unexpected_count')} of {result.get('element_count')} unexpected"
+    return ""
+
+
+def _field(info: Any, name: str) -> Any:
+    return info.get(name) if isinstance(info, dict) else getattr(info, name, None)
+
+
+def _error(exception_info: Any) -> str | None:
+    """The message of an exception GX caught while computing a metric, if any (a dict of
+    exception infos per metric, or one exception info)."""
+    if not exception_info:
+        return None
+    infos = [exception_info]
+    if isinstance(exception_info, dict) and "raised_exception" not in exception_info:
+        infos = list(exception_info.values())
+    for info in infos:
+        if _field(info, "raised_exception"):
+            return str(_field(info, "exception_message") or "an exception")
+    return None
+
+
+def _sample(batch: Batch, result: Mapping[str, Any]) -> pd.DataFrame:
+    index = result.get("partial_unexpected_index_list") or []
+    index = [i for i in index if not isinstance(i, dict)]
+    if not index:
+        return pd.DataFrame()
+    frame = batch.frame.loc[[i for i in index if i in batch.frame.index]].head(SAMPLE_ROWS)
+    return frame.reset_index(drop=True)
+
+
+def _outcome(
+    spec: ExpectationSpec,
+    batch: Batch | None,
+    result: Any,
+    parameters: Mapping[str, Any] | None = None,
+) -> ExpectationOutcome:
+    body: Mapping[str, Any] = result.result or {}
+    error = _error(result.exception_info)
+    success = bool(result.success) and error is None
+    sample = _sample(batch, body) if batch is not None and not success else pd.DataFrame()
+    observed = _observed(body)
+    count = body.get("unexpected_count")
+    return ExpectationOutcome(
+        spec=spec,
+        success=success,
+        observed=observed,
+        unexpected_count=int(count) if count is not None else None,
+        element_count=body.get("element_count"),
+        sample=sample,
+        message=""
+        if success
+        else _message(spec, batch, observed, count, sample, error, parameters),
+    )
+
+
+def _not_evaluated(spec: ExpectationSpec, reason: str) -> ExpectationOutcome:
+    return ExpectationOutcome(
+        spec=spec, success=False, message=f"{spec.describe()} could not be evaluated: {reason}"
+    )
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while GX works: it allocates heavily, and every full
+    collection walks the whole process (the Dagster definitions, the dbt manifest), which
+    costs more than the validation itself. Reference counting still frees memory."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# --- importing Great Expectations --------------------------------------------------------------
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module until one of its attributes is used, then loads it."""
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(_load_deferred(self.__name__), attribute)
+
+
+_IMPORT_LOCK = threading.Lock()
+DEFERRED_MODULES = ("scipy.stats", "altair")
+
+
+def _load_deferred(name: str) -> types.ModuleType:
+    with _IMPORT_LOCK:
+        current = sys.modules.get(name)
+        if isinstance(current, _DeferredModule):
+            del sys.modules[name]
+            try:
+                return importlib.import_module(name)
+            except BaseException:
+                sys.modules[name] = current
+                raise
+        return importlib.import_module(name)
+
+
+def import_gx() -> Any:
+    """``great_expectations``, imported with ``DEFERRED_MODULES`` left unloaded: GX imports
+    scipy.stats (a second of CPU, half of its import) only for distribution expectations
+    and altair only for profiling charts, neither of which this project uses; each loads on
+    first use, if ever."""
+    with _IMPORT_LOCK:
+        if "great_expectations" not in sys.modules:
+            for name in DEFERRED_MODULES:
+                if name in sys.modules:
+                    continue
+                try:
+                    spec = importlib.util.find_spec(name)
+                except (ImportError, ValueError):
+                    continue
+                if spec is None:
+                    continue
+                stub = _DeferredModule(name)
+                stub.__spec__ = spec
+                stub.__file__ = spec.origin
+                if spec.submodule_search_locations is not None:
+                    stub.__path__ = list(spec.submodule_search_locations)
+                sys.modules[name] = stub
+    import great_expectations as gx
+
+    return gx
+
+
+# --- the GX context of a run -------------------------------------------------------------------
+
+
+def _context(docs_dir: Path) -> Any:
+    gx = import_gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    context.variables.data_docs_sites = {
+        SITE: {
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir),
+            },
+            "site_index_builder": {
+                "class_name": "DefaultSiteIndexBuilder",
+                "show_cta_footer": False,
+            },
+            "show_how_to_buttons": False,
+        }
+    }
+    return context
+
+
+Rendered = tuple[Any, Any, Any]  # (validation result key, validation result, suite)
+
+
+class _Session:
+    """One run's GX context, and the results its Data Docs still have to show."""
+
+    def __init__(self, docs_dir: Path, run_id: str, run_name: str) -> None:
+        import_gx()  # first: it decides what GX's import leaves out
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        self.run_id = run_id
+        self.docs_dir = docs_dir
+        self.context: Any = _context(docs_dir)
+        self.source = self.context.data_sources.add_pandas(DATASOURCE)
+        self.run_identifier = RunIdentifier(
+            run_name=run_name, run_time=datetime.now(UTC).replace(microsecond=0)
+        )
+        self.batch_definitions: dict[str, Any] = {}
+        self.pending: list[Rendered] = []  # validated, not rendered yet
+        self.rendered: list[Rendered] = []  # on the site (the index lists them all)
+
+    def batch_definition(self, batch: str) -> Any:
+        """One GX data asset per Dagster asset (``contracts.quarantine`` -> ``contracts``)."""
+        asset = batch.split(".", 1)[0]
+        if asset not in self.batch_definitions:
+            data_asset = self.source.add_dataframe_asset(asset)
+            self.batch_definitions[asset] = data_asset.add_batch_definition_whole_dataframe("whole")
+        return self.batch_definitions[asset]
+
+
+_SESSIONS: dict[str, _Session] = {}
+_LOCK = threading.Lock()
+
+
+def _session(docs_dir: Path, run_id: str, run_name: str) -> _Session:
+    """The run's context: steps of one run share it (the in-process executor runs them in one
+    process). A new run renders what the previous one left and starts afresh."""
+    key = str(docs_dir.resolve())
+    with _LOCK:
+        session = _SESSIONS.get(key)
+        if session is not None and session.run_id == run_id:
+            return session
+    if session is not None:
+        _render(session)
+    with _LOCK:
+        session = _SESSIONS[key] = _Session(docs_dir, run_id, run_name)
+        if len(_SESSIONS) == 1:
+            atexit.register(finish_data_docs)
+        return session
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _meta(index: int, note: str) -> dict[str, Any]:
+    return {"index": index, "notes": {"format": "markdown", "content": [note]}}
+
+
+def _suite_notes(checks: Iterable[CheckSpec], batch: str) -> str:
+    lines = [f"Batch `{batch}`. Checks fed by this suite:"]
+    for check in checks:
+        kind = "blocking" if check.blocking else "warns"
+        lines.append(f"- **{check.asset}:{check.name}** ({kind}): {check.asserts}")
+    return "\n".join(lines)
+
+
+def _validate_batch(
+    session: _Session,
+    name: str,
+    batch: Batch,
+    specs: Sequence[ExpectationSpec],
+    checks: Sequence[CheckSpec],
+    parameters: Mapping[str, Any],
+) -> tuple[list[ExpectationOutcome], Any, Any]:
+    """(outcomes in the order of ``specs``, the suite, the suite's validation result).
+
+    The suite is validated on the batch directly: no validation definition or result is
+    stored in the context (that bookkeeping costs as much as validating); the Data Docs
+    store what they render.
+    """
+    gx = import_gx()
+    by_index = dict(enumerate(specs))
+    expectations = []
+    for position, spec in by_index.items():
+        check = next(c for c in checks if c.name == spec.check)
+        note = f"{check.asset}:{check.name} ({'blocking' if check.blocking else 'warns'})"
+        expectations.append(to_gx_expectation(spec, _meta(position, note)))
+    # the constructor, not add_expectation: that one looks the suite up in a context each time
+    suite = gx.ExpectationSuite(
+        name=name, expectations=expectations, notes=_suite_notes(checks, name)
+    )
+    gx_batch = session.batch_definition(name).get_batch(batch_parameters={"dataframe": batch.frame})
+    result = gx_batch.validate(
+        suite, result_format=RESULT_FORMAT, expectation_parameters=dict(parameters)
+    )
+    result.meta["run_id"] = session.run_identifier
+    result.meta["validation_time"] = session.run_identifier.run_time
+    found: dict[int, ExpectationOutcome] = {}
+    for position, item in enumerate(result.results):  # matched by meta.index, not by order
+        index = (item.expectation_config.meta or {}).get("index")
+        if index not in by_index or index in found:
+            continue
+        if not item.success and not _error(item.exception_info):
+            detail = gx_batch.validate(
+                to_gx_expectation(by_index[index], item.expectation_config.meta or {}),
+                result_format=DETAIL_FORMAT,
+                expectation_parameters=dict(parameters),
+            )
+            detail.expectation_config.meta = item.expectation_config.meta
+            result.results[position] = item = detail
+        elif item.expectation_config.type in _COLUMN_LIST_EXPECTATIONS:
+            # the Data Docs lay a page out by the observed columns, which BOOLEAN_ONLY omits
+            item.result = {**(item.result or {}), "observed_value": list(batch.frame.columns)}
+        found[index] = _outcome(by_index[index], batch, item, parameters)
+    missing = "no result from Great Expectations"
+    outcomes = [found.get(i) or _not_evaluated(s, missing) for i, s in by_index.items()]
+    return outcomes, suite, result
+
+
+def _result_key(session: _Session, suite: str) -> Any:
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    return ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(suite),
+        run_id=session.run_identifier,
+        batch_identifier=f"{DATASOURCE}-{suite}",
+    )
+
+
+def evaluate(
+    checks: Sequence[CheckSpec],
+    batches: Mapping[str, Callable[[], Batch]],
+    parameters: Mapping[str, Any],
+    *,
+    docs_dir: Path,
+    run_id: str,
+    run_name: str,
+    finish_docs: bool = False,
+) -> list[CheckOutcome]:
+    """Validate every batch the checks use (each built once, when first needed); their Data
+    Docs pages are rendered with the run's others (``finish_docs``: now).
+
+    A batch that cannot be built fails its expectations with the reason, so a broken input
+    never passes a check by accident."""
+    with _gc_paused():
+        return _evaluate(
+            checks,
+            batches,
+            parameters,
+            docs_dir=docs_dir,
+            run_id=run_id,
+            run_name=run_name,
+            finish_docs=finish_docs,
+        )
+
+
+def _evaluate(
+    checks: Sequence[CheckSpec],
+    batches: Mapping[str, Callable[[], Batch]],
+    parameters: Mapping[str, Any],
+    *,
+    docs_dir: Path,
+    run_id: str,
+    run_name: str,
+    finish_docs: bool,
+) -> list[CheckOutcome]:
+    session = _session(docs_dir, run_id, run_name)
+    outcomes: dict[tuple[str, int], ExpectationOutcome] = {}
+    built: dict[str, Batch] = {}
+    pages: dict[str, Any] = {}
+    batch_seconds: dict[str, float] = {}
+    for name in dict.fromkeys(b for c in checks for b in c.batches):
+        specs = [(c, i, e) for c in checks for i, e in enumerate(c.expectations) if e.batch == name]
+        started = time.perf_counter()
+        try:
+            if name not in batches:
+                raise KeyError(f"no batch named {name!r}")
+            batch = built[name] = batches[name]()
+            results, suite, validation = _validate_batch(
+                session,
+                name,
+                batch,
+                [e for _, _, e in specs],
+                [c for c in checks if name in c.batches],
+                parameters,
+            )
+            key = pages[name] = _result_key(session, name)
+            session.pending.append((key, validation, suite))
+        except Exception as exc:  # the check reports it; it must never pass silently
+            log.exception("data-quality batch %s failed", name)
+            reason = f"{type(exc).__name__}: {exc}"
+            results = [_not_evaluated(e, reason) for _, _, e in specs]
+        for (check, index, _), outcome in zip(specs, results, strict=True):
+            outcomes[(check.name, index)] = outcome
+        batch_seconds[name] = time.perf_counter() - started
+    started = time.perf_counter()
+    if finish_docs:
+        _render(session)
+    docs_seconds = time.perf_counter() - started
+    urls = {name: _page_url(session.docs_dir, key) for name, key in pages.items()}
+    index_url = (session.docs_dir.resolve() / "index.html").as_uri() if pages else None
+    report = []
+    for check in checks:
+        facts: dict[str, Any] = {}
+        for name in check.batches:
+            if name in built:
+                facts.update(built[name].facts)
+        spent = sum(batch_seconds.get(b, 0.0) for b in check.batches)
+        expectations = tuple(outcomes[(check.name, i)] for i in range(len(check.expectations)))
+        report.append(
+            CheckOutcome(
+                spec=check,
+                expectations=expectations,
+                facts=facts,
+                data_docs={b: urls[b] for b in check.batches if b in urls},
+                data_docs_index=index_url,
+                seconds=spent + docs_seconds / max(len(checks), 1),
+            )
+        )
+    return report
+
+
+# --- Data Docs -----------------------------------------------------------------------------------
+
+
+def _page_url(docs_dir: Path, key: Any) -> str:
+    """The file URL GX's filesystem site gives a validation result: one folder per part of
+    the suite name, then run name, run time and batch (``page_url`` asks GX itself)."""
+    parts = key.to_tuple()  # (*suite name parts, run name, run time, batch identifier)
+    return (docs_dir.resolve() / "validations" / Path(*parts[:-1]) / f"{parts[-1]}.html").as_uri()
+
+
+def page_url(docs_dir: Path, key: Any) -> str | None:
+    """GX's own answer for a result's page (the tests compare it with ``_page_url``)."""
+    for site in _context(docs_dir).get_docs_sites_urls(
+        resource_identifier=key, site_names=[SITE], only_if_exists=False
+    ):
+        if site.get("site_name") == SITE and site.get("site_url"):
+            return str(site["site_url"])
+    return None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+SUITE_HASHES = ".suites.json"  # under expectations/: the suites the pages there show
+
+
+def _render(session: _Session) -> None:
+    """The pending results (and their suites, when changed) as HTML, and the index of the
+    run: one build, in a context of its own, which holds the run's results for the index."""
+    with _LOCK:
+        pending, session.pending = session.pending, []
+    if not pending:
+        return
+    try:
+        with _gc_paused():
+            _build_site(session, pending)
+    except Exception:  # Data Docs are a convenience: never fail a check over them
+        log.exception("building the Data Docs under %s failed", session.docs_dir)
+
+
+def _build_site(session: _Session, pending: list[Rendered]) -> None:
+    gx = import_gx()
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    site = _context(session.docs_dir)
+    # The site's results live in memory only for this build: keep them as objects instead
+    # of a JSON round trip (a third of the build).
+    results_store = site.validation_results_store
+    results_store.serialize = _same
+    results_store.deserialize = _same
+    session.rendered += pending
+    hashes_file = session.docs_dir / "expectations" / SUITE_HASHES
+    try:
+        known = json.loads(hashes_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    changed = []
+    for key, result, suite in session.rendered:
+        definition = suite.to_json_dict()
+        site.suites.add_or_update(gx.ExpectationSuite(**definition))
+        site.validation_results_store.set(key, result)
+        digest = hashlib.sha256(
+            json.dumps(definition, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        page = session.docs_dir / "expectations" / Path(*suite.name.split("."))
+        if known.get(suite.name) != digest or not page.with_suffix(".html").is_file():
+            changed.append(suite.name)
+            known[suite.name] = digest
+    keys = [key for key, _, _ in pending]
+    suites = [ExpectationSuiteIdentifier(name) for name in dict.fromkeys(changed)]
+    site.build_data_docs(site_names=[SITE], resource_identifiers=[*keys, *suites])
+    hashes_file.parent.mkdir(parents=True, exist_ok=True)
+    hashes_file.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+def finish_data_docs() -> None:
+    """Render every result not rendered yet (a run that a blocking check stopped ends
+    before its last check step)."""
+    with _LOCK:
+        sessions = list(_SESSIONS.values())
+    for session in sessions:
+        _render(session)

@@ -1,0 +1,118 @@
+"""Great Expectations runs the suites; a failure says what failed, on which rows, and has a
+Data Docs page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+import pytest
+
+from licensing_pipeline.quality import validation
+from licensing_pipeline.quality.batches import Batch, columns_label
+from licensing_pipeline.quality.suites import parse_suites
+
+SUITES = parse_suites(
+    {
+        "contracts": [
+            {
+                "check": "contracts_reference_catalog",
+                "blocking": True,
+                "asserts": "Plans exist.",
+                "batch": "contracts",
+                "expect": [
+                    {
+                        "expect_column_values_to_be_in_set": {
+                            "column": "plan",
+                            "value_set": "$catalog_plans",
+                        },
+                        "problem": "{count} contract(s) name a plan missing from the catalog: "
+                        "{examples}",
+                    },
+                    {"expect_column_values_to_not_be_null": {"column": "contract_id"}},
+                ],
+            },
+            {
+                "check": "contracts_look_fine",
+                "blocking": False,
+                "asserts": "Whatever.",
+                "batch": "contracts.broken",
+                "expect": [{"expect_table_row_count_to_be_between": {"min_value": 1}}],
+            },
+        ]
+    }
+)["contracts"]
+
+
+def contracts() -> Batch:
+    frame = pd.DataFrame(
+        {
+            "contract_id": ["c-1", "c-2", "c-3"],
+            "tenant_id": ["t-1", "t-2", "t-3"],
+            "plan": ["starter", "platinum", "starter"],
+        }
+    ).astype("string")
+    return Batch(frame, label=columns_label("contract_id", "tenant_id"))
+
+
+def boom() -> Batch:
+    raise RuntimeError("the table is gone")
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]:
+    docs = tmp_path_factory.mktemp("docs")
+    found = validation.evaluate(
+        SUITES,
+        {"contracts": contracts, "contracts.broken": boom},
+        {"catalog_plans": ["starter", "growth"]},
+        docs_dir=docs,
+        run_id="run-1",
+        run_name="2026-11-20 run-1",
+        finish_docs=True,
+    )
+    return found, docs
+
+
+def test_a_failed_expectation_names_the_rows(outcomes):
+    reference, _ = outcomes[0]
+    assert reference.outcome == "fail"  # blocking
+    [failed] = reference.failed
+    assert failed.unexpected_count == 1
+    assert failed.message == (
+        "1 contract(s) name a plan missing from the catalog: c-2 (t-2): plan=platinum"
+    )
+    assert list(failed.sample["contract_id"]) == ["c-2"]
+    assert reference.description().startswith("contracts: 1 contract(s) name a plan")
+    assert [e.success for e in reference.expectations] == [False, True]
+
+
+def test_a_batch_that_cannot_be_built_fails_its_check_with_the_reason(outcomes):
+    _, broken = outcomes[0]
+    assert broken.outcome == "warn"  # not blocking
+    assert "RuntimeError: the table is gone" in broken.description()
+
+
+def test_the_data_docs_page_is_written_where_the_metadata_points(outcomes):
+    found, docs = outcomes
+    reference = found[0]
+    url = reference.data_docs["contracts"]
+    assert Path(unquote(urlparse(url).path)).is_file()
+    assert (docs / "index.html").is_file()
+    assert reference.data_docs_index == (docs.resolve() / "index.html").as_uri()
+    html = (docs / "expectations" / "contracts.html").read_text()
+    assert "contracts_reference_catalog" in html  # the suite page says which check it feeds
+
+
+def test_the_page_url_is_the_one_gx_gives():
+    session = validation._session(Path("/tmp/licensing-docs-url"), "run-x", "2026-11-20 run-x")
+    key = validation._result_key(session, "contracts.quarantine")
+    assert validation._page_url(session.docs_dir, key) == validation.page_url(session.docs_dir, key)
+
+
+def test_scipy_stats_still_works_after_gx_is_imported_without_it():
+    validation.import_gx()
+    from scipy import stats
+
+    assert stats.norm.cdf(0) == pytest.approx(0.5)
