@@ -39,6 +39,7 @@ class Batch:
     frame: pd.DataFrame
     facts: Mapping[str, Any] = field(default_factory=dict)
     label: Label = _first_column
+    show_values: bool = True  # name the failing column's value next to the row's label
 
 
 def columns_label(*columns: str) -> Label:
@@ -70,8 +71,7 @@ def table_batch(frame: pd.DataFrame, *label_columns: str) -> Batch:
 def _line_label(row: Mapping[str, Any]) -> str:
     line: Any = row.get("line")
     where = Path(str(row.get("file") or "")).name
-    at = f"line {int(line)}" if _present(line) else "the whole file"
-    return f"{where} {at}: {row.get('reason')}"
+    return f"{where} line {int(line)}" if _present(line) else f"{where} (the whole file)"
 
 
 def quarantine_reasons(quarantined: pd.DataFrame) -> str:
@@ -92,7 +92,7 @@ def quarantine_reasons(quarantined: pd.DataFrame) -> str:
 
 def quarantine_batch(quarantined: pd.DataFrame) -> Batch:
     frame = schemas.conform(quarantined, schemas.QUARANTINED_RECORDS)
-    return Batch(frame, {"reasons": quarantine_reasons(frame)}, _line_label)
+    return Batch(frame, {"reasons": quarantine_reasons(frame)}, _line_label, show_values=False)
 
 
 # --- catalog ----------------------------------------------------------------------------------

@@ -49,19 +49,21 @@ SAMPLE_CELL_CHARS = 60
 # --- results ---------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, limit: int = SAMPLE_CELL_CHARS) -> str:
     text = (
         ""
         if value is None or (not isinstance(value, list | dict) and pd.isna(value))
         else str(value)
     )
     text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= SAMPLE_CELL_CHARS else text[: SAMPLE_CELL_CHARS - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], limit: int = SAMPLE_CELL_CHARS
+) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v, limit) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -77,7 +79,7 @@ def _expectations_table(outcome: CheckOutcome) -> dg.MetadataValue:
         for e in outcome.expectations
     ]
     header = ("expectation", "batch", "result", "observed", "unexpected")
-    return dg.MetadataValue.md(_table(header, rows))
+    return dg.MetadataValue.md(_table(header, rows, limit=200))
 
 
 def _samples(failed: Sequence[ExpectationOutcome]) -> dg.MetadataValue:

@@ -19,6 +19,13 @@ class DataQualityResource(dg.ConfigurableResource):
     future_tolerance_hours: float = 48.0
     max_quarantine_share: float = 0.01
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At the start of a run, so Great Expectations is imported (in its own process, on
+        # another core) while the sources load.
+        from licensing_pipeline.quality.validation import start_worker
+
+        start_worker()
+
 
 def data_quality_resource(settings: Settings) -> DataQualityResource:
     values: DataQualitySettings = settings.data_quality

@@ -17,11 +17,13 @@ import importlib
 import importlib.util
 import json
 import logging
+import multiprocessing
 import sys
 import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -122,8 +124,9 @@ def _examples(spec: ExpectationSpec, sample: pd.DataFrame, batch: Batch, count: 
     names = []
     for row in sample.head(EXAMPLES).to_dict("records"):
         name = batch.label(row)
-        if isinstance(column, str) and column in row and batch.label(row) != str(row[column]):
-            value = row[column]
+        shown_column = batch.show_values and isinstance(column, str) and column in row
+        if shown_column and name != str(row[column]):
+            value = row[str(column)]
             shown = f"{value:.1f}" if isinstance(value, float) else _text(value, 40)
             name = f"{name}: {column}={shown}"
         names.append(name)
@@ -200,12 +203,13 @@ def _sample(batch: Batch, result: Mapping[str, Any]) -> pd.DataFrame:
 def _outcome(
     spec: ExpectationSpec,
     batch: Batch | None,
-    result: Any,
+    raw: Mapping[str, Any],
     parameters: Mapping[str, Any] | None = None,
 ) -> ExpectationOutcome:
-    body: Mapping[str, Any] = result.result or {}
-    error = _error(result.exception_info)
-    success = bool(result.success) and error is None
+    """``raw``: what ``_gx_validate`` keeps of a GX result (success, result, error)."""
+    body: Mapping[str, Any] = raw.get("result") or {}
+    error = raw.get("error")
+    success = bool(raw.get("success")) and error is None
     sample = _sample(batch, body) if batch is not None and not success else pd.DataFrame()
     observed = _observed(body)
     count = body.get("unexpected_count")
@@ -369,7 +373,7 @@ def _session(docs_dir: Path, run_id: str, run_name: str) -> _Session:
     with _LOCK:
         session = _SESSIONS[key] = _Session(docs_dir, run_id, run_name)
         if len(_SESSIONS) == 1:
-            atexit.register(finish_data_docs)
+            atexit.register(_render_local)
         return session
 
 
@@ -388,43 +392,39 @@ def _suite_notes(checks: Iterable[CheckSpec], batch: str) -> str:
     return "\n".join(lines)
 
 
-def _validate_batch(
+def _gx_validate(
     session: _Session,
     name: str,
-    batch: Batch,
+    frame: pd.DataFrame,
     specs: Sequence[ExpectationSpec],
-    checks: Sequence[CheckSpec],
+    notes: Sequence[str],
+    suite_notes: str,
     parameters: Mapping[str, Any],
-) -> tuple[list[ExpectationOutcome], Any, Any]:
-    """(outcomes in the order of ``specs``, the suite, the suite's validation result).
+) -> tuple[list[dict[str, Any]], str]:
+    """Validate one batch: (what each expectation gave, in the order of ``specs``; the URL
+    its Data Docs page will have). The result waits in the session for rendering.
 
     The suite is validated on the batch directly: no validation definition or result is
-    stored in the context (that bookkeeping costs as much as validating); the Data Docs
-    store what they render.
+    stored in the context (that bookkeeping costs as much as validating).
     """
     gx = import_gx()
     by_index = dict(enumerate(specs))
-    expectations = []
-    for position, spec in by_index.items():
-        check = next(c for c in checks if c.name == spec.check)
-        note = f"{check.asset}:{check.name} ({'blocking' if check.blocking else 'warns'})"
-        expectations.append(to_gx_expectation(spec, _meta(position, note)))
+    expectations = [to_gx_expectation(spec, _meta(i, notes[i])) for i, spec in by_index.items()]
     # the constructor, not add_expectation: that one looks the suite up in a context each time
-    suite = gx.ExpectationSuite(
-        name=name, expectations=expectations, notes=_suite_notes(checks, name)
-    )
-    gx_batch = session.batch_definition(name).get_batch(batch_parameters={"dataframe": batch.frame})
+    suite = gx.ExpectationSuite(name=name, expectations=expectations, notes=suite_notes)
+    gx_batch = session.batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
     result = gx_batch.validate(
         suite, result_format=RESULT_FORMAT, expectation_parameters=dict(parameters)
     )
     result.meta["run_id"] = session.run_identifier
     result.meta["validation_time"] = session.run_identifier.run_time
-    found: dict[int, ExpectationOutcome] = {}
+    found: dict[int, dict[str, Any]] = {}
     for position, item in enumerate(result.results):  # matched by meta.index, not by order
         index = (item.expectation_config.meta or {}).get("index")
         if index not in by_index or index in found:
             continue
-        if not item.success and not _error(item.exception_info):
+        error = _error(item.exception_info)
+        if not item.success and error is None:
             detail = gx_batch.validate(
                 to_gx_expectation(by_index[index], item.expectation_config.meta or {}),
                 result_format=DETAIL_FORMAT,
@@ -432,13 +432,62 @@ def _validate_batch(
             )
             detail.expectation_config.meta = item.expectation_config.meta
             result.results[position] = item = detail
+            error = _error(item.exception_info)
         elif item.expectation_config.type in _COLUMN_LIST_EXPECTATIONS:
             # the Data Docs lay a page out by the observed columns, which BOOLEAN_ONLY omits
-            item.result = {**(item.result or {}), "observed_value": list(batch.frame.columns)}
-        found[index] = _outcome(by_index[index], batch, item, parameters)
-    missing = "no result from Great Expectations"
-    outcomes = [found.get(i) or _not_evaluated(s, missing) for i, s in by_index.items()]
-    return outcomes, suite, result
+            item.result = {**(item.result or {}), "observed_value": list(frame.columns)}
+        found[index] = {
+            "success": bool(item.success),
+            "result": dict(item.result or {}),
+            "error": error,
+        }
+    missing = {"success": False, "result": {}, "error": "no result from Great Expectations"}
+    key = _result_key(session, name)
+    session.pending.append((key, result, suite))
+    return [found.get(i, missing) for i in by_index], _page_url(session.docs_dir, key)
+
+
+def _validate(
+    name: str,
+    batch: Batch,
+    specs: Sequence[ExpectationSpec],
+    checks: Sequence[CheckSpec],
+    parameters: Mapping[str, Any],
+    where: tuple[Path, str, str],
+) -> Callable[[], tuple[list[dict[str, Any]], str]]:
+    """Start validating a batch (in the GX worker when there is one) and return how to wait
+    for its results."""
+    notes = []
+    for spec in specs:
+        check = next(c for c in checks if c.name == spec.check)
+        notes.append(f"{check.asset}:{check.name} ({'blocking' if check.blocking else 'warns'})")
+    arguments = (
+        name,
+        batch.frame,
+        list(specs),
+        notes,
+        _suite_notes(checks, name),
+        dict(parameters),
+    )
+    worker = _worker()
+    if worker is not None:
+        docs_dir, run_id, run_name = where
+        try:
+            future = worker.submit(_worker_validate, str(docs_dir), run_id, run_name, *arguments)
+        except Exception as exc:  # a broken worker: validate here instead
+            _worker_failed(exc)
+        else:
+
+            def wait() -> tuple[list[dict[str, Any]], str]:
+                try:
+                    return future.result()
+                except BrokenExecutor as exc:
+                    _worker_failed(exc)
+                    return _gx_validate(_session(*where), *arguments)
+
+            return wait
+    local = _gx_validate(_session(*where), *arguments)
+    return lambda: local
 
 
 def _result_key(session: _Session, suite: str) -> Any:
@@ -491,60 +540,129 @@ def _evaluate(
     run_name: str,
     finish_docs: bool,
 ) -> list[CheckOutcome]:
-    session = _session(docs_dir, run_id, run_name)
+    where = (docs_dir, run_id, run_name)
     outcomes: dict[tuple[str, int], ExpectationOutcome] = {}
     built: dict[str, Batch] = {}
-    pages: dict[str, Any] = {}
-    batch_seconds: dict[str, float] = {}
+    urls: dict[str, str] = {}
+    started = time.perf_counter()
+    waiting = []
     for name in dict.fromkeys(b for c in checks for b in c.batches):
         specs = [(c, i, e) for c in checks for i, e in enumerate(c.expectations) if e.batch == name]
-        started = time.perf_counter()
         try:
             if name not in batches:
                 raise KeyError(f"no batch named {name!r}")
             batch = built[name] = batches[name]()
-            results, suite, validation = _validate_batch(
-                session,
-                name,
-                batch,
-                [e for _, _, e in specs],
-                [c for c in checks if name in c.batches],
-                parameters,
-            )
-            key = pages[name] = _result_key(session, name)
-            session.pending.append((key, validation, suite))
+            expectations = [e for _, _, e in specs]
+            checks_here = [c for c in checks if name in c.batches]
+            wait = _validate(name, batch, expectations, checks_here, parameters, where)
+            waiting.append((name, specs, wait))
         except Exception as exc:  # the check reports it; it must never pass silently
-            log.exception("data-quality batch %s failed", name)
-            reason = f"{type(exc).__name__}: {exc}"
-            results = [_not_evaluated(e, reason) for _, _, e in specs]
+            _report_failure(name, specs, exc, outcomes)
+    for name, specs, wait in waiting:
+        try:
+            raws, urls[name] = wait()
+            results = [
+                _outcome(e, built[name], raw, parameters)
+                for (_, _, e), raw in zip(specs, raws, strict=True)
+            ]
+        except Exception as exc:
+            _report_failure(name, specs, exc, outcomes)
+            continue
         for (check, index, _), outcome in zip(specs, results, strict=True):
             outcomes[(check.name, index)] = outcome
-        batch_seconds[name] = time.perf_counter() - started
-    started = time.perf_counter()
-    if finish_docs:
-        _render(session)
-    docs_seconds = time.perf_counter() - started
-    urls = {name: _page_url(session.docs_dir, key) for name, key in pages.items()}
-    index_url = (session.docs_dir.resolve() / "index.html").as_uri() if pages else None
+    render_data_docs(wait=finish_docs)
+    seconds = (time.perf_counter() - started) / max(len(checks), 1)
+    index_url = (docs_dir.resolve() / "index.html").as_uri() if urls else None
     report = []
     for check in checks:
         facts: dict[str, Any] = {}
         for name in check.batches:
             if name in built:
                 facts.update(built[name].facts)
-        spent = sum(batch_seconds.get(b, 0.0) for b in check.batches)
-        expectations = tuple(outcomes[(check.name, i)] for i in range(len(check.expectations)))
+        found = tuple(outcomes[(check.name, i)] for i in range(len(check.expectations)))
         report.append(
             CheckOutcome(
                 spec=check,
-                expectations=expectations,
+                expectations=found,
                 facts=facts,
                 data_docs={b: urls[b] for b in check.batches if b in urls},
                 data_docs_index=index_url,
-                seconds=spent + docs_seconds / max(len(checks), 1),
+                seconds=seconds,
             )
         )
     return report
+
+
+def _report_failure(
+    name: str,
+    specs: Sequence[tuple[CheckSpec, int, ExpectationSpec]],
+    exc: Exception,
+    outcomes: dict[tuple[str, int], ExpectationOutcome],
+) -> None:
+    log.exception("data-quality batch %s failed", name)
+    reason = f"{type(exc).__name__}: {exc}"
+    for check, index, spec in specs:
+        outcomes[(check.name, index)] = _not_evaluated(spec, reason)
+
+
+# --- the GX worker process -----------------------------------------------------------------------
+
+_WORKER: ProcessPoolExecutor | None = None
+_WORKER_STARTED = False
+
+
+def start_worker() -> None:
+    """Start the process that imports Great Expectations and validates and renders for this
+    one, so that GX's seconds of importing and rendering run on another core while the run
+    goes on (the validations themselves are waited for). Without it, GX runs in-process."""
+    global _WORKER, _WORKER_STARTED
+    with _LOCK:
+        if _WORKER_STARTED:
+            return
+        _WORKER_STARTED = True
+        try:
+            worker = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+            )
+            worker.submit(_worker_ready)  # the process starts, and imports, now
+        except Exception as exc:  # no subprocesses here: stay in-process
+            log.warning("data quality runs in-process: no GX worker (%s)", exc)
+            return
+        _WORKER = worker
+
+
+def _worker() -> ProcessPoolExecutor | None:
+    with _LOCK:
+        return _WORKER
+
+
+def _worker_failed(exc: BaseException) -> None:
+    global _WORKER
+    log.warning("the GX worker failed (%s); validating in-process", exc)
+    with _LOCK:
+        _WORKER = None
+
+
+def _worker_init() -> None:
+    import_gx()
+
+
+def _worker_ready() -> bool:
+    return True
+
+
+def _worker_validate(
+    docs_dir: str, run_id: str, run_name: str, *arguments: Any
+) -> tuple[list[dict[str, Any]], str]:
+    session = _session(Path(docs_dir), run_id, run_name)
+    with _gc_paused():
+        return _gx_validate(session, *arguments)
+
+
+def _worker_render() -> None:
+    _render_local()
 
 
 # --- Data Docs -----------------------------------------------------------------------------------
@@ -625,10 +743,32 @@ def _build_site(session: _Session, pending: list[Rendered]) -> None:
     hashes_file.write_text(json.dumps(known, indent=1, sort_keys=True))
 
 
-def finish_data_docs() -> None:
-    """Render every result not rendered yet (a run that a blocking check stopped ends
-    before its last check step)."""
+def _render_local() -> None:
     with _LOCK:
         sessions = list(_SESSIONS.values())
     for session in sessions:
         _render(session)
+
+
+def render_data_docs(*, wait: bool) -> None:
+    """Render the results validated so far: in the GX worker while the run goes on (``wait``:
+    until the pages are written), or here, in-process, when ``wait``."""
+    worker = _worker()
+    if worker is not None:
+        try:
+            future = worker.submit(_worker_render)
+            if wait:
+                future.result()
+        except Exception as exc:
+            _worker_failed(exc)
+        else:
+            return
+    if wait:
+        _render_local()
+
+
+def finish_data_docs() -> None:
+    """Write every Data Docs page not written yet (a run that a blocking check stopped ends
+    before its last check step)."""
+    render_data_docs(wait=True)
+    _render_local()

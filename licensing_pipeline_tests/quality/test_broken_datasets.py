@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import yaml
 
 from licensing_pipeline import cli
-from licensing_pipeline.quality.report import load_report
+from licensing_pipeline.quality.report import load_report, trend
 from licensing_pipeline.repository.resources import LicensingRepository, make_engine
 from licensing_pipeline.repository.tables import finding_runs
 from licensing_pipeline.settings import load_settings
@@ -280,3 +280,28 @@ def test_events_from_the_future_warn_and_the_run_finishes(warned_night: Night, c
     assert warned_night.finding_runs == clean_night.finding_runs + 1  # findings rewritten
     blocking = warned_night.report[warned_night.report["blocking"].astype(bool)]
     assert set(blocking["outcome"]) == {"pass"}
+
+
+# --- the report, night after night -------------------------------------------------------------
+
+
+def test_the_report_keeps_each_run_for_trends(
+    clean_night: Night, warned_night: Night, capsys: pytest.CaptureFixture[str]
+):
+    engine = make_engine(load_settings().database_url)
+    try:
+        report = load_report(engine)
+    finally:
+        engine.dispose()
+    by_run = trend(report).set_index("run_id")
+    clean = by_run.loc[clean_night.report["run_id"].iloc[0]]
+    warned = by_run.loc[warned_night.report["run_id"].iloc[0]]
+    assert (clean["warn"], clean["fail"]) == (0, 0)
+    assert warned["warn"] >= 2 and warned["fail"] == 0
+    capsys.readouterr()
+    assert cli.main(["quality", "--runs", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "pass  warn  fail" in out
+    assert cli.main(["quality", "--format", "jsonl", "--runs", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and {"run_id", "check_name", "outcome", "blocking", "summary"} <= set(rows[0])
