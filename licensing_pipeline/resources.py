@@ -10,12 +10,12 @@ from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.warehouse.assets import dbt_resource
-from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
+from licensing_pipeline.warehouse.resources import WarehouseIOManager, warehouse_for
 
 
 def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or load_settings()
-    warehouse = Warehouse(path=str(settings.warehouse_path))
+    warehouse = warehouse_for(settings)
     return {
         "run_settings": RunSettings(data_dir=str(settings.data_dir), as_of=settings.as_of),
         "warehouse": warehouse,

@@ -151,6 +151,34 @@ def load_data_quality_settings() -> DataQualitySettings:
     )
 
 
+PROFILES = ("embedded", "postgres")
+DAGSTER_SCHEMA = "dagster"
+
+
+class SettingsError(ValueError):
+    """The environment asks for something inconsistent; the message says what to set."""
+
+
+def _is_postgres(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def _psycopg2(url: str | None) -> str | None:
+    """``postgresql://`` with the driver spelled out: SQLAlchemy 2.1 would otherwise look
+    for psycopg 3, and the project ships psycopg2 (which Dagster and dbt use too)."""
+    if url is None:
+        return None
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme in ("postgresql", "postgres") else url
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    """The URL with ``options=-csearch_path=<schema>`` added, so Dagster's tables (and its
+    own ``alembic_version``) live in a schema of their own."""
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -161,10 +189,14 @@ class Settings:
     as_of: str | None
     remediation: RemediationSettings = field(default_factory=RemediationSettings)
     data_quality: DataQualitySettings = field(default_factory=DataQualitySettings)
+    profile: str = "embedded"
+    warehouse_url: str | None = field(default=None, repr=False)  # may embed a password
+    dagster_storage_url: str | None = field(default=None, repr=False)
 
     @property
     def dagster_home(self) -> Path:
-        return _path("DAGSTER_HOME", self.home / "dagster")
+        default = "dagster-postgres" if self.dagster_storage_url else "dagster"
+        return _path("DAGSTER_HOME", self.home / default)
 
     @property
     def enforcement_dir(self) -> Path:
@@ -180,6 +212,12 @@ class Settings:
 def load_settings() -> Settings:
     """Read the environment now (not at import), so tests and the CLI can set it first.
 
+    LICENSING_PROFILE       embedded (default: SQLite, DuckDB, Dagster's SQLite storage) or
+                            postgres: the repository, the warehouse (dbt target) and Dagster's
+                            run/event/schedule storage all on LICENSING_DATABASE_URL
+    LICENSING_WAREHOUSE_URL     the warehouse on this PostgreSQL database instead (overrides)
+    LICENSING_DAGSTER_STORAGE_URL  Dagster's storage on this PostgreSQL database (overrides;
+                            the profile's default is LICENSING_DATABASE_URL, schema "dagster")
     LICENSING_HOME          where the embedded stores live (default ~/.licensing-pipeline)
     LICENSING_DATA_DIR      the exports folder of the data contract (default LICENSING_HOME/data)
     LICENSING_DATABASE_URL  the licensing repository, any SQLAlchemy URL
@@ -194,8 +232,28 @@ def load_settings() -> Settings:
     (Data-quality thresholds: see ``DataQualitySettings``.)
     """
     home = _path("LICENSING_HOME", Path.home() / ".licensing-pipeline")
-    database_url = os.environ.get("LICENSING_DATABASE_URL", "").strip()
+    profile = (_text("LICENSING_PROFILE") or "embedded").lower()
+    if profile not in PROFILES:
+        raise SettingsError(
+            f"LICENSING_PROFILE must be one of {', '.join(PROFILES)}, got {profile!r}"
+        )
+    database_url = _psycopg2(_text("LICENSING_DATABASE_URL"))
+    if profile == "postgres" and not (database_url and _is_postgres(database_url)):
+        raise SettingsError(
+            "LICENSING_PROFILE=postgres needs LICENSING_DATABASE_URL=postgresql://user@host:5432/db"
+            + (f" (got a {database_url.split(':', 1)[0]} URL)" if database_url else "")
+        )
+    on_postgres = database_url if profile == "postgres" else None
+    warehouse_url = _psycopg2(_text("LICENSING_WAREHOUSE_URL")) or on_postgres
+    if warehouse_url and not _is_postgres(warehouse_url):
+        raise SettingsError("LICENSING_WAREHOUSE_URL must be a postgresql:// URL")
+    storage_url = _psycopg2(_text("LICENSING_DAGSTER_STORAGE_URL")) or (
+        _with_search_path(on_postgres, DAGSTER_SCHEMA) if on_postgres else None
+    )
     return Settings(
+        profile=profile,
+        warehouse_url=warehouse_url,
+        dagster_storage_url=storage_url,
         home=home,
         data_dir=_path("LICENSING_DATA_DIR", home / "data"),
         database_url=database_url or f"sqlite:///{home / 'licensing.db'}",

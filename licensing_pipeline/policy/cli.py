@@ -68,11 +68,11 @@ class LatestData:
 
 
 def _warehouse(settings: Settings) -> Warehouse:
-    from licensing_pipeline.warehouse.resources import Warehouse
+    from licensing_pipeline.warehouse.resources import warehouse_for
 
-    if not settings.warehouse_path.exists():
+    if not settings.warehouse_url and not settings.warehouse_path.exists():
         raise PolicyCliError(f"{settings.warehouse_path}: {NO_DATA}")
-    return Warehouse(path=str(settings.warehouse_path))
+    return warehouse_for(settings)
 
 
 def load_latest(settings: Settings) -> LatestData:

@@ -15,7 +15,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from licensing_pipeline.contract import schemas
@@ -50,6 +49,10 @@ def columns_label(*columns: str) -> Label:
         return values[0] if len(values) == 1 else f"{values[0]} ({', '.join(values[1:])})"
 
     return label
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time())
 
 
 def _present(value: Any) -> bool:
@@ -324,7 +327,7 @@ def _iso(value: Any) -> str:
 
 
 def usage_batches(
-    con: duckdb.DuckDBPyConnection,
+    con: Any,
     as_of: date,
     thresholds: UsageThresholds,
     *,
@@ -350,7 +353,7 @@ def usage_batches(
     }
 
 
-def _profile(con: duckdb.DuckDBPyConnection, events: str, quarantine: str) -> Batch:
+def _profile(con: Any, events: str, quarantine: str) -> Batch:
     row = con.execute(
         f"""
         SELECT count(*) AS events,
@@ -391,7 +394,7 @@ def _profile(con: duckdb.DuckDBPyConnection, events: str, quarantine: str) -> Ba
     return Batch(frame, facts)
 
 
-def _freshness(con: duckdb.DuckDBPyConnection, events: str, as_of: date, cutoff: datetime) -> Batch:
+def _freshness(con: Any, events: str, as_of: date, cutoff: datetime) -> Batch:
     row = con.execute(f"SELECT max(time) FROM {events} WHERE time < ?", [cutoff]).fetchone()
     newest = row[0] if row else None
     hours = (cutoff - newest).total_seconds() / 3600 if newest is not None else None
@@ -405,21 +408,20 @@ def _freshness(con: duckdb.DuckDBPyConnection, events: str, as_of: date, cutoff:
     return Batch(frame, facts)
 
 
-def _volumes(
-    con: duckdb.DuckDBPyConnection, events: str, as_of: date, thresholds: UsageThresholds
-) -> dict[str, Batch]:
+def _volumes(con: Any, events: str, as_of: date, thresholds: UsageThresholds) -> dict[str, Batch]:
     """The as-of day's events against the median of the same weekday over the previous
     ``volume_weeks`` weeks (a missing day counts as 0), per tenant and for the whole feed."""
     weeks = thresholds.volume_weeks
     days = [as_of - timedelta(weeks=w) for w in range(weeks + 1)]
+    same_weekdays = ", ".join(f"DATE '{day.isoformat()}'" for day in days)
     counts = con.execute(
         f"""
         SELECT tenant_id, CAST(time AS DATE) AS day, count(*) AS events
         FROM {events}
-        WHERE time >= ? AND time < ? AND CAST(time AS DATE) IN (SELECT unnest(?::DATE[]))
-        GROUP BY ALL
+        WHERE time >= ? AND time < ? AND CAST(time AS DATE) IN ({same_weekdays})
+        GROUP BY tenant_id, CAST(time AS DATE)
         """,
-        [min(days), as_of + timedelta(days=1), days],
+        [_midnight(min(days)), _midnight(as_of + timedelta(days=1))],
     ).df()
     counts["day"] = pd.to_datetime(counts["day"]).dt.date
     grid = counts.pivot_table(
@@ -471,7 +473,7 @@ def _volumes(
     }
 
 
-def _files(con: duckdb.DuckDBPyConnection, events: str, quarantine: str) -> Batch:
+def _files(con: Any, events: str, quarantine: str) -> Batch:
     """Per usage file, the line where it was cut off: its last line is the start of a JSON
     object that does not parse, or the file could not be read to its end."""
     frame = con.execute(
@@ -482,7 +484,7 @@ def _files(con: duckdb.DuckDBPyConnection, events: str, quarantine: str) -> Batc
                 SELECT file, max(line) AS line FROM {events} GROUP BY file
                 UNION ALL
                 SELECT file, max(line) FROM {quarantine} WHERE line IS NOT NULL GROUP BY file
-            )
+            ) AS ends
             GROUP BY file
         ), cut AS (
             SELECT q.file, q.line AS cut_off_at_line, q.reason
@@ -512,17 +514,14 @@ def _files(con: duckdb.DuckDBPyConnection, events: str, quarantine: str) -> Batc
     return Batch(frame, label=label)
 
 
-def _latest(
-    con: duckdb.DuckDBPyConnection, events: str, reference: datetime, tolerance_hours: float
-) -> Batch:
+def _latest(con: Any, events: str, reference: datetime, tolerance_hours: float) -> Batch:
     frame = con.execute(
         f"""
-        SELECT source, id, tenant_id, type, time, file, line,
-               epoch(time - ?::TIMESTAMP) / 3600.0 AS hours_ahead
+        SELECT source, id, tenant_id, type, time, file, line
         FROM {events} ORDER BY time DESC LIMIT {LATEST_ROWS}
-        """,
-        [reference],
+        """
     ).df()
+    frame["hours_ahead"] = (frame["time"] - pd.Timestamp(reference)).dt.total_seconds() / 3600.0
     limit = reference + timedelta(hours=tolerance_hours)
     row = con.execute(
         f"SELECT count(*), max(time) FROM {events} WHERE time > ?", [limit]

@@ -204,25 +204,17 @@ def _parameters(data_quality: DataQualityResource, catalog: pd.DataFrame | None)
 
 
 def _read(warehouse: Warehouse, *tables: str) -> dict[str, pd.DataFrame]:
-    """Tables of the warehouse, through one connection (the IO manager opens one per
-    input); a quarantine table not written yet reads as empty."""
-    with warehouse.connect() as con:
-        present = {
-            str(row[0])
-            for row in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-                [SCHEMA],
-            ).fetchall()
-        }
-        frames = {}
-        for table in tables:
-            if table in present:
-                frames[table] = con.execute(f'SELECT * FROM {SCHEMA}."{table}"').df()
-            elif table.startswith("quarantine_"):
-                frames[table] = empty_frame(QUARANTINED_RECORDS)
-            else:
-                raise dg.Failure(f"table {SCHEMA}.{table} is not in the warehouse: run its asset")
-        return frames
+    """Tables of the warehouse; a quarantine table not written yet reads as empty."""
+    present = warehouse.table_names()
+    frames = {}
+    for table in tables:
+        if table in present:
+            frames[table] = warehouse.read_frame(table)
+        elif table.startswith("quarantine_"):
+            frames[table] = empty_frame(QUARANTINED_RECORDS)
+        else:
+            raise dg.Failure(f"table {SCHEMA}.{table} is not in the warehouse: run its asset")
+    return frames
 
 
 # --- the steps -------------------------------------------------------------------------------

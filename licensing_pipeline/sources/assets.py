@@ -203,11 +203,12 @@ def usage_events(
     validated and de-duplicated on (source, id) by SQL, straight into the warehouse."""
     usage_dir = _data_dir(run_settings) / USAGE_DIR
     try:
-        with warehouse.connect() as con:
+        with warehouse.staging() as con:
             stats = load_usage_events(con, usage_dir, Catalog.from_frame(catalog))
             quarantined = con.execute(
                 f"SELECT * FROM {QUARANTINE_TABLE} ORDER BY file, line LIMIT 10000"
             ).df()
+            warehouse.publish(con, ["usage_events", quarantine_table("usage_events")])
     except ContractError as exc:
         raise _failure(exc) from None
     if stats.quarantined:
@@ -268,23 +269,16 @@ def quarantined_records(context: dg.AssetExecutionContext, warehouse: Warehouse)
     """Every input row a source could not use, with its file, line, field and reason: the
     list to send back to whoever owns the export."""
     columns = ", ".join(f'"{c}"' for c in QUARANTINED_RECORDS)
-    with warehouse.connect() as con:
-        present = {
-            str(row[0])
-            for row in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-                [SCHEMA],
-            ).fetchall()
-        }
-        tables = [quarantine_table(s) for s in QUARANTINE_SOURCES if quarantine_table(s) in present]
-        frame = (
-            con.execute(
-                " UNION ALL ".join(f'SELECT {columns} FROM {SCHEMA}."{t}"' for t in tables)
-                + " ORDER BY source, file, line"
-            ).df()
-            if tables
-            else empty_frame(QUARANTINED_RECORDS)
+    present = warehouse.table_names()
+    tables = [quarantine_table(s) for s in QUARANTINE_SOURCES if quarantine_table(s) in present]
+    frame = (
+        warehouse.read_frame(
+            " UNION ALL ".join(f'SELECT {columns} FROM {SCHEMA}."{t}"' for t in tables)
+            + " ORDER BY source, file, line"
         )
+        if tables
+        else empty_frame(QUARANTINED_RECORDS)
+    )
     frame = conform(frame, QUARANTINED_RECORDS)
     missing = [s for s in QUARANTINE_SOURCES if quarantine_table(s) not in present]
     if missing:

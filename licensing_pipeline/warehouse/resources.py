@@ -1,38 +1,106 @@
-"""The warehouse: one DuckDB file that holds every table of the graph.
+"""The warehouse: where every table of the graph lives between steps.
 
+Embedded, it is one DuckDB file; in the PostgreSQL profile, a schema of that database.
 Source assets write their tables here, dbt builds its models here, and the compliance
 assets read dbt's aggregates back. DuckDB allows one writing process per file, so every
-connection is short-lived and the jobs run their steps in one process.
+connection is short-lived and the embedded jobs run their steps in one process.
 """
 
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
+from licensing_pipeline.settings import Settings
+from licensing_pipeline.warehouse import postgres
+
 SCHEMA = "main"
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The DuckDB warehouse file (``LICENSING_WAREHOUSE_PATH``)."""
+    """The DuckDB warehouse file (``LICENSING_WAREHOUSE_PATH``), or a PostgreSQL database
+    (``url``, from ``LICENSING_WAREHOUSE_URL`` or the postgres profile)."""
 
-    path: str
+    path: str = ""
+    url: str = ""
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def location(self) -> str:
+        """Where the tables are, for logs and metadata (no password)."""
+        if self.is_postgres:
+            return postgres.describe(self.url)
+        return str(Path(self.path).expanduser())
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+    def connect(self, read_only: bool = False) -> Iterator[Any]:
+        """A connection for SQL written for both backends (``?`` placeholders)."""
+        if self.is_postgres:
+            with postgres.connect(self.url) as pg:
+                con = postgres.PostgresConnection(pg)
+                try:
+                    yield con
+                finally:
+                    con.close()
+            return
+        with self._duckdb(read_only=read_only) as duck:
+            yield duck
+
+    @contextmanager
+    def _duckdb(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(Path(self.path).expanduser()), read_only=read_only)
         try:
             con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
             con.close()
 
+    @contextmanager
+    def staging(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection that loaders write ``main.<table>`` into; ``publish`` then
+        makes those tables the warehouse's. Embedded, this is the warehouse file itself."""
+        if not self.is_postgres:
+            with self._duckdb() as duck:
+                yield duck
+            return
+        with tempfile.TemporaryDirectory(prefix="licensing-staging-") as scratch:
+            duck = duckdb.connect(str(Path(scratch) / "staging.duckdb"))
+            try:
+                duck.execute("SET TimeZone = 'UTC'")
+                yield duck
+            finally:
+                duck.close()
+
+    def publish(self, staging: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
+        """Bulk-copy staged tables into the warehouse (a no-op when staging is the warehouse)."""
+        if not self.is_postgres:
+            return
+        with postgres.connect(self.url) as pg:
+            for table in tables:
+                postgres.copy_from_duckdb(
+                    pg, staging, f"SELECT * FROM {SCHEMA}.{table}", SCHEMA, table
+                )
+
     def write_frame(self, table: str, frame: pd.DataFrame) -> None:
-        with self.connect() as con:
+        if self.is_postgres:
+            duck = duckdb.connect()
+            try:
+                duck.register("_frame", frame)
+                with postgres.connect(self.url) as pg:
+                    postgres.copy_from_duckdb(pg, duck, "SELECT * FROM _frame", SCHEMA, table)
+            finally:
+                duck.close()
+            return
+        with self._duckdb() as con:
             con.register("_frame", frame)
             con.execute(f'CREATE OR REPLACE TABLE {SCHEMA}."{table}" AS SELECT * FROM _frame')
             con.unregister("_frame")
@@ -47,13 +115,21 @@ class Warehouse(dg.ConfigurableResource):
         with self.connect() as con:
             return con.execute(sql).df()
 
-    def table_exists(self, table: str) -> bool:
+    def table_names(self) -> set[str]:
         with self.connect() as con:
-            found = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [SCHEMA, table],
-            ).fetchone()
-        return bool(found and found[0])
+            rows = con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                [SCHEMA],
+            ).fetchall()
+        return {str(row[0]) for row in rows}
+
+    def table_exists(self, table: str) -> bool:
+        return table in self.table_names()
+
+
+def warehouse_for(settings: Settings) -> Warehouse:
+    """The warehouse the environment chooses (settings.py): PostgreSQL or the DuckDB file."""
+    return Warehouse(path=str(settings.warehouse_path), url=settings.warehouse_url or "")
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
