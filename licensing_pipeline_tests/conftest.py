@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline_tests.postgres import fresh_database
 
 # Before anything imports or starts dbt: no anonymous usage statistics, no network.
 os.environ["DO_NOT_TRACK"] = "1"
@@ -18,3 +22,14 @@ def dbt_manifest() -> Path:
     from licensing_pipeline.warehouse.manifest import prepare_manifest
 
     return prepare_manifest()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Warehouse]:
+    """The embedded DuckDB warehouse, then a fresh PostgreSQL database: tests that take this
+    fixture must pass on both."""
+    if request.param == "duckdb":
+        yield Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+        return
+    with fresh_database() as url:
+        yield Warehouse(url=url)

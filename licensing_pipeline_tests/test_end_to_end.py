@@ -1,7 +1,10 @@
-"""The whole graph on a generated demo dataset: the findings equal what the demo seeded."""
+"""The whole graph on a generated demo dataset: the findings equal what the demo seeded, on
+the embedded backend and on PostgreSQL alike."""
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -11,48 +14,109 @@ from licensing_pipeline import cli
 from licensing_pipeline.contract.schemas import CHECKS
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
+from licensing_pipeline.warehouse.resources import warehouse_for
+from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-11-20"
 pytestmark = pytest.mark.e2e
+# Every variable a backend sets or clears, so leaving a backend's context restores them all.
+_VARIABLES = (
+    "LICENSING_HOME",
+    "DAGSTER_HOME",
+    "LICENSING_DATA_DIR",
+    "LICENSING_PROFILE",
+    "LICENSING_DATABASE_URL",
+    "LICENSING_WAREHOUSE_URL",
+    "LICENSING_WAREHOUSE_PATH",
+    "LICENSING_DAGSTER_STORAGE_URL",
+    "LICENSING_AS_OF",
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    home: Path
+    data_dir: Path
+    database_url: str | None = None
+
+    @contextmanager
+    def env(self) -> Iterator[None]:
+        with pytest.MonkeyPatch.context() as env:
+            for name in _VARIABLES:
+                env.delenv(name, raising=False)
+            env.setenv("LICENSING_HOME", str(self.home))
+            env.setenv("LICENSING_DATA_DIR", str(self.data_dir))
+            if self.database_url:
+                env.setenv("LICENSING_PROFILE", "postgres")
+                env.setenv("LICENSING_DATABASE_URL", self.database_url)
+            yield
+
+    def findings(self) -> pd.DataFrame:
+        with self.env():
+            return LicensingRepository(database_url=load_settings().database_url).load_findings()
+
+    def run(self, *args: str) -> int:
+        with self.env():
+            return cli.main(["run", "--as-of", AS_OF, *args])
 
 
 @pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("licensing-home")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(home))
-        env.setenv("DAGSTER_HOME", str(home / "dagster"))
-        env.setenv("LICENSING_DATA_DIR", str(home / "data"))
-        env.delenv("LICENSING_DATABASE_URL", raising=False)
-        env.delenv("LICENSING_WAREHOUSE_PATH", raising=False)
-        env.delenv("LICENSING_AS_OF", raising=False)
-        assert cli.main(["demo", "--tenants", "24", "--months", "4", "--as-of", AS_OF]) == 0
-        yield home
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One demo dataset that both backends evaluate."""
+    folder = tmp_path_factory.mktemp("exports") / "data"
+    code = cli.main(
+        ["demo", "--tenants", "24", "--months", "4", "--as-of", AS_OF, "--out", str(folder)]
+    )
+    assert code == 0
+    return folder
 
 
-def findings_of(home: Path) -> pd.DataFrame:
-    return LicensingRepository(database_url=load_settings().database_url).load_findings()
+def _first_run(backend: Backend) -> tuple[Backend, pd.DataFrame]:
+    assert backend.run() == 0
+    return backend, backend.findings()
 
 
 @pytest.fixture(scope="module")
-def first_run(demo_home: Path) -> pd.DataFrame:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(demo_home))
-        env.setenv("DAGSTER_HOME", str(demo_home / "dagster"))
-        env.setenv("LICENSING_DATA_DIR", str(demo_home / "data"))
-        assert cli.main(["run", "--as-of", AS_OF]) == 0
-        return findings_of(demo_home)
+def embedded_run(
+    data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Backend, pd.DataFrame]:
+    return _first_run(Backend("embedded", tmp_path_factory.mktemp("embedded-home"), data_dir))
 
 
-def manifest(home: Path) -> dict:
-    return json.loads((home / "data" / "demo_manifest.json").read_text())
+@pytest.fixture(scope="module")
+def postgres_run(
+    data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Backend, pd.DataFrame]]:
+    with fresh_database() as url:
+        home = tmp_path_factory.mktemp("postgres-home")
+        yield _first_run(Backend("postgres", home, data_dir, database_url=url))
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def backend_run(request: pytest.FixtureRequest) -> tuple[Backend, pd.DataFrame]:
+    return request.getfixturevalue(f"{request.param}_run")
+
+
+@pytest.fixture(scope="module")
+def backend(backend_run: tuple[Backend, pd.DataFrame]) -> Backend:
+    return backend_run[0]
+
+
+@pytest.fixture(scope="module")
+def first_run(backend_run: tuple[Backend, pd.DataFrame]) -> pd.DataFrame:
+    return backend_run[1]
+
+
+def manifest(data_dir: Path) -> dict:
+    return json.loads((data_dir / "demo_manifest.json").read_text())
 
 
 def test_every_seeded_violation_is_found_with_its_status_and_figures(
-    demo_home: Path, first_run: pd.DataFrame
+    data_dir: Path, first_run: pd.DataFrame
 ):
     found = first_run.set_index(["tenant_id", "check", "subject", "period"])
-    seeded = manifest(demo_home)["violations"]
+    seeded = manifest(data_dir)["violations"]
     assert {v["check"] for v in seeded} == set(CHECKS)
     missing = []
     for violation in seeded:
@@ -72,10 +136,10 @@ def test_every_seeded_violation_is_found_with_its_status_and_figures(
     assert not missing, f"seeded but not found: {missing}"
 
 
-def test_nothing_is_found_that_was_not_seeded(demo_home: Path, first_run: pd.DataFrame):
+def test_nothing_is_found_that_was_not_seeded(data_dir: Path, first_run: pd.DataFrame):
     seeded = {
         (v["tenant_id"], v["check"], v["subject"], v["period"])
-        for v in manifest(demo_home)["violations"]
+        for v in manifest(data_dir)["violations"]
     }
     found = set(
         first_run[["tenant_id", "check", "subject", "period"]].itertuples(index=False, name=None)
@@ -84,9 +148,9 @@ def test_nothing_is_found_that_was_not_seeded(demo_home: Path, first_run: pd.Dat
 
 
 def test_clean_tenants_have_no_findings_and_near_limit_ones_only_notices(
-    demo_home: Path, first_run: pd.DataFrame
+    data_dir: Path, first_run: pd.DataFrame
 ):
-    seeded = manifest(demo_home)
+    seeded = manifest(data_dir)
     clean, near = set(seeded["clean_tenants"]), set(seeded["near_limit_tenants"])
     assert clean and near
     assert first_run[first_run["tenant_id"].isin(clean)].empty
@@ -95,28 +159,21 @@ def test_clean_tenants_have_no_findings_and_near_limit_ones_only_notices(
     assert set(on_near["severity"]) == {"info"}
 
 
-def test_quarantine_holds_exactly_the_seeded_bad_lines(demo_home: Path, first_run: pd.DataFrame):
-    from licensing_pipeline.warehouse.resources import Warehouse
-
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(demo_home))
-        quarantined = Warehouse(path=str(load_settings().warehouse_path)).read_frame(
-            "quarantined_records"
-        )
-    assert len(quarantined) == manifest(demo_home)["expected_quarantined"]
+def test_quarantine_holds_exactly_the_seeded_bad_lines(
+    data_dir: Path, backend: Backend, first_run: pd.DataFrame
+):
+    with backend.env():
+        quarantined = warehouse_for(load_settings()).read_frame("quarantined_records")
+    assert len(quarantined) == manifest(data_dir)["expected_quarantined"]
     assert quarantined["reason"].notna().all()
     assert quarantined["line"].notna().all()
 
 
 def test_a_second_run_keeps_every_finding_id_and_first_detection(
-    demo_home: Path, first_run: pd.DataFrame
+    backend: Backend, first_run: pd.DataFrame
 ):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(demo_home))
-        env.setenv("DAGSTER_HOME", str(demo_home / "dagster"))
-        env.setenv("LICENSING_DATA_DIR", str(demo_home / "data"))
-        assert cli.main(["run", "--as-of", AS_OF]) == 0
-        second = findings_of(demo_home)
+    assert backend.run() == 0
+    second = backend.findings()
     before = first_run.set_index("finding_id")
     after = second.set_index("finding_id")
     assert set(after.index) == set(before.index)
@@ -124,21 +181,14 @@ def test_a_second_run_keeps_every_finding_id_and_first_detection(
     assert (after.loc[before.index, "status"] == before["status"]).all()
 
 
-def test_fail_on_critical_exits_with_its_own_code(demo_home: Path, first_run: pd.DataFrame):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(demo_home))
-        env.setenv("DAGSTER_HOME", str(demo_home / "dagster"))
-        env.setenv("LICENSING_DATA_DIR", str(demo_home / "data"))
-        assert cli.main(["run", "--as-of", AS_OF, "--fail-on", "critical"]) == (
-            cli.EXIT_FINDINGS_AT_OR_ABOVE
-        )
+def test_fail_on_critical_exits_with_its_own_code(backend: Backend, first_run: pd.DataFrame):
+    assert backend.run("--fail-on", "critical") == cli.EXIT_FINDINGS_AT_OR_ABOVE
 
 
 def test_findings_command_prints_the_contract_columns(
-    demo_home: Path, first_run: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+    backend: Backend, first_run: pd.DataFrame, capsys: pytest.CaptureFixture[str]
 ):
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(demo_home))
+    with backend.env():
         capsys.readouterr()
         assert cli.main(["findings", "--format", "jsonl", "--status", "all"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -162,11 +212,31 @@ def test_findings_command_prints_the_contract_columns(
     ]
 
 
-def test_the_run_is_recorded_in_the_dagster_instance(demo_home: Path, first_run: pd.DataFrame):
+def test_the_run_is_recorded_in_the_dagster_instance(backend: Backend, first_run: pd.DataFrame):
     import dagster as dg
 
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DAGSTER_HOME", str(demo_home / "dagster"))
+    from licensing_pipeline.instance import ensure_dagster_home
+
+    with backend.env():
+        settings = load_settings()
+        ensure_dagster_home(settings)
         with dg.DagsterInstance.get() as instance:
+            storage = type(instance.run_storage).__name__
             runs = instance.get_runs(dg.RunsFilter(job_name="nightly_compliance"))
     assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+    assert storage == ("PostgresRunStorage" if backend.database_url else "SqliteRunStorage")
+
+
+def test_both_backends_find_exactly_the_same(
+    embedded_run: tuple[Backend, pd.DataFrame], postgres_run: tuple[Backend, pd.DataFrame]
+):
+    columns = [
+        *("finding_id", "check", "subject", "period", "observed", "allowed", "severity"),
+        *("status", "action", "policy_version", "catalog_version", "details"),
+    ]
+    embedded, postgres = (
+        run[columns].sort_values("finding_id").reset_index(drop=True)
+        for _, run in (embedded_run, postgres_run)
+    )
+    assert len(embedded) > 0
+    pd.testing.assert_frame_equal(embedded, postgres)

@@ -71,8 +71,11 @@ def data_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def materialize(data_dir: Path, tmp_path: Path) -> tuple[dg.ExecuteInMemoryResult, Warehouse]:
-    warehouse = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+def materialize(
+    data_dir: Path, where: Path | Warehouse
+) -> tuple[dg.ExecuteInMemoryResult, Warehouse]:
+    """Materialise the sources into ``where``: a Warehouse, or a folder for a DuckDB file."""
+    warehouse = where if isinstance(where, Warehouse) else Warehouse(path=str(where / "wh.duckdb"))
     result = dg.materialize(
         source_assets,
         resources={
@@ -97,8 +100,8 @@ def failure(result: dg.ExecuteInMemoryResult, step: str) -> str:
     return str(error.description)
 
 
-def test_sources_load_tables_and_quarantine(data_dir: Path, tmp_path: Path) -> None:
-    result, warehouse = materialize(data_dir, tmp_path)
+def test_sources_load_tables_and_quarantine(data_dir: Path, any_warehouse: Warehouse) -> None:
+    result, warehouse = materialize(data_dir, any_warehouse)
     assert result.success
 
     assert warehouse.read_frame("tenants")["tenant_id"].tolist() == ["t-1"]
@@ -173,9 +176,9 @@ def test_missing_usage_folder_fails(data_dir: Path, tmp_path: Path) -> None:
     assert str(data_dir / "usage") in failure(result, "usage_events")
 
 
-def test_empty_usage_folder_loads_no_events(data_dir: Path, tmp_path: Path) -> None:
+def test_empty_usage_folder_loads_no_events(data_dir: Path, any_warehouse: Warehouse) -> None:
     (data_dir / "usage" / "a.jsonl").unlink()
-    result, warehouse = materialize(data_dir, tmp_path)
+    result, warehouse = materialize(data_dir, any_warehouse)
     assert result.success
     assert warehouse.read_frame("usage_events").empty
     assert metadata(result, "usage_events")["files"] == 0
