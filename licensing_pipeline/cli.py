@@ -16,6 +16,7 @@ import pandas as pd
 
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import SEVERITIES
+from licensing_pipeline.repository.errors import SchemaNotCurrent, TenantIsolationError
 from licensing_pipeline.settings import PROJECT_DIR, Settings, load_settings
 
 EXIT_JOB_FAILED = 1
@@ -292,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.quality.cli import add_quality_commands
 
     add_quality_commands(sub)
+
+    from licensing_pipeline.repository.cli import add_db_commands
+
+    add_db_commands(sub)
     return parser
 
 
@@ -299,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, load_settings()))
-    except (CliError, ContractError) as exc:
+    except (CliError, ContractError, SchemaNotCurrent, TenantIsolationError) as exc:
         print(f"licensing-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,60 +17,61 @@ from licensing_pipeline.contract.schemas import (
     conform,
     empty_frame,
 )
-from licensing_pipeline.repository.tables import compliance_findings, finding_runs, metadata
+from licensing_pipeline.repository.schema import ensure_current
+from licensing_pipeline.repository.tables import compliance_findings, finding_runs
+from licensing_pipeline.repository.tenancy import tenant_findings, tenant_session
 
 
-def make_engine(database_url: str) -> sa.Engine:
+def raw_engine(database_url: str) -> sa.Engine:
+    """An engine as it comes, schema unchecked: for migrations and ``db`` commands."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return sa.create_engine(url)
 
 
-def add_missing_columns(engine: sa.Engine) -> list[str]:
-    """ALTER TABLE ... ADD COLUMN for nullable columns a table created earlier lacks.
+def make_engine(database_url: str) -> sa.Engine:
+    """An engine on a repository whose schema is at head (an empty one is migrated first).
 
-    Until the repository has migrations, this keeps an existing database usable when a
-    release adds a column; returns the ``table.column`` names added.
+    Raises ``SchemaNotCurrent`` for a schema that is behind; checked once per process and URL.
     """
-    inspector = sa.inspect(engine)
-    existing = set(inspector.get_table_names())
-    added = []
-    for table in metadata.sorted_tables:
-        if table.name not in existing:
-            continue
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present or not column.nullable:
-                continue
-            kind = column.type.compile(dialect=engine.dialect)
-            quote = engine.dialect.identifier_preparer.quote
-            with engine.begin() as con:
-                con.execute(
-                    sa.text(
-                        f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
-                    )
-                )
-            added.append(f"{table.name}.{column.name}")
-    return added
-
-
-# Databases already brought up to date by this process (the check costs a few queries).
-_UP_TO_DATE: set[str] = set()
+    engine = raw_engine(database_url)
+    try:
+        ensure_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 class LicensingRepository(dg.ConfigurableResource):
-    """Any SQLAlchemy URL (``LICENSING_DATABASE_URL``); SQLite under LICENSING_HOME by default."""
+    """Any SQLAlchemy URL (``LICENSING_DATABASE_URL``); SQLite under LICENSING_HOME by default.
+
+    Its schema is Alembic's (``licensing-pipeline db upgrade``); see ``schema.py``.
+    """
 
     database_url: str
 
     def engine(self) -> sa.Engine:
-        engine = make_engine(self.database_url)
-        metadata.create_all(engine)
-        if self.database_url not in _UP_TO_DATE:
-            add_missing_columns(engine)
-            _UP_TO_DATE.add(self.database_url)
-        return engine
+        return make_engine(self.database_url)
+
+    @contextmanager
+    def tenant_session(self, tenant_id: str) -> Iterator[sa.Connection]:
+        """A read-only connection that sees only this tenant's rows (PostgreSQL RLS)."""
+        engine = self.engine()
+        try:
+            with tenant_session(engine, tenant_id) as con:
+                yield con
+        finally:
+            engine.dispose()
+
+    def load_tenant_findings(self, tenant_id: str) -> pd.DataFrame:
+        """One tenant's findings, as the reader role sees them under row-level security."""
+        engine = self.engine()
+        try:
+            return tenant_findings(engine, tenant_id)
+        finally:
+            engine.dispose()
 
     def load_findings(self) -> pd.DataFrame:
         """The findings with exactly the data contract's columns."""

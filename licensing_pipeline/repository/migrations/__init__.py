@@ -1,0 +1,1 @@
+"""Alembic migration environment of the licensing repository (configured in ``schema.py``)."""

@@ -1,0 +1,1 @@
+"""Revisions of the licensing repository, oldest first by ``down_revision``."""
