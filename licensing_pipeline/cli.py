@@ -155,6 +155,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             f"{data_dir}: no such folder. Create a demo dataset with `licensing-pipeline demo`, "
             "or point --data-dir / LICENSING_DATA_DIR at your exports."
         )
+    # A schema behind head stops here, in one line, rather than as failed steps of the run.
+    LicensingRepository(database_url=settings.database_url).engine().dispose()
     as_of = args.as_of or settings.as_of
     print(f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}", flush=True)
     defs = build_definitions(settings)

@@ -1,0 +1,143 @@
+"""A run killed during the warehouse step, then run again, ends where an uninterrupted run
+ends: the same findings, no event or finding twice."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from licensing_pipeline import cli
+from licensing_pipeline.repository.resources import LicensingRepository
+from licensing_pipeline.settings import load_settings
+from licensing_pipeline.warehouse.resources import warehouse_for
+from licensing_pipeline_tests.postgres import fresh_database
+
+AS_OF = "2026-11-20"
+pytestmark = pytest.mark.e2e
+COMPARED = ["finding_id", "check", "subject", "period", "observed", "allowed", "status"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("exports") / "data"
+    args = ["demo", "--tenants", "22", "--months", "3", "--as-of", AS_OF, "--out", str(folder)]
+    assert cli.main(args) == 0
+    return folder
+
+
+def environment(home: Path, data_dir: Path, database_url: str | None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("LICENSING_") and k != "DAGSTER_HOME"
+    }
+    env.update(LICENSING_HOME=str(home), LICENSING_DATA_DIR=str(data_dir))
+    if database_url:
+        env.update(LICENSING_PROFILE="postgres", LICENSING_DATABASE_URL=database_url)
+    return env
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "licensing_pipeline.cli", *args]
+
+
+def dbt_is_running(group: int) -> bool:
+    """A `dbt build` in the run's process group: the warehouse step is under way."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if os.getpgid(int(entry.name)) != group:
+                continue
+        except (OSError, ProcessLookupError):
+            continue
+        if any(a.endswith(b"dbt") for a in argv) and b"build" in argv:
+            return True
+    return False
+
+
+def kill_during_warehouse_step(env: dict[str, str]) -> None:
+    run = subprocess.Popen(
+        command("run", "--as-of", AS_OF),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: dbt dies with it
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while not dbt_is_running(run.pid):
+            assert run.poll() is None, "the run ended before its warehouse step"
+            assert time.monotonic() < deadline, "the warehouse step never started"
+            time.sleep(0.05)
+        time.sleep(1.0)  # well inside dbt: models half built
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    assert run.returncode == -signal.SIGKILL
+
+
+def state(env: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The findings, and per (source, id) how many times usage_events holds the event."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("LICENSING_")]:
+            patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        settings = load_settings()
+        findings = LicensingRepository(database_url=settings.database_url).load_findings()
+        events = warehouse_for(settings).read_frame(
+            "SELECT source, id, count(*) AS copies FROM main.usage_events GROUP BY source, id"
+        )
+    return findings, events
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "embedded":
+        yield None
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    env = environment(tmp_path_factory.mktemp("uninterrupted"), data_dir, None)
+    subprocess.run(command("run", "--as-of", AS_OF), env=env, check=True, capture_output=True)
+    return state(env)
+
+
+def test_a_killed_run_rerun_gives_the_uninterrupted_findings(
+    data_dir: Path,
+    tmp_path: Path,
+    database_url: str | None,
+    uninterrupted: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    reference, reference_events = uninterrupted
+
+    env = environment(tmp_path / "killed", data_dir, database_url)
+    kill_during_warehouse_step(env)
+    rerun = subprocess.run(
+        command("run", "--as-of", AS_OF), env=env, capture_output=True, text=True
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    findings, events = state(env)
+
+    assert len(reference) > 0
+    assert not findings["finding_id"].duplicated().any()
+    pd.testing.assert_frame_equal(
+        findings[COMPARED].sort_values("finding_id").reset_index(drop=True),
+        reference[COMPARED].sort_values("finding_id").reset_index(drop=True),
+    )
+    assert (events["copies"] == 1).all()
+    assert len(events) == len(reference_events)
