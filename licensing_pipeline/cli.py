@@ -17,7 +17,7 @@ import pandas as pd
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import SEVERITIES
 from licensing_pipeline.repository.errors import SchemaNotCurrent, TenantIsolationError
-from licensing_pipeline.settings import PROJECT_DIR, Settings, load_settings
+from licensing_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
@@ -158,7 +158,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # A schema behind head stops here, in one line, rather than as failed steps of the run.
     LicensingRepository(database_url=settings.database_url).engine().dispose()
     as_of = args.as_of or settings.as_of
-    print(f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}", flush=True)
+    celery = settings.executor.kind == "celery"
+    if celery:
+        from licensing_pipeline.workers import execute_nightly, missing_workers
+
+        problem = missing_workers(settings.executor)
+        if problem:
+            raise CliError(problem)
+    where = f", steps on Celery queue {settings.executor.celery_queue!r}" if celery else ""
+    print(
+        f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}{where}",
+        flush=True,
+    )
     defs = build_definitions(settings)
     run_config = run_settings_config(str(data_dir), as_of)
     run_config["loggers"] = {"progress": {}}
@@ -166,8 +177,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # dbt's own log lines go to the run's logs in the UI; the terminal gets one line a step.
     quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
     with dg.DagsterInstance.get() as instance, quiet:
-        result = defs.resolve_job_def("nightly_compliance").execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False
+        result = (
+            execute_nightly(instance, run_config)
+            if celery
+            else defs.resolve_job_def("nightly_compliance").execute_in_process(
+                run_config=run_config, instance=instance, raise_on_error=False
+            )
         )
     elapsed = time.monotonic() - started
     quality, blocked_steps = describe_run_checks(result, settings.data_docs_dir)
@@ -299,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.repository.cli import add_db_commands
 
     add_db_commands(sub)
+
+    from licensing_pipeline.workers import add_worker_command
+
+    add_worker_command(sub)
     return parser
 
 
@@ -306,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, load_settings()))
-    except (CliError, ContractError, SchemaNotCurrent, TenantIsolationError) as exc:
+    except (CliError, ContractError, SettingsError, SchemaNotCurrent, TenantIsolationError) as exc:
         print(f"licensing-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

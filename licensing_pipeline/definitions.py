@@ -5,7 +5,11 @@ import dagster as dg
 from licensing_pipeline.cli_progress import progress_logger
 from licensing_pipeline.compliance.assets import compliance_assets
 from licensing_pipeline.compliance.findings import compliance_findings
-from licensing_pipeline.jobs import nightly_compliance, nightly_compliance_schedule
+from licensing_pipeline.jobs import (
+    NIGHTLY_JOB,
+    define_nightly_compliance,
+    nightly_compliance_schedule,
+)
 from licensing_pipeline.policy.assets import policy_assets
 from licensing_pipeline.policy.sensors import policy_jobs, policy_sensors
 from licensing_pipeline.quality.checks import quality_checks
@@ -15,13 +19,15 @@ from licensing_pipeline.remediation.definitions import (
     remediation_sensors,
 )
 from licensing_pipeline.resources import build_resources
-from licensing_pipeline.settings import Settings
+from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.sources.assets import source_assets
 from licensing_pipeline.warehouse.assets import warehouse_models
+from licensing_pipeline.workers import nightly_executor
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The CLI builds its own, so a changed environment (tests, --data-dir) takes effect."""
+    settings = settings or load_settings()
     return dg.Definitions(
         assets=[
             *source_assets,
@@ -32,13 +38,23 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *remediation_assets,
         ],
         asset_checks=quality_checks,
-        jobs=[nightly_compliance, *remediation_jobs, *policy_jobs],
+        jobs=[
+            define_nightly_compliance(nightly_executor(settings)),
+            *remediation_jobs,
+            *policy_jobs,
+        ],
         schedules=[nightly_compliance_schedule],
         sensors=[*remediation_sensors, *policy_sensors],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
         loggers={"progress": progress_logger},
     )
+
+
+def nightly_compliance_job() -> dg.JobDefinition:
+    """The nightly job rebuilt from this process's environment: the reconstructable target
+    `licensing-pipeline run` hands to ``dg.execute_job``, and what Celery workers rebuild."""
+    return build_definitions().resolve_job_def(NIGHTLY_JOB)
 
 
 defs = build_definitions()

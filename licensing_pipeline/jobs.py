@@ -4,19 +4,35 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 
 from licensing_pipeline.remediation.jobs import REMEDIATION_GROUP
 from licensing_pipeline.settings import load_settings
 
-nightly_compliance = dg.define_asset_job(
-    name="nightly_compliance",
-    # Remediation (tickets, Slack) runs in its own job, started by a sensor: an outage of
-    # Slack or the ticket system must never fail the nightly run.
-    selection=dg.AssetSelection.all() - dg.AssetSelection.groups(REMEDIATION_GROUP),
-    description=(
-        "Load the exports, rebuild the warehouse, run every check family and decide the findings."
-    ),
-)
+NIGHTLY_JOB = "nightly_compliance"
+
+
+def define_nightly_compliance(
+    executor_def: dg.ExecutorDefinition | None = None,
+) -> UnresolvedAssetJobDefinition:
+    """The nightly job; ``executor_def`` (Celery, from settings) sends its steps to workers
+    while the other jobs keep the code location's in-process executor."""
+    return dg.define_asset_job(
+        name=NIGHTLY_JOB,
+        # Remediation (tickets, Slack) runs in its own job, started by a sensor: an outage of
+        # Slack or the ticket system must never fail the nightly run.
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(REMEDIATION_GROUP),
+        executor_def=executor_def,
+        description=(
+            "Load the exports, rebuild the warehouse, run every check family and decide the "
+            "findings."
+        ),
+    )
+
+
+nightly_compliance = define_nightly_compliance()
 
 
 def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
@@ -25,7 +41,7 @@ def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
 
 
 @dg.schedule(
-    job=nightly_compliance,
+    job_name=NIGHTLY_JOB,  # by name: the definitions pick the job's executor from settings
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,

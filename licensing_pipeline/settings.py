@@ -179,6 +179,48 @@ def _with_search_path(url: str, schema: str) -> str:
     return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
+EXECUTORS = ("in_process", "celery")
+DEFAULT_CELERY_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where the nightly job's steps run.
+
+    LICENSING_EXECUTOR        in_process (default: every step in the process that runs the job)
+                              or celery: each step is a task for `licensing-pipeline worker`s
+                              (postgres profile only: steps then run in other processes)
+    LICENSING_CELERY_BROKER   the broker workers listen on (default redis://127.0.0.1:6379/0)
+    LICENSING_CELERY_BACKEND  where workers leave the steps' events (default: the broker URL)
+    LICENSING_CELERY_QUEUE    the queue steps are sent to and workers consume (default dagster)
+    """
+
+    kind: str = "in_process"
+    celery_broker: str = field(default=DEFAULT_CELERY_URL, repr=False)  # may embed a password
+    celery_backend: str = field(default=DEFAULT_CELERY_URL, repr=False)
+    celery_queue: str = "dagster"
+
+
+def load_executor_settings(profile: str) -> ExecutorSettings:
+    executor = (_text("LICENSING_EXECUTOR") or "in_process").lower().replace("-", "_")
+    if executor not in EXECUTORS:
+        raise SettingsError(
+            f"LICENSING_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {executor!r}"
+        )
+    if executor == "celery" and profile != "postgres":
+        raise SettingsError(
+            "LICENSING_EXECUTOR=celery needs LICENSING_PROFILE=postgres: Celery runs steps in "
+            "other processes, and the embedded DuckDB warehouse admits one writing process"
+        )
+    broker = _text("LICENSING_CELERY_BROKER") or DEFAULT_CELERY_URL
+    return ExecutorSettings(
+        kind=executor,
+        celery_broker=broker,
+        celery_backend=_text("LICENSING_CELERY_BACKEND") or broker,
+        celery_queue=_text("LICENSING_CELERY_QUEUE") or "dagster",
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -192,6 +234,7 @@ class Settings:
     profile: str = "embedded"
     warehouse_url: str | None = field(default=None, repr=False)  # may embed a password
     dagster_storage_url: str | None = field(default=None, repr=False)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
 
     @property
     def dagster_home(self) -> Path:
@@ -230,6 +273,7 @@ def load_settings() -> Settings:
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
     (Slack, tickets and SLA: see ``RemediationSettings``.)
     (Data-quality thresholds: see ``DataQualitySettings``.)
+    (Where steps run, Celery: see ``ExecutorSettings``.)
     """
     home = _path("LICENSING_HOME", Path.home() / ".licensing-pipeline")
     profile = (_text("LICENSING_PROFILE") or "embedded").lower()
@@ -262,4 +306,5 @@ def load_settings() -> Settings:
         as_of=os.environ.get("LICENSING_AS_OF", "").strip() or None,
         remediation=load_remediation_settings(),
         data_quality=load_data_quality_settings(),
+        executor=load_executor_settings(profile),
     )
