@@ -5,16 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 export LICENSING_HOME ?= $(CURDIR)/.licensing
-export DAGSTER_HOME ?= $(LICENSING_HOME)/dagster
 export LICENSING_DATA_DIR ?= $(LICENSING_HOME)/data
+# DAGSTER_HOME: the CLI picks LICENSING_HOME/dagster (or dagster-postgres on the postgres
+# profile) and writes its dagster.yaml on first use; set it to use another instance.
+# `make demo-postgres`: the local PostgreSQL server, database licensing (created if missing).
+PG_SERVER ?= postgresql://postgres@127.0.0.1:5432
+PG_DATABASE ?= licensing
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
 DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v -e target/ -e logs/)
 
-.PHONY: setup demo test lint dev run bench clean
+.PHONY: setup demo demo-postgres test lint dev run bench bench-postgres clean
 
-setup: $(VENV)/.installed dbt_project/target/manifest.json $(DAGSTER_HOME)/dagster.yaml
+setup: $(VENV)/.installed dbt_project/target/manifest.json
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
@@ -27,13 +31,17 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_SOURCES)
 	$(BIN)/python -m licensing_pipeline.warehouse.manifest
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
-
 demo: setup
 	$(BIN)/licensing-pipeline demo
 	$(BIN)/licensing-pipeline run
+
+# The same demo with the repository, the warehouse and Dagster's storage on PostgreSQL.
+demo-postgres: setup
+	@psql "$(PG_SERVER)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$(PG_DATABASE)'" | grep -q 1 \
+	  || psql "$(PG_SERVER)/postgres" -c 'CREATE DATABASE "$(PG_DATABASE)"'
+	LICENSING_PROFILE=postgres LICENSING_DATABASE_URL=$(PG_SERVER)/$(PG_DATABASE) $(BIN)/licensing-pipeline db upgrade
+	$(BIN)/licensing-pipeline demo
+	LICENSING_PROFILE=postgres LICENSING_DATABASE_URL=$(PG_SERVER)/$(PG_DATABASE) $(BIN)/licensing-pipeline run
 
 run: setup
 	$(BIN)/licensing-pipeline run
@@ -49,10 +57,13 @@ test: lint
 # The Dagster UI on the demo data (http://127.0.0.1:3000).
 dev: setup
 	@test -f $(LICENSING_DATA_DIR)/catalog.yaml || $(BIN)/licensing-pipeline demo
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/licensing-pipeline dev
 
 bench: setup
 	$(BIN)/python scripts/benchmark.py
+
+bench-postgres: setup
+	$(BIN)/python scripts/benchmark_postgres.py
 
 clean:
 	rm -rf $(LICENSING_HOME) dbt_project/target dbt_project/logs

@@ -16,14 +16,13 @@ import pandas as pd
 
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import SEVERITIES
+from licensing_pipeline.instance import InstanceError, ensure_dagster_home
 from licensing_pipeline.repository.errors import SchemaNotCurrent, TenantIsolationError
 from licensing_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 EXIT_FINDINGS_AT_OR_ABOVE = 3
-
-INSTANCE_TEMPLATE = "telemetry:\n  enabled: false\n"
 
 
 class CliError(Exception):
@@ -99,18 +98,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 # --- run ----------------------------------------------------------------------------------
 
 
-def ensure_dagster_home(settings: Settings) -> Path:
-    """Runs must land in the instance the UI reads: DAGSTER_HOME, created on first use."""
-    home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        template = PROJECT_DIR / "dagster.yaml"
-        config.write_text(template.read_text() if template.exists() else INSTANCE_TEMPLATE)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
 def _summary(findings: pd.DataFrame, quarantined: int | None) -> str:
     lines = []
     live = findings[findings["status"] != "resolved"]
@@ -147,7 +134,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.jobs import run_settings_config
     from licensing_pipeline.quality.report import describe_run_checks
     from licensing_pipeline.repository.resources import LicensingRepository
-    from licensing_pipeline.warehouse.resources import Warehouse
+    from licensing_pipeline.warehouse.resources import warehouse_for
 
     data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else settings.data_dir
     if not data_dir.is_dir():
@@ -203,7 +190,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_JOB_FAILED
     repository = LicensingRepository(database_url=settings.database_url)
     findings = repository.load_findings()
-    warehouse = Warehouse(path=str(settings.warehouse_path))
+    warehouse = warehouse_for(settings)
     quarantined = (
         len(warehouse.read_frame("quarantined_records"))
         if warehouse.table_exists("quarantined_records")
@@ -226,6 +213,27 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             )
             return EXIT_FINDINGS_AT_OR_ABOVE
     return 0
+
+
+# --- dev ----------------------------------------------------------------------------------
+
+
+def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
+    """`dagster dev` on the profile's instance: the UI shows the runs `run` started."""
+    ensure_dagster_home(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [
+        str(dagster) if dagster.exists() else "dagster",
+        "dev",
+        "-w",
+        str(PROJECT_DIR / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ]
+    os.execvp(command[0], command)
+    return 0  # not reached: exec replaces this process
 
 
 # --- findings -----------------------------------------------------------------------------
@@ -291,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--verbose", action="store_true", help="also print dbt's and Dagster's logs")
     run.set_defaults(func=cmd_run)
 
+    dev = sub.add_parser("dev", help="start the Dagster UI on this profile's instance")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+
     findings = sub.add_parser("findings", help="print the findings of the latest run")
     findings.add_argument("--format", choices=("table", "csv", "jsonl"), default="table")
     findings.add_argument("--status", choices=("open", "waived", "resolved", "all"), default="open")
@@ -325,7 +338,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args, load_settings()))
-    except (CliError, ContractError, SettingsError, SchemaNotCurrent, TenantIsolationError) as exc:
+    except (
+        CliError,
+        ContractError,
+        InstanceError,
+        SettingsError,
+        SchemaNotCurrent,
+        TenantIsolationError,
+    ) as exc:
         print(f"licensing-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
