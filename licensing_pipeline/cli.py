@@ -16,7 +16,12 @@ import pandas as pd
 
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import SEVERITIES
-from licensing_pipeline.instance import InstanceError, ensure_dagster_home
+from licensing_pipeline.instance import (
+    InstanceError,
+    ensure_dagster_home,
+    fail_abandoned_runs,
+    process_tags,
+)
 from licensing_pipeline.repository.errors import SchemaNotCurrent, TenantIsolationError
 from licensing_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
 
@@ -164,11 +169,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # dbt's own log lines go to the run's logs in the UI; the terminal gets one line a step.
     quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
     with dg.DagsterInstance.get() as instance, quiet:
+        for run_id in fail_abandoned_runs(instance, "nightly_compliance"):
+            print(
+                f"Run {run_id} was abandoned by a killed process: marked failed.", file=sys.stderr
+            )
         result = (
             execute_nightly(instance, run_config)
             if celery
             else defs.resolve_job_def("nightly_compliance").execute_in_process(
-                run_config=run_config, instance=instance, raise_on_error=False
+                run_config=run_config, instance=instance, raise_on_error=False, tags=process_tags()
             )
         )
     elapsed = time.monotonic() - started

@@ -5,11 +5,16 @@ from the shell and from the UI land in the same instance whichever profile is ch
 """
 
 import os
+import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from licensing_pipeline.settings import DAGSTER_SCHEMA, PROJECT_DIR, Settings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 STORAGE_URL_VARIABLE = "LICENSING_DAGSTER_STORAGE_URL"
 
@@ -66,3 +71,42 @@ def ensure_dagster_home(settings: Settings) -> Path:
         os.environ[STORAGE_URL_VARIABLE] = settings.dagster_storage_url
         _create_schema(settings.dagster_storage_url)
     return home
+
+
+HOST_TAG = "licensing/host"
+PID_TAG = "licensing/pid"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags a run started by this process carries, so a later start can tell it was abandoned."""
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_abandoned_runs(instance: "dg.DagsterInstance", job_name: str) -> list[str]:
+    """Mark as failed the runs of ``job_name`` still STARTED whose process on this host is
+    gone (killed, or the machine went down): otherwise they show as running forever."""
+    import dagster as dg  # not at import: the CLI's other commands start faster without it
+
+    host = socket.gethostname()
+    abandoned = []
+    for run in instance.get_runs(
+        dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.STARTED])
+    ):
+        pid = run.tags.get(PID_TAG, "")
+        if run.tags.get(HOST_TAG) != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        instance.report_run_failed(
+            run, f"process {pid} on {host} ended without finishing the run (killed?)"
+        )
+        abandoned.append(run.run_id)
+    return abandoned

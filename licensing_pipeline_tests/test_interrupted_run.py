@@ -7,12 +7,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from licensing_pipeline import cli
+from licensing_pipeline.instance import ensure_dagster_home
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
@@ -84,19 +87,33 @@ def kill_during_warehouse_step(env: dict[str, str]) -> None:
     assert run.returncode == -signal.SIGKILL
 
 
-def state(env: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The findings, and per (source, id) how many times usage_events holds the event."""
+@contextmanager
+def environment_of(env: dict[str, str]) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("LICENSING_")]:
+        for name in [n for n in os.environ if n.startswith("LICENSING_") or n == "DAGSTER_HOME"]:
             patch.delenv(name)
         for name, value in env.items():
             patch.setenv(name, value)
+        yield
+
+
+def state(env: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The findings, and per (source, id) how many times usage_events holds the event."""
+    with environment_of(env):
         settings = load_settings()
         findings = LicensingRepository(database_url=settings.database_url).load_findings()
         events = warehouse_for(settings).read_frame(
             "SELECT source, id, count(*) AS copies FROM main.usage_events GROUP BY source, id"
         )
     return findings, events
+
+
+def run_statuses(env: dict[str, str]) -> list[str]:
+    with environment_of(env):
+        ensure_dagster_home(load_settings())
+        with dg.DagsterInstance.get() as instance:
+            runs = instance.get_runs(dg.RunsFilter(job_name="nightly_compliance"))
+    return sorted(run.status.value for run in runs)
 
 
 @pytest.fixture(params=["embedded", "postgres"])
@@ -141,3 +158,6 @@ def test_a_killed_run_rerun_gives_the_uninterrupted_findings(
     )
     assert (events["copies"] == 1).all()
     assert len(events) == len(reference_events)
+    # The killed run does not stay "started" in the UI: the rerun marked it failed.
+    assert run_statuses(env) == ["FAILURE", "SUCCESS"]
+    assert "abandoned by a killed process" in rerun.stderr
