@@ -52,6 +52,9 @@ _QUARANTINE_SQL = {STRING: "VARCHAR", INT: "BIGINT"}
 # non-space character, so it costs almost nothing on real lines.
 _BLANK = r"(raw IS NULL OR NOT regexp_matches(raw, '[^ \t\r\f\v]'))"
 _LINE_KEY = 4_294_967_296  # (file_no, line) packed into one BIGINT for ordering
+# Longest line the one-statement read accepts; longer ones go file by file.
+FAST_MAX_LINE_SIZE = 16_000_000
+SLOW_MAX_LINE_SIZE = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -131,24 +134,13 @@ def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _read_jsonl(con: duckdb.DuckDBPyConnection, file_no: int, path: Path) -> None:
-    """Lines with exact 1-based numbers, read as a one-column CSV in parallel.
-
-    The delimiter is a run of four control characters, which JSON never contains unescaped:
-    valid lines are never split, and the rare line that holds the run is cut there (it was
-    not valid JSON to begin with). ``row_number() OVER ()`` runs as a streaming window,
-    which keeps the file's order.
-    """
+    """One file's lines with exact 1-based numbers into ``_usage_lines`` (the fallback of
+    the one-statement read)."""
     try:
         con.execute(
-            r"""
-            INSERT INTO _usage_lines
-            SELECT $file_no, row_number() OVER (), raw, NULL
-            FROM read_csv($path, columns = {'raw': 'VARCHAR'}, quote = '',
-                          delim = chr(31) || chr(30) || chr(31) || chr(30),
-                          escape = '', header = false, auto_detect = false,
-                          strict_mode = false, max_line_size = 1000000000)
-            """,
-            {"file_no": file_no, "path": str(path)},
+            "INSERT INTO _usage_lines SELECT $file_no, row_number() OVER (), raw, NULL "
+            f"FROM {_csv_lines(str(path), SLOW_MAX_LINE_SIZE)}",
+            {"file_no": file_no},
         )
     except duckdb.Error:
         # DuckDB refuses the whole file (e.g. a line that is not UTF-8): read it line by line.
@@ -199,7 +191,9 @@ def _note_unreadable(con: duckdb.DuckDBPyConnection, file_no: int, reason: str) 
     con.execute("INSERT INTO _usage_lines VALUES (?, NULL, NULL, ?)", [file_no, reason])
 
 
-def _jsonl_select(props: list[str]) -> str:
+def _jsonl_select(props: list[str], lines: str = "_usage_lines") -> str:
+    """The JSON lines of ``lines`` (file_no, line, raw, note) in the staged shape; blank
+    lines stay, flagged, so one pass can also count them."""
     paths = [
         "$.id",
         "$.source",
@@ -215,15 +209,15 @@ def _jsonl_select(props: list[str]) -> str:
     # The JSON is parsed once: all attributes come out of one json_extract_string call;
     # try() turns "not JSON" into a NULL list instead of an error.
     return f"""
-        SELECT file_no, line, raw, note,
-               note IS NULL AND f IS NULL AS not_json,
+        SELECT file_no, line, raw, note, is_blank,
+               NOT is_blank AND note IS NULL AND f IS NULL AS not_json,
                f[1] AS id, f[2] AS source, f[3] AS type, f[4] AS subject, f[5] AS time,
                f[6] AS data, f[7] AS user_id, f[8] AS feature, f[9] AS region
                {", " + values if values else ""}
         FROM (
-            SELECT *, CASE WHEN note IS NULL THEN try(json_extract_string(raw, {path_list})) END AS f
-            FROM _usage_lines
-            WHERE note IS NOT NULL OR NOT ({_BLANK})
+            SELECT *, CASE WHEN note IS NULL AND NOT is_blank
+                           THEN try(json_extract_string(raw, {path_list})) END AS f
+            FROM (SELECT *, note IS NULL AND {_BLANK} AS is_blank FROM {lines})
         )
     """
 
@@ -262,7 +256,7 @@ def _parquet_select(
     values = "".join(f", {text(prop)} AS v{i}" for i, prop in enumerate(props))
     return f"""
         SELECT {file_no} AS file_no, file_row_number + 1 AS line, {raw_sql}::VARCHAR AS raw,
-               NULL::VARCHAR AS note, false AS not_json,
+               NULL::VARCHAR AS note, false AS is_blank, false AS not_json,
                {text("id")} AS id, {text("source")} AS source, {text("type")} AS type,
                {text("subject")} AS subject, {time_sql} AS time, {data_sql}::VARCHAR AS data,
                {text("user_id")} AS user_id, {text("feature")} AS feature,
@@ -325,6 +319,62 @@ def _problem_sql(checks: list[_ValueCheck], props: list[str]) -> str:
     return f"CASE {body} END"
 
 
+def _csv_lines(path: str, max_line_size: int) -> str:
+    """Lines of one file as a one-column CSV: the delimiter is a run of four control
+    characters, which JSON never contains unescaped, so valid lines are never split (the
+    rare line that holds the run is cut there; it was not valid JSON to begin with)."""
+    return (
+        f"read_csv({_literal(path)}, columns = {{'raw': 'VARCHAR'}}, quote = '', "
+        "delim = chr(31) || chr(30) || chr(31) || chr(30), escape = '', header = false, "
+        f"auto_detect = false, strict_mode = false, max_line_size = {max_line_size})"
+    )
+
+
+def _lines_union(jsonl_files: list[tuple[int, Path]]) -> str:
+    """All JSON Lines files as (file_no, line, raw, note), numbered per file, plus the notes
+    already staged (an unreadable Parquet file).
+
+    ``row_number() OVER ()`` runs as a streaming window, which keeps each file's order.
+    DuckDB sizes its read buffers by ``max_line_size``, so the files read together use a
+    smaller limit than the file-by-file fallback.
+    """
+    parts = [
+        f"SELECT {file_no} AS file_no, row_number() OVER () AS line, raw, NULL::VARCHAR AS note "
+        f"FROM {_csv_lines(str(path), FAST_MAX_LINE_SIZE)}"
+        for file_no, path in jsonl_files
+    ]
+    return "(" + " UNION ALL ".join([*parts, "SELECT * FROM _usage_lines"]) + ")"
+
+
+def _staged_view(props: list[str], parquet_selects: list[str], lines: str = "_usage_lines") -> str:
+    return "CREATE OR REPLACE TEMP VIEW _usage_staged AS " + " UNION ALL BY NAME ".join(
+        [_jsonl_select(props, lines), *parquet_selects]
+    )
+
+
+def _checked_sql(checks: list[_ValueCheck], props: list[str]) -> str:
+    """Every staged record with its first problem (field, reason) or none; one row per line,
+    blank lines included (flagged) so they can be counted."""
+    return f"""
+        CREATE OR REPLACE TEMP TABLE _usage_checked AS
+        WITH timed AS (
+            SELECT *,
+                   coalesce(regexp_matches(time, {_literal(RFC3339_WITH_OFFSET)}), false)
+                       AS time_ok,
+                   make_timestamp(epoch_us(try_cast(upper(time) AS TIMESTAMPTZ))) AS ts
+            FROM _usage_staged
+        ), checked AS (
+            SELECT *, CASE WHEN NOT is_blank THEN {_problem_sql(checks, props)} END AS problem
+            FROM timed
+        )
+        SELECT file_no, line, is_blank, id, source, type, subject, ts, data, user_id, feature,
+               region, problem.field AS field, problem.reason AS reason,
+               CASE WHEN problem IS NOT NULL THEN raw END AS raw,
+               file_no::BIGINT * {_LINE_KEY} + coalesce(line, 0) AS line_key
+        FROM checked
+    """
+
+
 def _create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
     events = ", ".join(f"{_ident(c)} {t}" for c, t in USAGE_EVENTS_SQL.items())
     quarantine = ", ".join(
@@ -349,46 +399,36 @@ def load_usage_events(
     props = sorted({check.prop for check in checks})
     try:
         _create_work_tables(con)
-        selects = []
-        jsonl = 0
+        parquet_selects = []
+        jsonl_files: list[tuple[int, Path]] = []
         for file_no, path in enumerate(files):
             kind = "parquet" if path.name.lower().endswith(".parquet") else "jsonl"
             con.execute("INSERT INTO _usage_files VALUES (?, ?, ?)", [file_no, str(path), kind])
             if kind == "jsonl":
-                jsonl += 1
-                _read_jsonl(con, file_no, path)
+                jsonl_files.append((file_no, path))
             else:
                 select = _parquet_select(con, file_no, path, props)
                 if select:
-                    selects.append(select)
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW _usage_staged AS "
-            + " UNION ALL BY NAME ".join([_jsonl_select(props), *selects])
-        )
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE _usage_checked AS
-            WITH timed AS (
-                SELECT *,
-                       coalesce(regexp_matches(time, {_literal(RFC3339_WITH_OFFSET)}), false)
-                           AS time_ok,
-                       make_timestamp(epoch_us(try_cast(upper(time) AS TIMESTAMPTZ))) AS ts
-                FROM _usage_staged
-            ), checked AS (
-                SELECT *, {_problem_sql(checks, props)} AS problem FROM timed
-            )
-            SELECT file_no, line, id, source, type, subject, ts, data, user_id, feature, region,
-                   problem.field AS field, problem.reason AS reason,
-                   CASE WHEN problem IS NOT NULL THEN raw END AS raw,
-                   file_no::BIGINT * {_LINE_KEY} + coalesce(line, 0) AS line_key
-            FROM checked
-            """
-        )
+                    parquet_selects.append(select)
+        checked_sql = _checked_sql(checks, props)
+        try:
+            # Fast path: every JSON Lines file read, parsed and checked in one statement,
+            # without storing the lines first; DuckDB reads the files in parallel.
+            lines = _lines_union(jsonl_files)
+            con.execute(_staged_view(props, parquet_selects, lines))
+            con.execute(checked_sql)
+        except duckdb.Error:
+            # A file DuckDB refuses (bad bytes, a damaged .gz, a line longer than the fast
+            # path's limit): stage the lines file by file, each with its own fallback.
+            for file_no, path in jsonl_files:
+                _read_jsonl(con, file_no, path)
+            con.execute(_staged_view(props, parquet_selects))
+            con.execute(checked_sql)
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _usage_dups AS
             SELECT source, id, min(line_key) AS keep
-            FROM _usage_checked WHERE reason IS NULL
+            FROM _usage_checked WHERE reason IS NULL AND NOT is_blank
             GROUP BY source, id HAVING count(*) > 1
             """
         )
@@ -403,7 +443,8 @@ def load_usage_events(
                 FROM _usage_checked c
                 JOIN _usage_files f USING (file_no)
                 LEFT JOIN _usage_dups d ON c.source IS NOT DISTINCT FROM d.source AND c.id = d.id
-                WHERE c.reason IS NULL AND (d.keep IS NULL OR d.keep = c.line_key)
+                WHERE c.reason IS NULL AND NOT c.is_blank
+                  AND (d.keep IS NULL OR d.keep = c.line_key)
                 """
             )
             con.execute(
@@ -419,31 +460,29 @@ def load_usage_events(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return _stats(con, len(files), jsonl)
+        return _stats(con, len(files), len(jsonl_files))
     finally:
         _drop_work_tables(con)
 
 
 def _stats(con: duckdb.DuckDBPyConnection, files: int, jsonl: int) -> UsageLoadStats:
-    read = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL) FROM _usage_checked"
-    ).fetchone()
-    blank = con.execute(
-        f"SELECT count(*) FROM _usage_lines WHERE note IS NULL AND {_BLANK}"
+    counts = con.execute(
+        "SELECT count(*) FILTER (WHERE NOT is_blank), count(*) FILTER (WHERE reason IS NOT NULL), "
+        "count(*) FILTER (WHERE is_blank) FROM _usage_checked"
     ).fetchone()
     loaded = con.execute(
         f"SELECT count(*), strftime(min(time), '%Y-%m-%dT%H:%M:%SZ'), "
         f"strftime(max(time), '%Y-%m-%dT%H:%M:%SZ') FROM {EVENTS_TABLE}"
     ).fetchone()
-    assert read is not None and blank is not None and loaded is not None
-    lines_read, quarantined = int(read[0]), int(read[1])
+    assert counts is not None and loaded is not None
+    lines_read, quarantined = int(counts[0]), int(counts[1])
     events = int(loaded[0])
     return UsageLoadStats(
         files=files,
         jsonl_files=jsonl,
         parquet_files=files - jsonl,
         lines_read=lines_read,
-        blank_lines=int(blank[0]),
+        blank_lines=int(counts[2]),
         events_loaded=events,
         duplicates_dropped=lines_read - quarantined - events,
         quarantined=quarantined,

@@ -1,12 +1,16 @@
 """The dbt models as Dagster assets (group ``warehouse``); dbt tests become asset checks.
 
 One ``dbt build`` per run builds every model over the `warehouse` resource's DuckDB file and
-runs the tests, with the run's as-of day as the dbt var ``as_of``.
+runs the tests, with the run's as-of day in ``LICENSING_AS_OF`` (see macros/as_of.sql: a var
+would change every day and force dbt to re-parse the whole project on each run).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import shutil
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,8 @@ from licensing_pipeline.warehouse.manifest import (
 from licensing_pipeline.warehouse.resources import Warehouse
 
 WAREHOUSE_GROUP = "warehouse"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+PARSE_STATES_KEPT = 16
 
 __all__ = [
     "DBT_TARGET",
@@ -81,8 +87,48 @@ def dbt_resource(settings: Settings | None = None) -> DbtCliResource:
     return build_dbt_resource()
 
 
-def dbt_build_args(as_of: str) -> list[str]:
-    return ["build", "--vars", json.dumps({"as_of": as_of})]
+def dbt_build_args() -> list[str]:
+    """The same arguments every night, so dbt's partial parse state stays valid."""
+    return ["build"]
+
+
+def partial_parse_cache(target: str, connection: Mapping[str, str]) -> Path:
+    """Where dbt's parse state for one warehouse is kept between runs.
+
+    dbt re-parses everything when the target or the profile's connection values (the
+    DuckDB path among them) differ from the saved state's, so the state prepared with the
+    manifest rarely fits: each warehouse keeps its own, under target/partial_parse/.
+    """
+    identity = [target, *(f"{k}={v}" for k, v in sorted(connection.items()) if "PASSWORD" not in k)]
+    key = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+    return _target_dir() / "partial_parse" / f"{key}.msgpack"
+
+
+def _target_dir() -> Path:
+    return Path(dbt_project.project_dir) / dbt_project.target_path
+
+
+def _run_target_path(context: dg.AssetExecutionContext) -> Path:
+    """A fresh target folder per invocation, named as dagster-dbt names its own."""
+    name = f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}"
+    return _target_dir() / f"{name}-{uuid.uuid4().hex[:7]}"
+
+
+def _keep_parse_state(run_target: Path, cache: Path) -> None:
+    """Save the run's parse state for the next run when dbt wrote a new one."""
+    state = run_target / PARTIAL_PARSE_FILE
+    if not state.exists():
+        return
+    if cache.exists() and cache.stat().st_mtime >= state.stat().st_mtime:
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    scratch = cache.with_name(f"{cache.name}.{uuid.uuid4().hex[:7]}")
+    shutil.copy2(state, scratch)
+    os.replace(scratch, cache)
+    # One state per warehouse ever run (each test makes its own): keep the recent ones.
+    saved = sorted(cache.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in saved[PARSE_STATES_KEPT:]:
+        stale.unlink(missing_ok=True)
 
 
 # The manifest is built by `make` / the test session; parse here only when it is missing or
@@ -108,6 +154,16 @@ def warehouse_models(
     warehouse_file.parent.mkdir(parents=True, exist_ok=True)
     warehouse_path = str(warehouse_file)
     context.log.info(f"dbt build as of {as_of} on {warehouse_path}")
-    with dbt_environment(LICENSING_WAREHOUSE_PATH=warehouse_path):
-        invocation = dbt.cli(dbt_build_args(as_of), context=context)
-    yield from invocation.stream()
+    connection = {"LICENSING_WAREHOUSE_PATH": warehouse_path}
+    target_path = _run_target_path(context)
+    cache = partial_parse_cache(DBT_TARGET, connection)
+    if cache.exists():
+        # dagster-dbt seeds the folder from target/ only when it holds no state yet.
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(cache, target_path / PARTIAL_PARSE_FILE)
+    with dbt_environment(**connection, LICENSING_AS_OF=as_of):
+        invocation = dbt.cli(dbt_build_args(), context=context, target_path=target_path)
+    try:
+        yield from invocation.stream()
+    finally:
+        _keep_parse_state(target_path, cache)

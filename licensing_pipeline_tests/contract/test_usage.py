@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from licensing_pipeline.contract import usage
 from licensing_pipeline.contract.catalog import Catalog, Metric, Package
 from licensing_pipeline.contract.errors import MissingInputError
 from licensing_pipeline.contract.schemas import QUARANTINED_RECORDS, USAGE_EVENTS_SQL
@@ -395,3 +396,25 @@ def test_lines_are_never_split_inside(tmp_path: Path, con: duckdb.DuckDBPyConnec
     assert json.loads(data)["note"] == 'a,b;c|d\t"quoted" \\x1f \\u001f'
     raw = con.execute("SELECT raw, reason FROM main.quarantine_usage_events").fetchall()
     assert raw == [(control, "not valid JSON")]
+
+
+def test_file_by_file_fallback_gives_the_same_tables(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line the one-statement read refuses (here: longer than its limit) sends every JSON
+    Lines file down the file-by-file path, which must load exactly the same rows."""
+    lines = [event(f"e{n}", extra="x" * (300 if n == 3 else 10)) for n in range(1, 6)]
+    write_lines(tmp_path / "a.jsonl", [*lines, "", "not json", lines[0]])
+    write_lines(tmp_path / "b.jsonl.gz", [event("e1"), '{"id": "x"}'])
+    fast_stats = load_usage_events(con, tmp_path, CATALOG)
+    fast = events(con), con.execute("SELECT * FROM main.quarantine_usage_events").df()
+
+    monkeypatch.setattr(usage, "FAST_MAX_LINE_SIZE", 200)
+    slow_stats = load_usage_events(con, tmp_path, CATALOG)
+    slow = events(con), con.execute("SELECT * FROM main.quarantine_usage_events").df()
+
+    assert slow_stats == fast_stats
+    assert fast_stats.blank_lines == 1 and fast_stats.duplicates_dropped == 2
+    pd.testing.assert_frame_equal(slow[0], fast[0])
+    pd.testing.assert_frame_equal(slow[1], fast[1])
+    assert len(fast[0]) == 5 and len(fast[1]) == 2

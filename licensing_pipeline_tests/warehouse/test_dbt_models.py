@@ -178,7 +178,7 @@ def test_asset_wiring() -> None:
     checks = {(k.asset_key.to_user_string(), k.name) for k in warehouse_models.check_keys}
     assert ("tenant_activity_daily", "usage_reconciles_with_events") in checks
     assert ("usage_monthly", "usage_monthly_metric_in_catalog") in checks
-    assert dbt_build_args(AS_OF) == ["build", "--vars", '{"as_of": "2026-10-02"}']
+    assert dbt_build_args() == ["build"]  # the as-of day goes in LICENSING_AS_OF
 
 
 def test_build_succeeds_and_every_dbt_test_passes(

@@ -1,5 +1,11 @@
 {#- The events this run evaluates: before the end of the as-of day, and each (source, id)
-    once (a repeated delivery is the same event). Later events stay in usage_events. -#}
+    once (a repeated delivery is the same event). Later events stay in usage_events.
+
+    The loader already keeps one row per (source, id), so repeats are rare: only the keys
+    seen more than once go through the window (first delivery by time, file, line), and
+    the rest pass straight through. Ranking every event instead costs a sort of the whole
+    table in each model that uses this one. The coalesces only widen the candidate set
+    (NULL and '' share a key there); the window still separates them. -#}
 
 with in_window as (
     select
@@ -12,12 +18,44 @@ with in_window as (
         feature,
         region,
         data,
-        row_number() over (
-            partition by source, id
-            order by time, file, line
-        ) as delivery
+        file,
+        line
     from {{ source('licensing', 'usage_events') }}
     where time < {{ as_of_cutoff() }}
+),
+
+repeated as (
+    select coalesce(source, '') as source_key, coalesce(id, '') as id_key
+    from in_window
+    group by coalesce(source, ''), coalesce(id, '')
+    having count(*) > 1
+),
+
+flagged as (
+    select in_window.*, repeated.id_key is not null as is_repeated
+    from in_window
+    left join repeated
+        on coalesce(in_window.source, '') = repeated.source_key
+        and coalesce(in_window.id, '') = repeated.id_key
+),
+
+first_deliveries as (
+    select source, id, type, tenant_id, time, user_id, feature, region, data
+    from flagged
+    where not is_repeated
+    union all
+    select source, id, type, tenant_id, time, user_id, feature, region, data
+    from (
+        select
+            flagged.*,
+            row_number() over (
+                partition by source, id
+                order by time, file, line
+            ) as delivery
+        from flagged
+        where is_repeated
+    ) as ranked
+    where delivery = 1
 )
 
 select
@@ -32,5 +70,4 @@ select
     feature,
     region,
     data
-from in_window
-where delivery = 1
+from first_deliveries
