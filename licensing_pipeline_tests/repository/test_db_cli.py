@@ -35,7 +35,7 @@ def test_status_upgrade_current(url: str, capsys: pytest.CaptureFixture[str]):
 
 
 def test_a_behind_schema_stops_commands_with_one_line_and_exit_2(
-    url: str, capsys: pytest.CaptureFixture[str]
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     engine = raw_engine(url)
     try:
@@ -48,6 +48,8 @@ def test_a_behind_schema_stops_commands_with_one_line_and_exit_2(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("licensing-pipeline: the licensing repository at ")
     assert err.strip().endswith("run `licensing-pipeline db upgrade`")
+    assert cli.main(["run", "--data-dir", str(tmp_path)]) == 2  # before the job starts
+    assert "behind 0002" in capsys.readouterr().err
 
     assert cli.main(["db", "status"]) == 1
     assert "pending:  0002" in capsys.readouterr().out

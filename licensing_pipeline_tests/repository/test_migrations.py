@@ -1,6 +1,7 @@
 """Alembic migrations: head equals the table models, behind is refused, old databases adopted."""
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
@@ -74,6 +75,21 @@ def test_migrations_go_down_to_base_and_up_again(engine: sa.Engine):
 def test_an_empty_database_is_migrated_on_first_use(engine: sa.Engine, repository_url: str):
     assert LicensingRepository(database_url=repository_url).load_findings().empty
     assert schema.schema_status(engine).state == "current"
+
+
+def test_processes_starting_together_migrate_an_empty_database_once(repository_url: str):
+    """Steps of a first run start at once: each waits for the lock, then finds it done."""
+
+    def start(_: int) -> str:
+        engine = raw_engine(repository_url)
+        try:
+            schema.ensure_current(engine)
+            return schema.schema_status(engine).state
+        finally:
+            engine.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(start, range(4))) == {"current"}
 
 
 def test_other_tools_tables_do_not_count_as_a_schema(engine: sa.Engine, repository_url: str):
