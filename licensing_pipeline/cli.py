@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 f"Run {run_id} was abandoned by a killed process: marked failed.", file=sys.stderr
             )
         result = (
-            execute_nightly(instance, run_config)
+            execute_nightly(instance, run_config, tags=process_tags())
             if celery
             else defs.resolve_job_def("nightly_compliance").execute_in_process(
                 run_config=run_config, instance=instance, raise_on_error=False, tags=process_tags()

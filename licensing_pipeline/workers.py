@@ -101,7 +101,7 @@ def missing_workers(executor: ExecutorSettings, timeout: float = 2.0) -> str | N
 
 
 def execute_nightly(
-    instance: dg.DagsterInstance, run_config: dict[str, Any]
+    instance: dg.DagsterInstance, run_config: dict[str, Any], tags: dict[str, str] | None = None
 ) -> dg.JobExecutionResult:
     """Run the nightly job with its own executor: ``execute_in_process`` would ignore the
     Celery executor, ``execute_job`` uses it and needs a job it can rebuild elsewhere."""
@@ -113,7 +113,10 @@ def execute_nightly(
         # dagster-celery registers its one step task again for every step it sends
         warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
         return dg.execute_job(
-            dg.reconstructable(nightly_compliance_job), instance=instance, run_config=run_config
+            dg.reconstructable(nightly_compliance_job),
+            instance=instance,
+            run_config=run_config,
+            tags=tags,
         )
 
 

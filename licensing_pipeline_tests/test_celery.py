@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from licensing_pipeline import cli
+from licensing_pipeline.instance import PID_TAG
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import SettingsError, load_settings
 from licensing_pipeline.workers import missing_workers
@@ -150,6 +151,7 @@ def test_the_steps_ran_in_the_celery_worker(
     started = {e.step_key: e.pid for e in events if e and e.event_type_value == "STEP_START"}
     assert "compliance_findings" in started
     assert os.getpid() not in set(started.values())
+    assert run.tags[PID_TAG] == str(os.getpid())  # the run itself was orchestrated here
     in_worker = [
         e
         for e in events
@@ -168,8 +170,21 @@ def test_celery_finds_what_the_in_process_executor_finds(
     pd.testing.assert_frame_equal(found, in_process_findings)
 
 
-def test_celery_is_refused_on_the_embedded_profile(monkeypatch: pytest.MonkeyPatch):
+def test_a_run_with_no_worker_on_its_queue_stops_before_it_starts(
+    celery_profile: Profile, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.setenv("LICENSING_CELERY_QUEUE", f"nobody-{uuid.uuid4().hex[:10]}")
+    capsys.readouterr()
+    assert cli.main(["run", "--as-of", AS_OF]) == cli.EXIT_USAGE
+    assert "no Celery worker consumes queue 'nobody-" in capsys.readouterr().err
+
+
+def test_celery_is_refused_on_the_embedded_profile_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     monkeypatch.setenv("LICENSING_EXECUTOR", "celery")
     monkeypatch.delenv("LICENSING_PROFILE", raising=False)
     with pytest.raises(SettingsError, match="LICENSING_PROFILE=postgres"):
         load_settings()
+    assert cli.main(["run"]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err.strip().count("\n") == 0
