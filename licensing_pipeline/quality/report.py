@@ -44,12 +44,11 @@ _ENGINES: dict[str, sa.Engine] = {}
 
 
 def report_engine(database_url: str) -> sa.Engine:
-    """An engine on the licensing repository with data_quality_report created, kept for the
-    process: four check steps a run, each writing its rows."""
+    """An engine on the licensing repository (its schema checked by ``make_engine``), kept
+    for the process: four check steps a run, each writing its rows."""
     engine = _ENGINES.get(database_url)
     if engine is None:
         engine = _ENGINES[database_url] = make_engine(database_url)
-        data_quality_report.create(engine, checkfirst=True)
     return engine
 
 
@@ -76,7 +75,6 @@ def record_outcomes(
 
 def load_report(engine: sa.Engine, *, last_runs: int | None = None) -> pd.DataFrame:
     """Rows of the latest ``last_runs`` runs (all when None), newest run first."""
-    data_quality_report.create(engine, checkfirst=True)
     table = data_quality_report.c
     query = sa.select(data_quality_report)
     if last_runs is not None:

@@ -16,15 +16,9 @@ from licensing_pipeline.remediation.tables import (
     ticket_history,
 )
 from licensing_pipeline.remediation.tickets import TicketChange
-from licensing_pipeline.repository.schema import ensure_current
 from licensing_pipeline.repository.tables import finding_runs
 
 TICKET_COLUMNS = [c.name for c in remediation_tickets.columns]
-
-
-def ensure_tables(engine: sa.Engine) -> None:
-    """The tables come from the repository's migrations: check the schema is at head."""
-    ensure_current(engine)
 
 
 def load_tickets(con: sa.Connection | sa.Engine) -> pd.DataFrame:

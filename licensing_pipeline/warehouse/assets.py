@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -32,7 +33,7 @@ from licensing_pipeline.warehouse.manifest import (
     dbt_project,
     prepare_manifest,
 )
-from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline.warehouse.resources import Warehouse, WarehouseDbtResource
 
 WAREHOUSE_GROUP = "warehouse"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -150,20 +151,47 @@ def warehouse_models(
 ) -> Iterator[Any]:
     """Usage snapshots per tenant, metric, feature, region and day/month, as of the run's day."""
     as_of = run_settings.as_of_date().isoformat()
-    warehouse_file = Path(warehouse.path).expanduser().resolve()
-    warehouse_file.parent.mkdir(parents=True, exist_ok=True)
-    warehouse_path = str(warehouse_file)
-    context.log.info(f"dbt build as of {as_of} on {warehouse_path}")
-    connection = {"LICENSING_WAREHOUSE_PATH": warehouse_path}
+    context.log.info(f"dbt build as of {as_of} on {warehouse.location}")
+    dbt_on_target = WarehouseDbtResource(
+        project_dir=dbt.project_dir,
+        global_config_flags=dbt.global_config_flags,
+        profiles_dir=dbt.profiles_dir,
+        profile=dbt.profile,
+        target=dbt_target(warehouse),
+        dbt_executable=dbt.dbt_executable,
+        state_path=dbt.state_path,
+    )
+    connection = dbt_connection(warehouse)
     target_path = _run_target_path(context)
-    cache = partial_parse_cache(DBT_TARGET, connection)
+    cache = partial_parse_cache(dbt_target(warehouse), connection)
     if cache.exists():
         # dagster-dbt seeds the folder from target/ only when it holds no state yet.
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cache, target_path / PARTIAL_PARSE_FILE)
     with dbt_environment(**connection, LICENSING_AS_OF=as_of):
-        invocation = dbt.cli(dbt_build_args(), context=context, target_path=target_path)
+        invocation = dbt_on_target.cli(dbt_build_args(), context=context, target_path=target_path)
     try:
         yield from invocation.stream()
     finally:
         _keep_parse_state(target_path, cache)
+
+
+def dbt_target(warehouse: Warehouse) -> str:
+    """The profiles.yml output for the warehouse this run writes to."""
+    return "postgres" if warehouse.is_postgres else DBT_TARGET
+
+
+def dbt_connection(warehouse: Warehouse) -> dict[str, str]:
+    """The variables profiles.yml reads to reach the run's warehouse."""
+    if not warehouse.is_postgres:
+        warehouse_file = Path(warehouse.path).expanduser().resolve()
+        warehouse_file.parent.mkdir(parents=True, exist_ok=True)
+        return {"LICENSING_WAREHOUSE_PATH": str(warehouse_file)}
+    url = sa.make_url(warehouse.url)
+    return {
+        "LICENSING_PG_HOST": url.host or "127.0.0.1",
+        "LICENSING_PG_PORT": str(url.port or 5432),
+        "LICENSING_PG_USER": url.username or "postgres",
+        "LICENSING_PG_PASSWORD": url.password or "",
+        "LICENSING_PG_DATABASE": url.database or "postgres",
+    }

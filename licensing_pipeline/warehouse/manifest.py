@@ -45,7 +45,14 @@ def dbt_executable() -> str:
 
 def build_dbt_resource() -> DbtCliResource:
     """The ``dbt`` resource (resource key ``dbt``) for the definitions and the tests."""
-    return DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+    from licensing_pipeline.warehouse.resources import WarehouseDbtResource
+
+    return WarehouseDbtResource(
+        project_dir=str(dbt_project.project_dir),
+        profiles_dir=str(dbt_project.profiles_dir),
+        target=DBT_TARGET,
+        dbt_executable=dbt_executable(),
+    )
 
 
 def _newest_source_mtime(project_dir: Path) -> float:

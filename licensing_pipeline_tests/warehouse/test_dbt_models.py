@@ -28,6 +28,7 @@ from licensing_pipeline.warehouse.assets import (
 )
 from licensing_pipeline.warehouse.manifest import dbt_environment
 from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-10-02"
 MODELS = {
@@ -109,18 +110,18 @@ EVENTS = [
 EVALUATED_EVENTS = 17
 
 
-def write_warehouse(path: Path, events: list[dict[str, Any]]) -> Warehouse:
+def write_warehouse(warehouse: Warehouse, events: list[dict[str, Any]]) -> Warehouse:
     """usage_events by SQL with its exact columns (as the source asset does); catalog as a frame."""
-    warehouse = Warehouse(path=str(path))
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in USAGE_EVENTS_SQL.items())
     frame = pd.DataFrame(
         [{**e, "file": "usage/events.jsonl", "line": n} for n, e in enumerate(events, start=1)],
         columns=list(USAGE_EVENTS_SQL),
     )
-    with warehouse.connect() as con:
+    with warehouse.staging() as con:
         con.execute(f"CREATE OR REPLACE TABLE main.usage_events ({columns})")
         con.register("_events", frame)
         con.execute("INSERT INTO main.usage_events SELECT * FROM _events")
+        warehouse.publish(con, ["usage_events"])
     warehouse.write_frame("catalog", CATALOG.to_frame())
     return warehouse
 
@@ -137,9 +138,8 @@ def build(warehouse: Warehouse) -> dg.ExecuteInProcessResult:
     )
 
 
-def table(path: Path, name: str) -> pd.DataFrame:
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(f"SELECT * FROM main.{name}").df()
+def table(warehouse: Warehouse, name: str) -> pd.DataFrame:
+    return warehouse.read_frame(name)
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
@@ -154,16 +154,25 @@ def dbt_artifacts_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         yield
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def built(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, dg.ExecuteInProcessResult]:
-    path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    return path, build(write_warehouse(path, EVENTS))
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Warehouse, dg.ExecuteInProcessResult]]:
+    """The models built once per backend: the same SQL must give the same tables on both."""
+    if request.param == "duckdb":
+        path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+        warehouse = Warehouse(path=str(path))
+        yield warehouse, build(write_warehouse(warehouse, EVENTS))
+        return
+    with fresh_database() as url:
+        warehouse = Warehouse(url=url)
+        yield warehouse, build(write_warehouse(warehouse, EVENTS))
 
 
-def usage(path: Path, name: str, grain: str) -> dict[tuple[str, str, str], tuple[float, int]]:
-    frame = table(path, name)
+def usage(
+    warehouse: Warehouse, name: str, grain: str
+) -> dict[tuple[str, str, str], tuple[float, int]]:
+    frame = table(warehouse, name)
     return {
         (r.tenant_id, r.metric, str(getattr(r, grain))[:10]): (r.quantity, r.events)
         for r in frame.itertuples()
@@ -182,7 +191,7 @@ def test_asset_wiring() -> None:
 
 
 def test_build_succeeds_and_every_dbt_test_passes(
-    built: tuple[Path, dg.ExecuteInProcessResult],
+    built: tuple[Warehouse, dg.ExecuteInProcessResult],
 ) -> None:
     _, result = built
     assert result.success
@@ -194,10 +203,10 @@ def test_build_succeeds_and_every_dbt_test_passes(
 
 
 def test_usage_monthly_aggregates_each_metric_from_events(
-    built: tuple[Path, dg.ExecuteInProcessResult],
+    built: tuple[Warehouse, dg.ExecuteInProcessResult],
 ) -> None:
-    path, _ = built
-    assert usage(path, "usage_monthly", "period") == {
+    warehouse, _ = built
+    assert usage(warehouse, "usage_monthly", "period") == {
         ("t1", "api_calls", "2026-09"): (1.0, 1),  # duplicate delivery counts once
         ("t1", "api_calls", "2026-10"): (3.0, 3),  # e2 from two sources + e3; e4 is after as-of
         ("t1", "seats", "2026-09"): (1.0, 1),
@@ -207,7 +216,7 @@ def test_usage_monthly_aggregates_each_metric_from_events(
         ("t1", "egress_gb", "2026-10"): (3.75, 3),
         ("t2", "api_calls", "2026-10"): (1.0, 1),
     }
-    assert list(table(path, "usage_monthly").columns) == [
+    assert list(table(warehouse, "usage_monthly").columns) == [
         "tenant_id",
         "metric",
         "period",
@@ -217,10 +226,10 @@ def test_usage_monthly_aggregates_each_metric_from_events(
 
 
 def test_usage_daily_aggregates_each_metric_per_utc_day(
-    built: tuple[Path, dg.ExecuteInProcessResult],
+    built: tuple[Warehouse, dg.ExecuteInProcessResult],
 ) -> None:
-    path, _ = built
-    daily = usage(path, "usage_daily", "usage_date")
+    warehouse, _ = built
+    daily = usage(warehouse, "usage_daily", "usage_date")
     assert daily[("t1", "api_calls", "2026-09-30")] == (1.0, 1)
     assert daily[("t1", "api_calls", "2026-10-02")] == (1.0, 1)  # 23:59:59 is in
     assert ("t1", "api_calls", "2026-10-03") not in daily
@@ -232,19 +241,19 @@ def test_usage_daily_aggregates_each_metric_per_utc_day(
     assert daily[("t1", "egress_gb", "2026-10-01")] == (1.5, 1)
     assert daily[("t1", "egress_gb", "2026-10-02")] == (2.25, 2)
     assert len(daily) == 13
-    frame = table(path, "usage_daily")
+    frame = table(warehouse, "usage_daily")
     assert list(frame.columns) == ["tenant_id", "metric", "usage_date", "quantity", "events"]
     assert str(frame["events"].dtype) == "int64"
     assert str(frame["quantity"].dtype) == "float64"
 
 
 def test_feature_region_and_activity_tables(
-    built: tuple[Path, dg.ExecuteInProcessResult],
+    built: tuple[Warehouse, dg.ExecuteInProcessResult],
 ) -> None:
-    path, _ = built
+    warehouse, _ = built
 
     def rows(name: str) -> set[tuple[Any, ...]]:
-        frame = table(path, name)
+        frame = table(warehouse, name)
         frame["usage_date"] = frame["usage_date"].astype(str)
         return set(frame.itertuples(index=False, name=None))
 
@@ -263,12 +272,12 @@ def test_feature_region_and_activity_tables(
         ("t1", "2026-10-02", 6),
         ("t2", "2026-10-01", 2),
     }
-    assert table(path, "tenant_activity_daily")["events"].sum() == EVALUATED_EVENTS
+    assert table(warehouse, "tenant_activity_daily")["events"].sum() == EVALUATED_EVENTS
 
 
 def test_negative_value_fails_the_non_negative_checks(tmp_path: Path) -> None:
     bad = event("cdn", "x9", "egress.reported", "t1", "2026-10-02 03:00:00", gb=-10)
-    result = build(write_warehouse(tmp_path / "warehouse.duckdb", [*EVENTS, bad]))
+    result = build(write_warehouse(Warehouse(path=str(tmp_path / "wh.duckdb")), [*EVENTS, bad]))
     assert not result.success  # a blocking (error) check failed
     checks = check_results(result)
     assert checks["non_negative_usage_monthly_quantity"] is False
@@ -277,11 +286,13 @@ def test_negative_value_fails_the_non_negative_checks(tmp_path: Path) -> None:
 
 
 def test_reconcile_test_catches_lost_events(
-    built: tuple[Path, dg.ExecuteInProcessResult], tmp_path: Path
+    built: tuple[Warehouse, dg.ExecuteInProcessResult], tmp_path: Path
 ) -> None:
-    path, _ = built
+    warehouse, _ = built
+    if warehouse.is_postgres:
+        pytest.skip("tampers with a copy of the DuckDB file; the test SQL is shared")
     tampered = tmp_path / "warehouse.duckdb"
-    shutil.copy(path, tampered)
+    shutil.copy(warehouse.path, tampered)
     with duckdb.connect(str(tampered)) as con:
         con.execute("DELETE FROM main.tenant_activity_daily WHERE tenant_id = 't2'")
     args = [
