@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import sqlalchemy as sa
 
@@ -98,7 +99,7 @@ def copy_from_duckdb(
             "(FORMAT csv, HEADER false)"
         )
         with pg.cursor() as cur, csv_path.open("rb") as rows:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            _ensure_schema(cur, schema)
             cur.execute(f"DROP TABLE IF EXISTS {target} CASCADE")
             cur.execute(f"CREATE TABLE {target} ({definition})")
             cur.copy_expert(f"COPY {target} FROM STDIN WITH (FORMAT csv)", rows)
@@ -108,6 +109,22 @@ def copy_from_duckdb(
             cur.execute(f"ANALYZE {target}")
         pg.commit()
     return int(copied)
+
+
+def _ensure_schema(cur: psycopg2.extensions.cursor, schema: str) -> None:
+    """Create the schema unless it exists. Steps on several workers write their first tables
+    at the same moment, and two concurrent CREATE SCHEMA IF NOT EXISTS can still collide on
+    the catalog's unique index: the loser finds the schema made and carries on."""
+    cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+    if cur.fetchone():
+        return
+    cur.execute("SAVEPOINT licensing_schema")
+    try:
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+    except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateSchema):
+        cur.execute("ROLLBACK TO SAVEPOINT licensing_schema")
+    else:
+        cur.execute("RELEASE SAVEPOINT licensing_schema")
 
 
 def _describe(cur: psycopg2.extensions.cursor, sql: str) -> list[tuple[str, str]]:
