@@ -38,6 +38,9 @@ from licensing_pipeline.warehouse.resources import Warehouse, WarehouseDbtResour
 WAREHOUSE_GROUP = "warehouse"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 PARSE_STATES_KEPT = 16
+# Each dbt build leaves a target folder (logs, run_results.json) worth a look after a failed
+# night; older ones only fill the disk.
+RUN_FOLDERS_KEPT = 20
 
 __all__ = [
     "DBT_TARGET",
@@ -174,6 +177,19 @@ def warehouse_models(
         yield from invocation.stream()
     finally:
         _keep_parse_state(target_path, cache)
+        prune_run_folders(_target_dir(), context.op_execution_context.op.name)
+
+
+def prune_run_folders(target_dir: Path, op_name: str, keep: int = RUN_FOLDERS_KEPT) -> list[Path]:
+    """Remove all but the newest ``keep`` per-run dbt target folders; returns the removed."""
+    runs = sorted(
+        (p for p in target_dir.glob(f"{op_name}-*") if p.is_dir()),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for stale in runs[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return runs[keep:]
 
 
 def dbt_target(warehouse: Warehouse) -> str:

@@ -7,6 +7,7 @@ only the bad-data cases run dbt again.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from licensing_pipeline.warehouse.assets import (
     WAREHOUSE_GROUP,
     build_dbt_resource,
     dbt_build_args,
+    prune_run_folders,
     warehouse_models,
 )
 from licensing_pipeline.warehouse.manifest import dbt_environment
@@ -311,4 +313,20 @@ def test_reconcile_test_catches_lost_events(
     results = invocation.get_artifact("run_results.json")["results"]
     assert [(r["unique_id"].split(".")[-1], r["status"]) for r in results] == [
         ("usage_reconciles_with_events", "fail")
+    ]
+
+
+def test_old_dbt_run_folders_are_pruned(tmp_path: Path) -> None:
+    for n in range(5):
+        folder = tmp_path / f"warehouse_models-run{n}"
+        folder.mkdir()
+        os.utime(folder, (1_000_000 + n, 1_000_000 + n))
+    (tmp_path / "partial_parse").mkdir()
+    removed = prune_run_folders(tmp_path, "warehouse_models", keep=3)
+    assert sorted(p.name for p in removed) == ["warehouse_models-run0", "warehouse_models-run1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "partial_parse",
+        "warehouse_models-run2",
+        "warehouse_models-run3",
+        "warehouse_models-run4",
     ]
