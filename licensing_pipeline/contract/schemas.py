@@ -89,8 +89,19 @@ USAGE_EVENTS_SQL: dict[str, str] = {
     "line": "BIGINT",  # 1-based line (JSON Lines) or row (Parquet)
 }
 
+# The sources that quarantine rows, each into its own table, gathered by quarantined_records.
+QUARANTINE_SOURCES = (
+    "tenants",
+    "contracts",
+    "usage_events",
+    "billing_records",
+    "deployment_configs",
+    "residency_configs",
+    "policy_exceptions",
+)
+
 QUARANTINED_RECORDS: dict[str, str] = {
-    "source": STRING,  # the source asset: usage_events, contracts, ...
+    "source": STRING,  # one of QUARANTINE_SOURCES
     "file": STRING,
     "line": INT,
     "field": STRING,

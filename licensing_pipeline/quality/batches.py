@@ -558,15 +558,7 @@ def suite_parameters(catalog: pd.DataFrame | None, **thresholds: float) -> dict[
         "actions": list(schemas.ACTIONS),
         "finding_statuses": list(schemas.STATUSES),
         "entitlement_statuses": [*schemas.CONTRACT_STATUSES, "expired", "none"],
-        "quarantine_sources": [
-            "tenants",
-            "contracts",
-            "usage_events",
-            "billing_records",
-            "deployment_configs",
-            "residency_configs",
-            "policy_exceptions",
-        ],
+        "quarantine_sources": list(schemas.QUARANTINE_SOURCES),
         **thresholds,
     }
     if catalog is not None:

@@ -19,7 +19,12 @@ import pandas as pd
 from licensing_pipeline.contract import loaders
 from licensing_pipeline.contract.catalog import Catalog, load_catalog
 from licensing_pipeline.contract.errors import HOW_TO_FIX_DATA_DIR, ContractError, MissingInputError
-from licensing_pipeline.contract.schemas import QUARANTINED_RECORDS, conform, empty_frame
+from licensing_pipeline.contract.schemas import (
+    QUARANTINE_SOURCES,
+    QUARANTINED_RECORDS,
+    conform,
+    empty_frame,
+)
 from licensing_pipeline.contract.usage import QUARANTINE_TABLE, load_usage_events
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
@@ -234,16 +239,6 @@ def usage_events(
 
 
 # --- quarantine ------------------------------------------------------------------------
-
-QUARANTINE_SOURCES = (
-    "tenants",
-    "contracts",
-    "usage_events",
-    "billing_records",
-    "deployment_configs",
-    "residency_configs",
-    "policy_exceptions",
-)
 
 
 def _count_table(counts: Mapping[str, int], label: str) -> dg.MetadataValue:
