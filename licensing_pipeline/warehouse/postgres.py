@@ -60,6 +60,11 @@ def dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def is_query(sql: str) -> bool:
+    """A statement that returns rows (as the warehouse's SQL is written)."""
+    return sql.lstrip().lower().startswith(("select", "with"))
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -85,7 +90,7 @@ def copy_from_duckdb(
     columns = duck.execute(f"DESCRIBE {select_sql}").fetchall()
     casts = ", ".join(
         quote(name)
-        if postgres_type(kind) != "text" or kind == "VARCHAR"
+        if kind in _TO_POSTGRES or kind.startswith("DECIMAL")
         # lists, structs and other nested values travel as their JSON text
         else f"CAST(to_json({quote(name)}) AS VARCHAR) AS {quote(name)}"
         for name, kind, *_ in columns
@@ -169,22 +174,35 @@ class PostgresConnection:
         self._pg = pg
         self._cursor = pg.cursor()
         self._sql: str | None = None
+        self._pending = False
 
     def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> "PostgresConnection":
+        """Run a statement now; a query (SELECT / WITH) runs once, when its rows are asked
+        for: through the cursor for ``fetch*``, through COPY for ``df``."""
         statement = _PLACEHOLDER.sub("%s", sql.replace("%", "%%")) if parameters else sql
         self._sql = self._cursor.mogrify(statement, parameters or None).decode()
-        self._cursor.execute(self._sql)
+        self._pending = is_query(sql)
+        if not self._pending:
+            self._cursor.execute(self._sql)
         return self
 
+    def _ran(self) -> psycopg2.extensions.cursor:
+        if self._pending:
+            assert self._sql is not None
+            self._cursor.execute(self._sql)
+            self._pending = False
+        return self._cursor
+
     def fetchone(self) -> tuple[Any, ...] | None:
-        row = self._cursor.fetchone()
+        row = self._ran().fetchone()
         return tuple(_plain(v) for v in row) if row is not None else None
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return [tuple(_plain(v) for v in row) for row in self._cursor.fetchall()]
+        return [tuple(_plain(v) for v in row) for row in self._ran().fetchall()]
 
     def df(self) -> pd.DataFrame:
-        assert self._sql is not None, "execute a query first"
+        assert self._sql is not None and self._pending, "df() needs a query not yet fetched"
+        self._pending = False
         return read_into_duckdb(self._pg, self._sql)
 
     def close(self) -> None:

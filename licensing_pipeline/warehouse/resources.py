@@ -113,7 +113,7 @@ class Warehouse(dg.ConfigurableResource):
         """A table by name, or a SELECT; only for small (aggregated) tables."""
         sql = (
             table_or_query
-            if table_or_query.lstrip().lower().startswith(("select", "with"))
+            if postgres.is_query(table_or_query)
             else f'SELECT * FROM {SCHEMA}."{table_or_query}"'
         )
         with self.connect() as con:
