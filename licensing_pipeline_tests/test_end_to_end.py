@@ -3,7 +3,7 @@ the embedded backend and on PostgreSQL alike."""
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,22 +15,11 @@ from licensing_pipeline.contract.schemas import CHECKS
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
+from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-11-20"
 pytestmark = pytest.mark.e2e
-# Every variable a backend sets or clears, so leaving a backend's context restores them all.
-_VARIABLES = (
-    "LICENSING_HOME",
-    "DAGSTER_HOME",
-    "LICENSING_DATA_DIR",
-    "LICENSING_PROFILE",
-    "LICENSING_DATABASE_URL",
-    "LICENSING_WAREHOUSE_URL",
-    "LICENSING_WAREHOUSE_PATH",
-    "LICENSING_DAGSTER_STORAGE_URL",
-    "LICENSING_AS_OF",
-)
 
 
 @dataclass(frozen=True)
@@ -40,17 +29,8 @@ class Backend:
     data_dir: Path
     database_url: str | None = None
 
-    @contextmanager
-    def env(self) -> Iterator[None]:
-        with pytest.MonkeyPatch.context() as env:
-            for name in _VARIABLES:
-                env.delenv(name, raising=False)
-            env.setenv("LICENSING_HOME", str(self.home))
-            env.setenv("LICENSING_DATA_DIR", str(self.data_dir))
-            if self.database_url:
-                env.setenv("LICENSING_PROFILE", "postgres")
-                env.setenv("LICENSING_DATABASE_URL", self.database_url)
-            yield
+    def env(self) -> AbstractContextManager[None]:
+        return backend_environment(backend_variables(self.home, self.data_dir, self.database_url))
 
     def findings(self) -> pd.DataFrame:
         with self.env():

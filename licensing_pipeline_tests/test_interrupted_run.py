@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +18,11 @@ from licensing_pipeline.instance import ensure_dagster_home
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
+from licensing_pipeline_tests.backends import (
+    backend_environment,
+    backend_variables,
+    process_environment,
+)
 from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-11-20"
@@ -35,15 +39,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def environment(home: Path, data_dir: Path, database_url: str | None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("LICENSING_") and k != "DAGSTER_HOME"
-    }
-    env.update(LICENSING_HOME=str(home), LICENSING_DATA_DIR=str(data_dir))
-    if database_url:
-        env.update(LICENSING_PROFILE="postgres", LICENSING_DATABASE_URL=database_url)
-    return env
+    return process_environment(backend_variables(home, data_dir, database_url))
 
 
 def command(*args: str) -> list[str]:
@@ -87,19 +83,9 @@ def kill_during_warehouse_step(env: dict[str, str]) -> None:
     assert run.returncode == -signal.SIGKILL
 
 
-@contextmanager
-def environment_of(env: dict[str, str]) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [n for n in os.environ if n.startswith("LICENSING_") or n == "DAGSTER_HOME"]:
-            patch.delenv(name)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        yield
-
-
 def state(env: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The findings, and per (source, id) how many times usage_events holds the event."""
-    with environment_of(env):
+    with backend_environment(env):
         settings = load_settings()
         findings = LicensingRepository(database_url=settings.database_url).load_findings()
         events = warehouse_for(settings).read_frame(
@@ -109,7 +95,7 @@ def state(env: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def run_statuses(env: dict[str, str]) -> list[str]:
-    with environment_of(env):
+    with backend_environment(env):
         ensure_dagster_home(load_settings())
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="nightly_compliance"))

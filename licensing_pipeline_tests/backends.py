@@ -1,0 +1,38 @@
+"""The environment of one backend, for tests that run the CLI on the embedded profile or on
+PostgreSQL: everything else the process inherited (LICENSING_*, DAGSTER_HOME) is cleared, so
+a variable set by one backend never leaks into the next."""
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def backend_variables(home: Path, data_dir: Path, database_url: str | None) -> dict[str, str]:
+    """LICENSING_* of the embedded profile, or of the postgres profile on ``database_url``."""
+    variables = {"LICENSING_HOME": str(home), "LICENSING_DATA_DIR": str(data_dir)}
+    if database_url:
+        variables.update(LICENSING_PROFILE="postgres", LICENSING_DATABASE_URL=database_url)
+    return variables
+
+
+def _inherited(name: str) -> bool:
+    return name.startswith("LICENSING_") or name == "DAGSTER_HOME"
+
+
+def process_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with only ``variables`` of the project's own, for a child."""
+    return {**{k: v for k, v in os.environ.items() if not _inherited(k)}, **variables}
+
+
+@contextmanager
+def backend_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment set to ``variables`` for the block, then restored."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if _inherited(n)]:
+            patch.delenv(name)
+        for name, value in variables.items():
+            patch.setenv(name, value)
+        yield
