@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import gzip
 import re
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,9 @@ class UsageLoadStats:
     quarantined: int
     first_event_time: str | None = None  # UTC, ISO
     last_event_time: str | None = None
+    # Wall time of each stage (read_and_check, dedupe, write): which one grew, when a load
+    # gets slower.
+    stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -404,6 +408,7 @@ def load_usage_events(
     checks = _value_checks(catalog)
     props = sorted({check.prop for check in checks})
     keep_order = _setting(con, "preserve_insertion_order")
+    clock = _StageClock()
     try:
         _create_work_tables(con)
         parquet_selects = []
@@ -434,6 +439,7 @@ def load_usage_events(
                 _read_jsonl(con, file_no, path)
             con.execute(_staged_view(props, parquet_selects))
             con.execute(checked_sql)
+        clock.lap("read_and_check")
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _usage_dups AS
@@ -442,6 +448,7 @@ def load_usage_events(
             GROUP BY source, id HAVING count(*) > 1
             """
         )
+        clock.lap("dedupe")
         con.execute("BEGIN TRANSACTION")
         try:
             _create_output_tables(con)
@@ -470,13 +477,27 @@ def load_usage_events(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return _stats(con, len(files), len(jsonl_files))
+        clock.lap("write")
+        return _stats(con, len(files), len(jsonl_files), clock.laps)
     finally:
         con.execute(f"SET preserve_insertion_order = {keep_order}")
         _drop_work_tables(con)
 
 
-def _stats(con: duckdb.DuckDBPyConnection, files: int, jsonl: int) -> UsageLoadStats:
+class _StageClock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self._last, 3)
+        self._last = now
+
+
+def _stats(
+    con: duckdb.DuckDBPyConnection, files: int, jsonl: int, stage_seconds: dict[str, float]
+) -> UsageLoadStats:
     counts = con.execute(
         "SELECT count(*) FILTER (WHERE NOT is_blank), count(*) FILTER (WHERE reason IS NOT NULL), "
         "count(*) FILTER (WHERE is_blank) FROM _usage_checked"
@@ -499,4 +520,5 @@ def _stats(con: duckdb.DuckDBPyConnection, files: int, jsonl: int) -> UsageLoadS
         quarantined=quarantined,
         first_event_time=loaded[1],
         last_event_time=loaded[2],
+        stage_seconds=stage_seconds,
     )

@@ -231,6 +231,10 @@ def usage_events(
             for key, value in stats.as_dict().items()
             if isinstance(value, int)
         },
+        **{
+            f"{stage}_seconds": dg.MetadataValue.float(seconds)
+            for stage, seconds in stats.stage_seconds.items()
+        },
         "first_event_time": dg.MetadataValue.text(stats.first_event_time or "none"),
         "last_event_time": dg.MetadataValue.text(stats.last_event_time or "none"),
         "quarantine_reasons": quarantine_preview(quarantined),

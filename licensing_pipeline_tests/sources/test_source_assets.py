@@ -140,6 +140,8 @@ def test_sources_load_tables_and_quarantine(data_dir: Path, any_warehouse: Wareh
     assert usage_meta["dagster/row_count"] == 2
     assert (usage_meta["duplicates_dropped"], usage_meta["quarantined"]) == (1, 2)
     assert "not valid JSON" in usage_meta["quarantine_reasons"]
+    stages = ("read_and_check_seconds", "dedupe_seconds", "write_seconds")
+    assert all(usage_meta[stage] >= 0 for stage in stages)
     total = metadata(result, "quarantined_records")
     assert total["total"] == 4 and total["quarantined_usage_events"] == 2
 
