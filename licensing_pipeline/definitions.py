@@ -22,6 +22,12 @@ from licensing_pipeline.resources import build_resources
 from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.sources.assets import source_assets
 from licensing_pipeline.warehouse.assets import warehouse_models
+from licensing_pipeline.warehouse.snapshots import (
+    build_daily_usage_snapshots,
+    build_snapshot_sensor,
+    daily_partitions,
+    daily_usage_snapshots_job,
+)
 from licensing_pipeline.workers import nightly_executor
 
 
@@ -32,6 +38,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[
             *source_assets,
             warehouse_models,
+            build_daily_usage_snapshots(daily_partitions(settings.history_start)),
             *compliance_assets,
             compliance_findings,
             *policy_assets,
@@ -42,9 +49,14 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             define_nightly_compliance(nightly_executor(settings)),
             *remediation_jobs,
             *policy_jobs,
+            daily_usage_snapshots_job,
         ],
         schedules=[nightly_compliance_schedule],
-        sensors=[*remediation_sensors, *policy_sensors],
+        sensors=[
+            *remediation_sensors,
+            *policy_sensors,
+            build_snapshot_sensor(settings.history_start),
+        ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
         loggers={"progress": progress_logger},

@@ -10,6 +10,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 from licensing_pipeline.remediation.jobs import REMEDIATION_GROUP
 from licensing_pipeline.settings import load_settings
+from licensing_pipeline.warehouse.assets import HISTORY_GROUP
 
 NIGHTLY_JOB = "nightly_compliance"
 
@@ -23,7 +24,9 @@ def define_nightly_compliance(
         name=NIGHTLY_JOB,
         # Remediation (tickets, Slack) runs in its own job, started by a sensor: an outage of
         # Slack or the ticket system must never fail the nightly run.
-        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(REMEDIATION_GROUP),
+        # The day-partitioned history follows the nightly run in runs of its own.
+        selection=dg.AssetSelection.all()
+        - dg.AssetSelection.groups(REMEDIATION_GROUP, HISTORY_GROUP),
         executor_def=executor_def,
         description=(
             "Load the exports, rebuild the warehouse, run every check family and decide the "

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 DEFAULT_POLICY_PATH = PACKAGE_DIR / "policy" / "default_policy.yaml"
+DEFAULT_HISTORY_START = date(2025, 1, 1)
 
 
 def _path(name: str, default: Path) -> Path:
@@ -23,6 +25,16 @@ def _path(name: str, default: Path) -> Path:
 
 def _text(name: str) -> str | None:
     return os.environ.get(name, "").strip() or None
+
+
+def _day(name: str, default: date) -> date:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a day like 2025-01-01, got {value!r}") from None
 
 
 def _days(name: str, default: int) -> int:
@@ -235,6 +247,7 @@ class Settings:
     warehouse_url: str | None = field(default=None, repr=False)  # may embed a password
     dagster_storage_url: str | None = field(default=None, repr=False)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    history_start: date = DEFAULT_HISTORY_START
 
     @property
     def dagster_home(self) -> Path:
@@ -271,6 +284,8 @@ def load_settings() -> Settings:
     LICENSING_ENFORCEMENT_DIR  where the flagd flag file and the change log are written
                             (default LICENSING_HOME/enforcement)
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
+    LICENSING_HISTORY_START the first day of the daily usage snapshots' partitions
+                            (default 2025-01-01)
     (Slack, tickets and SLA: see ``RemediationSettings``.)
     (Data-quality thresholds: see ``DataQualitySettings``.)
     (Where steps run, Celery: see ``ExecutorSettings``.)
@@ -307,4 +322,5 @@ def load_settings() -> Settings:
         remediation=load_remediation_settings(),
         data_quality=load_data_quality_settings(),
         executor=load_executor_settings(profile),
+        history_start=_day("LICENSING_HISTORY_START", DEFAULT_HISTORY_START),
     )

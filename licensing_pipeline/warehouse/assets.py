@@ -36,6 +36,10 @@ from licensing_pipeline.warehouse.manifest import (
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseDbtResource
 
 WAREHOUSE_GROUP = "warehouse"
+# Models tagged so are day-partitioned assets of their own (warehouse/snapshots.py), in their
+# own group, outside the nightly job.
+PARTITIONED_TAG = "daily_partitioned"
+HISTORY_GROUP = "history"
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 PARSE_STATES_KEPT = 16
 # Each dbt build leaves a target folder (logs, run_results.json) worth a look after a failed
@@ -44,9 +48,12 @@ RUN_FOLDERS_KEPT = 20
 
 __all__ = [
     "DBT_TARGET",
+    "HISTORY_GROUP",
+    "PARTITIONED_TAG",
     "WAREHOUSE_GROUP",
     "WarehouseDbtTranslator",
     "build_dbt_resource",
+    "dbt_build",
     "dbt_build_args",
     "dbt_project",
     "dbt_resource",
@@ -68,6 +75,8 @@ class WarehouseDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return None
+        if PARTITIONED_TAG in dbt_resource_props.get("tags", []):
+            return HISTORY_GROUP
         return WAREHOUSE_GROUP
 
 
@@ -145,6 +154,7 @@ prepare_manifest()
     dagster_dbt_translator=TRANSLATOR,
     project=dbt_project,
     name="warehouse_models",
+    exclude=f"tag:{PARTITIONED_TAG}",
 )
 def warehouse_models(
     context,  # unannotated: Dagster rejects the string annotation `from __future__` makes
@@ -155,6 +165,14 @@ def warehouse_models(
     """Usage snapshots per tenant, metric, feature, region and day/month, as of the run's day."""
     as_of = run_settings.as_of_date().isoformat()
     context.log.info(f"dbt build as of {as_of} on {warehouse.location}")
+    yield from dbt_build(context, dbt, warehouse, LICENSING_AS_OF=as_of)
+
+
+def dbt_build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, **env: str
+) -> Iterator[Any]:
+    """``dbt build`` of the op's selection on the warehouse's target, with ``env`` set (the
+    as-of day), a per-run target folder and the warehouse's partial parse state."""
     dbt_on_target = WarehouseDbtResource(
         project_dir=dbt.project_dir,
         global_config_flags=dbt.global_config_flags,
@@ -171,7 +189,7 @@ def warehouse_models(
         # dagster-dbt seeds the folder from target/ only when it holds no state yet.
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cache, target_path / PARTIAL_PARSE_FILE)
-    with dbt_environment(**connection, LICENSING_AS_OF=as_of):
+    with dbt_environment(**connection, **env):
         invocation = dbt_on_target.cli(dbt_build_args(), context=context, target_path=target_path)
     try:
         yield from invocation.stream()
