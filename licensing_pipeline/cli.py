@@ -337,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_db_commands(sub)
 
+    from licensing_pipeline.warehouse.cli import add_snapshot_commands
+
+    add_snapshot_commands(sub)
+
     from licensing_pipeline.workers import add_worker_command
 
     add_worker_command(sub)

@@ -220,3 +220,36 @@ def test_both_backends_find_exactly_the_same(
     )
     assert len(embedded) > 0
     pd.testing.assert_frame_equal(embedded, postgres)
+
+
+def test_snapshots_command_backfills_days_that_agree_with_the_findings(
+    backend: Backend, first_run: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+):
+    import dagster as dg
+
+    from licensing_pipeline.instance import ensure_dagster_home
+
+    with backend.env():
+        assert cli.main(["snapshots", "--from", "2026-10-01", "--to", AS_OF]) == 0
+        settings = load_settings()
+        snapshots = warehouse_for(settings).read_frame("daily_usage_snapshots")
+        ensure_dagster_home(settings)
+        with dg.DagsterInstance.get() as instance:
+            partitions = instance.get_materialized_partitions(dg.AssetKey("daily_usage_snapshots"))
+    days = {d.date().isoformat() for d in pd.date_range("2026-10-01", AS_OF)}
+    assert days <= partitions
+    snapshots["day"] = pd.to_datetime(snapshots["snapshot_day"]).dt.strftime("%Y-%m-%d")
+    at = snapshots.set_index(["day", "tenant_id", "metric"])
+    exceeded = first_run[
+        (first_run["check"] == "quota_exceeded") & first_run["period"].isin(["2026-10", AS_OF[:7]])
+    ]
+    assert len(exceeded) > 0
+    for finding in exceeded.itertuples():
+        last_day = AS_OF if finding.period == AS_OF[:7] else f"{finding.period}-31"
+        row = at.loc[(last_day, finding.tenant_id, finding.subject)]
+        # The month's last snapshot holds the usage and quota the finding was decided on.
+        assert (row["quantity"], row["allowed"]) == pytest.approx(
+            (finding.observed, finding.allowed)
+        )
+    if (exceeded["period"] == AS_OF[:7]).any():
+        assert "Over quota at the end of" in capsys.readouterr().out

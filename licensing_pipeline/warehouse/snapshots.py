@@ -75,12 +75,12 @@ daily_usage_snapshots_job = dg.define_asset_job(
 
 
 def nightly_as_of(run: dg.DagsterRun) -> str:
-    """The day a nightly run evaluated: its run_settings as_of, or the day it was created."""
-    config = run.run_config.get("resources", {}).get("run_settings", {}).get("config", {})
-    as_of = config.get("as_of") if isinstance(config, dict) else None
-    if as_of:
-        return str(as_of)
-    return run.tags.get("licensing/as_of") or datetime.now(UTC).date().isoformat()
+    """The day a nightly run evaluated: its run_settings as_of, else today (the run just
+    finished, and a run without as_of evaluates today)."""
+    as_of: Any = run.run_config
+    for key in ("resources", "run_settings", "config", "as_of"):
+        as_of = as_of.get(key) if isinstance(as_of, dict) else None
+    return str(as_of or run.tags.get("licensing/as_of") or datetime.now(UTC).date().isoformat())
 
 
 def snapshot_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.SkipReason:

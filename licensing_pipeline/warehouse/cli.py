@@ -1,0 +1,107 @@
+"""`licensing-pipeline snapshots`: build the daily usage snapshots for a range of days from the
+shell, as one run of the day-partitioned job (what a backfill in the UI launches)."""
+
+import argparse
+import contextlib
+import io
+from datetime import UTC, date, datetime
+from typing import Any
+
+from licensing_pipeline.settings import Settings
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2026-11-27: {text!r}") from None
+
+
+def snapshot_range(first: date | None, last: date | None, settings: Settings) -> tuple[date, date]:
+    """The days to build: ``last`` defaults to the as-of day (today), ``first`` to ``last``."""
+    from licensing_pipeline.cli import CliError
+
+    last = last or (date.fromisoformat(settings.as_of) if settings.as_of else None)
+    last = last or datetime.now(UTC).date()
+    first = first or last
+    if first > last:
+        raise CliError(f"--from {first} is after --to {last}")
+    if first < settings.history_start:
+        raise CliError(
+            f"--from {first} is before the first snapshot day {settings.history_start} "
+            "(set LICENSING_HISTORY_START to go further back)"
+        )
+    return first, last
+
+
+def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
+    import dagster as dg
+
+    from licensing_pipeline.cli import EXIT_JOB_FAILED, CliError
+    from licensing_pipeline.definitions import build_definitions
+    from licensing_pipeline.instance import ensure_dagster_home, process_tags
+    from licensing_pipeline.warehouse.resources import warehouse_for
+    from licensing_pipeline.warehouse.snapshots import SNAPSHOT_JOB
+
+    first, last = snapshot_range(args.first, args.last, settings)
+    warehouse = warehouse_for(settings)
+    missing = {"usage_events", "effective_entitlements"} - warehouse.table_names()
+    if missing:
+        raise CliError(
+            f"the warehouse has no {', '.join(sorted(missing))} yet: run "
+            "`licensing-pipeline run` first (snapshots read what the nightly run loaded)"
+        )
+    ensure_dagster_home(settings)
+    print(f"Building daily usage snapshots {first} .. {last} on {warehouse.location}", flush=True)
+    job = build_definitions(settings).resolve_job_def(SNAPSHOT_JOB)
+    tags = {
+        **process_tags(),
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+    quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
+    with dg.DagsterInstance.get() as instance, quiet:
+        result = job.execute_in_process(
+            run_config={"loggers": {"progress": {}}},
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+        )
+    if not result.success:
+        print(f"Run {result.run_id} FAILED; open it in the Dagster UI for the log.")
+        return EXIT_JOB_FAILED
+    summary = warehouse.read_frame(
+        "SELECT count(DISTINCT snapshot_day) AS days, count(*) AS row_count, "
+        "count(DISTINCT tenant_id) AS tenants FROM main.daily_usage_snapshots "
+        f"WHERE snapshot_day BETWEEN CAST('{first}' AS DATE) AND CAST('{last}' AS DATE)"
+    )
+    over = warehouse.read_frame(
+        "SELECT tenant_id, metric, quantity, allowed FROM main.daily_usage_snapshots "
+        f"WHERE snapshot_day = CAST('{last}' AS DATE) AND allowed IS NOT NULL "
+        "AND quantity > allowed ORDER BY tenant_id, metric"
+    )
+    row: Any = summary.iloc[0]
+    print(
+        f"Run {result.run_id} succeeded: {int(row['row_count'])} rows over "
+        f"{int(row['days'])} day(s) with usage, {int(row['tenants'])} tenant(s)."
+    )
+    if len(over):
+        print(f"Over quota at the end of {last}:")
+        for r in over.itertuples():
+            print(f"  {r.tenant_id}  {r.metric}  {r.quantity:g} of {r.allowed:g}")
+    return 0
+
+
+def add_snapshot_commands(sub: Any) -> None:
+    snapshots = sub.add_parser(
+        "snapshots",
+        help="build the daily usage snapshots for a range of days (after a nightly run)",
+    )
+    snapshots.add_argument(
+        "--from", dest="first", type=_day, help="first day (default: the --to day)"
+    )
+    snapshots.add_argument(
+        "--to", dest="last", type=_day, help="last day (default: LICENSING_AS_OF or today)"
+    )
+    snapshots.add_argument("--verbose", action="store_true", help="also print dbt's logs")
+    snapshots.set_defaults(func=cmd_snapshots)

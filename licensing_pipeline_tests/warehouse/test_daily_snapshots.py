@@ -1,0 +1,188 @@
+"""The day-partitioned usage snapshots: real dbt on both warehouses, and the sensor that adds
+a partition after each nightly run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from licensing_pipeline.definitions import build_definitions
+from licensing_pipeline.settings import load_settings
+from licensing_pipeline.warehouse.assets import HISTORY_GROUP, build_dbt_resource
+from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline.warehouse.snapshots import (
+    SNAPSHOTS,
+    build_daily_usage_snapshots,
+    daily_partitions,
+    snapshot_request,
+)
+from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline_tests.warehouse.test_dbt_models import (
+    AS_OF,
+    EVENTS,
+    build,
+    write_warehouse,
+)
+
+SNAPSHOT_ASSETS = build_daily_usage_snapshots(daily_partitions(date(2026, 9, 1)))
+
+
+def entitlements() -> pd.DataFrame:
+    """t1 has quotas for api_calls and seats in October; t2 has no entitlement row."""
+    return pd.DataFrame(
+        {
+            "tenant_id": ["t1", "t1"],
+            "period": ["2026-09", "2026-10"],
+            "entitled": [True, True],
+            "quotas": [json.dumps({"api_calls": 100.0}), json.dumps({"api_calls": 2, "seats": 5})],
+        }
+    )
+
+
+def snapshot(warehouse: Warehouse, first: str, last: str) -> dg.ExecuteInProcessResult:
+    """One run over the partition range first..last, as a backfill launches it."""
+    return dg.materialize(
+        [SNAPSHOT_ASSETS],
+        resources={"dbt": build_dbt_resource(), "warehouse": warehouse},
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dbt_artifacts_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DBT_TARGET_PATH", str(tmp_path_factory.mktemp("dbt_target")))
+        yield
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def warehouse(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Warehouse]:
+    """The nightly models as of AS_OF, the entitlements, then a backfill of 09-29..AS_OF."""
+
+    def prepared(warehouse: Warehouse) -> Warehouse:
+        assert build(write_warehouse(warehouse, EVENTS)).success
+        warehouse.write_frame("effective_entitlements", entitlements())
+        result = snapshot(warehouse, "2026-09-29", AS_OF)
+        assert result.success
+        checks = [e for e in result.get_asset_check_evaluations()]
+        assert checks and all(e.passed for e in checks)
+        return warehouse
+
+    if request.param == "duckdb":
+        path = tmp_path_factory.mktemp("snapshots") / "warehouse.duckdb"
+        yield prepared(Warehouse(path=str(path)))
+        return
+    with fresh_database() as url:
+        yield prepared(Warehouse(url=url))
+
+
+def rows(warehouse: Warehouse) -> dict[tuple[str, str, str], tuple[float, int, float | None]]:
+    frame = warehouse.read_frame("daily_usage_snapshots")
+    found = {
+        (r.tenant_id, r.metric, str(r.snapshot_day)[:10]): (
+            float(r.quantity),
+            int(r.events),
+            None if pd.isna(r.allowed) else float(r.allowed),
+        )
+        for r in frame.itertuples()
+    }
+    assert len(found) == len(frame), "a (tenant, metric, day) appears twice"
+    return found
+
+
+def test_each_day_holds_month_to_date_usage_by_the_metrics_aggregation(
+    warehouse: Warehouse,
+) -> None:
+    got = rows(warehouse)
+    # api_calls (COUNT): e1 on 09-30 (delivered twice, counted once); the month restarts.
+    assert got[("t1", "api_calls", "2026-09-30")] == (1.0, 1, 100.0)
+    assert got[("t1", "api_calls", "2026-10-01")] == (2.0, 2, 2.0)
+    assert got[("t1", "api_calls", "2026-10-02")] == (3.0, 3, 2.0)
+    # seats (UNIQUE_COUNT): u1, u2 on 10-01; u1 again on 10-02 adds no seat.
+    assert got[("t1", "seats", "2026-10-01")] == (2.0, 2, 5.0)
+    assert got[("t1", "seats", "2026-10-02")] == (2.0, 3, 5.0)
+    # storage (MAX, LATEST): 7 then 4 on 10-01, 5 and 6 (tie: source b) on 10-02.
+    assert got[("t1", "storage_gb", "2026-10-01")][0] == 7.0
+    assert got[("t1", "storage_gb", "2026-10-02")][0] == 7.0
+    assert got[("t1", "storage_latest_gb", "2026-10-01")][0] == 4.0
+    assert got[("t1", "storage_latest_gb", "2026-10-02")][0] == 6.0
+    # egress (SUM): 1.5, then + 2.25 (x3 has no value).
+    assert got[("t1", "egress_gb", "2026-10-02")] == (3.75, 3, None)  # no quota: unlimited
+    # No events yet in the month, no row; no entitlement row, no quota.
+    assert ("t1", "api_calls", "2026-09-29") not in got
+    assert got[("t2", "api_calls", "2026-10-01")] == (1.0, 1, None)
+
+
+def test_the_as_of_day_equals_the_monthly_table(warehouse: Warehouse) -> None:
+    monthly = warehouse.read_frame("usage_monthly")
+    october = monthly[monthly["period"] == "2026-10"]
+    got = rows(warehouse)
+    assert len(october) > 0
+    for r in october.itertuples():
+        assert got[(r.tenant_id, r.metric, AS_OF)][:2] == (r.quantity, r.events)
+
+
+def test_rerunning_a_day_replaces_it(warehouse: Warehouse) -> None:
+    before = rows(warehouse)
+    result = snapshot(warehouse, "2026-10-01", "2026-10-01")
+    assert result.success
+    assert [e.partition for e in result.get_asset_materialization_events()] == ["2026-10-01"]
+    assert rows(warehouse) == before  # same rows, none twice (the unique check passed too)
+
+
+def test_snapshots_are_their_own_day_partitioned_group_outside_the_nightly_job(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LICENSING_HOME", str(tmp_path))
+    monkeypatch.setenv("LICENSING_HISTORY_START", "2024-03-01")
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    node = graph.get(SNAPSHOTS)
+    assert node.group_name == HISTORY_GROUP
+    partitions = node.partitions_def
+    assert isinstance(partitions, dg.DailyPartitionsDefinition)
+    assert partitions.get_first_partition_key() == "2024-03-01"
+    nightly = defs.resolve_job_def("nightly_compliance")
+    assert SNAPSHOTS not in nightly.asset_layer.selected_asset_keys
+    assert dg.AssetKey("usage_monthly") in nightly.asset_layer.selected_asset_keys
+    job = defs.resolve_job_def("daily_usage_snapshots")
+    assert job.partitions_def == partitions
+    sensor = defs.resolve_sensor_def("daily_usage_snapshot_after_nightly")
+    assert sensor.job_name == "daily_usage_snapshots"
+
+
+def nightly_run(as_of: str | None, run_id: str = "r1") -> dg.DagsterRun:
+    config = {"resources": {"run_settings": {"config": {"data_dir": ".", "as_of": as_of}}}}
+    return dg.DagsterRun(job_name="nightly_compliance", run_id=run_id, run_config=config)
+
+
+def test_a_nightly_run_requests_the_partition_of_its_as_of_day() -> None:
+    request = snapshot_request(nightly_run("2026-11-27"), date(2025, 1, 1))
+    assert isinstance(request, dg.RunRequest)
+    assert request.partition_key == "2026-11-27"
+    again = snapshot_request(nightly_run("2026-11-27", run_id="r2"), date(2025, 1, 1))
+    assert isinstance(again, dg.RunRequest) and again.run_key != request.run_key
+    today = snapshot_request(nightly_run(None), date(2025, 1, 1))  # a run without as_of
+    assert isinstance(today, dg.RunRequest)
+    assert today.partition_key == datetime.now(UTC).date().isoformat()
+    too_early = snapshot_request(nightly_run("2024-12-31"), date(2025, 1, 1))
+    assert isinstance(too_early, dg.SkipReason)
+    assert "LICENSING_HISTORY_START" in (too_early.skip_message or "")
+
+
+def test_the_history_start_must_be_a_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LICENSING_HISTORY_START", "last year")
+    with pytest.raises(ValueError, match="LICENSING_HISTORY_START must be a day"):
+        load_settings()
