@@ -29,10 +29,18 @@ def process_environment(variables: Mapping[str, str]) -> dict[str, str]:
 
 @contextmanager
 def backend_environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """This process's environment set to ``variables`` for the block, then restored."""
-    with pytest.MonkeyPatch.context() as patch:
+    """This process's environment set to ``variables`` for the block, then restored, also
+    what the code under test exported itself (the CLI exports DAGSTER_HOME and the storage
+    URL of the backend, which must not outlive the backend's database)."""
+    before = {k: v for k, v in os.environ.items() if _inherited(k)}
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name in before:
+                patch.delenv(name)
+            for name, value in variables.items():
+                patch.setenv(name, value)
+            yield
+    finally:
         for name in [n for n in os.environ if _inherited(n)]:
-            patch.delenv(name)
-        for name, value in variables.items():
-            patch.setenv(name, value)
-        yield
+            del os.environ[name]
+        os.environ.update(before)

@@ -186,3 +186,13 @@ def test_the_history_start_must_be_a_day(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("LICENSING_HISTORY_START", "last year")
     with pytest.raises(ValueError, match="LICENSING_HISTORY_START must be a day"):
         load_settings()
+
+
+def test_days_after_the_warehouse_as_of_are_refused(warehouse: Warehouse) -> None:
+    before = rows(warehouse)
+    result = snapshot(warehouse, "2026-10-02", "2026-10-03")
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failures[0].event_specific_data)
+    assert "evaluated through 2026-10-02" in message and "as of 2026-10-03 first" in message
+    assert rows(warehouse) == before  # nothing deleted

@@ -34,6 +34,7 @@ from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-10-02"
 MODELS = {
+    "events_in_scope",
     "usage_daily",
     "usage_monthly",
     "feature_usage_daily",

@@ -1,5 +1,12 @@
+{{ config(materialized="table") }}
+
 {#- The events this run evaluates: before the end of the as-of day, and each (source, id)
     once (a repeated delivery is the same event). Later events stay in usage_events.
+
+    A table, built once per run: five marts and the daily snapshots read it, and inlined
+    into each of them the de-duplication ran five times (on PostgreSQL 26 s of models
+    against 17 s at 1M events). evaluated_through is the as-of day, so a reader can tell
+    how far the table goes.
 
     The loader already keeps one row per (source, id), so repeats are rare: only the keys
     seen more than once go through the window (first delivery by time, file, line), and
@@ -69,5 +76,6 @@ select
     user_id,
     feature,
     region,
-    data
+    data,
+    {{ date_literal(as_of_date()) }} as evaluated_through
 from first_deliveries
