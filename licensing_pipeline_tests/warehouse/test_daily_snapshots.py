@@ -22,6 +22,7 @@ from licensing_pipeline.warehouse.snapshots import (
     daily_partitions,
     snapshot_request,
 )
+from licensing_pipeline_tests.backends import backend_environment
 from licensing_pipeline_tests.postgres import fresh_database
 from licensing_pipeline_tests.warehouse.test_dbt_models import (
     AS_OF,
@@ -196,3 +197,17 @@ def test_days_after_the_warehouse_as_of_are_refused(warehouse: Warehouse) -> Non
     message = str(failures[0].event_specific_data)
     assert "evaluated through 2026-10-02" in message and "as of 2026-10-03 first" in message
     assert rows(warehouse) == before  # nothing deleted
+
+
+def test_the_snapshots_command_explains_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licensing_pipeline import cli
+
+    with backend_environment({"LICENSING_HOME": str(tmp_path)}):
+        assert cli.main(["snapshots", "--to", "2026-11-20"]) == cli.EXIT_USAGE
+        assert "run `licensing-pipeline run` first" in capsys.readouterr().err
+        assert cli.main(["snapshots", "--from", "2026-11-21", "--to", "2026-11-20"]) == 2
+        assert "is after --to" in capsys.readouterr().err
+        assert cli.main(["snapshots", "--from", "2020-01-01", "--to", "2020-01-02"]) == 2
+        assert "LICENSING_HISTORY_START" in capsys.readouterr().err
