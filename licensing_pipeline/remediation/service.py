@@ -23,6 +23,7 @@ from licensing_pipeline.remediation.store import (
     claim_export,
     latest_night,
     load_tickets,
+    lock_for_sync,
     record_export,
     tickets_to_export,
 )
@@ -105,13 +106,15 @@ def sync_tickets(
 ) -> tuple[SyncPlan, int, int]:
     """Plan and write ticket changes and their alerts atomically; returns (plan, live, new alerts).
 
-    Two runs racing to open the same ticket: the loser's transaction fails on the unique
-    finding_id and is planned again against what the winner wrote.
+    Passes are serialised (``lock_for_sync``): a second one waits for the first to commit and
+    plans against what it wrote. The unique finding_id stays as a guard: a pass that still
+    collides on opening a ticket is rolled back and planned again.
     """
     routing = config.routing(default_channel)
     for attempt in range(3):
         try:
             with engine.begin() as con:
+                lock_for_sync(con)
                 tickets = load_tickets(con)
                 plan = plan_ticket_sync(
                     tickets, findings, tenants, routing=routing, sla=config.sla(), now=now

@@ -19,6 +19,24 @@ from licensing_pipeline.remediation.tickets import TicketChange
 from licensing_pipeline.repository.tables import finding_runs
 
 TICKET_COLUMNS = [c.name for c in remediation_tickets.columns]
+# The PostgreSQL advisory lock that serialises remediation passes (any fixed 64-bit number).
+SYNC_LOCK_KEY = 7_212_069_110_117_376
+
+
+def lock_for_sync(con: sa.Connection) -> None:
+    """Make a concurrent pass wait until this transaction ends, so it plans against what this
+    one wrote: without it, two passes that read the same tickets both resolve them and write
+    every history line twice."""
+    if con.dialect.name == "postgresql":
+        con.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK_KEY})
+        return
+    # SQLite: a write statement, even one that changes nothing, takes the database's write
+    # lock until the transaction ends.
+    con.execute(
+        sa.update(remediation_tickets)
+        .where(sa.false())
+        .values(ticket_id=remediation_tickets.c.ticket_id)
+    )
 
 
 def load_tickets(con: sa.Connection | sa.Engine) -> pd.DataFrame:

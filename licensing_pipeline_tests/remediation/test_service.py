@@ -1,5 +1,6 @@
 """A remediation pass end to end on small frames: repository, fake Slack, fake ticket system."""
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -7,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from licensing_pipeline.remediation.outbox import outbox_rows
-from licensing_pipeline.remediation.service import RemediationConfig, run_remediation
+from licensing_pipeline.remediation.service import RemediationConfig, run_remediation, sync_tickets
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.store import history_of, ticket_records
 from licensing_pipeline.remediation.ticket_sink import TicketSink
@@ -192,3 +193,47 @@ def test_without_a_token_the_pass_succeeds_and_records_not_sent(
     assert report.delivery.not_sent == 3
     assert {r["status"] for r in outbox_rows(engine)} == {"not_sent"}
     assert fake_slack.requests == []
+
+
+def test_two_passes_racing_write_each_change_once(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+):
+    """Both passes read the tickets before either writes: without serialising the passes,
+    both would resolve the same tickets and write every history line twice."""
+    import threading
+
+    from licensing_pipeline.remediation import service
+
+    sync_tickets(
+        engine, tonight(), TENANTS, config=CONFIG, default_channel="#c", now=NOW, night="n1"
+    )
+    resolved = findings(
+        finding("t-1", status="resolved"),
+        {**quota_warning("t-1"), "status": "resolved"},
+        {**quota_warning("t-2"), "status": "resolved"},
+    )
+    both_planning = threading.Barrier(2)
+    plan = service.plan_ticket_sync
+
+    def plan_together(*args, **kwargs):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_planning.wait(timeout=2)  # a pass held back by the other never arrives
+        return plan(*args, **kwargs)
+
+    monkeypatch.setattr(service, "plan_ticket_sync", plan_together)
+    later = NOW + timedelta(days=1)
+    passes = [
+        threading.Thread(
+            target=sync_tickets,
+            args=(engine, resolved, TENANTS),
+            kwargs={"config": CONFIG, "default_channel": "#c", "now": later, "night": "n2"},
+        )
+        for _ in range(2)
+    ]
+    for thread in passes:
+        thread.start()
+    for thread in passes:
+        thread.join(timeout=30)
+    for ticket in ticket_records(engine):
+        events = [h["event"] for h in history_of(engine, int(ticket["ticket_id"]))]
+        assert events == ["opened", "resolved"], events
