@@ -45,15 +45,10 @@ select
     totals.tenant_id,
     totals.metric,
     totals.grain as {{ grain_name }},
-    cast(
-        case totals.aggregation
-            when 'COUNT' then totals.events
-            when 'SUM' then coalesce(totals.value_sum, 0)
-            when 'MAX' then coalesce(totals.value_max, 0)
-            when 'LATEST' then coalesce(ranked_latest.value_number, 0)
-            when 'UNIQUE_COUNT' then totals.value_distinct
-        end as double precision
-    ) as quantity,
+    {{ metric_quantity(
+        'totals.aggregation', 'totals.events', 'totals.value_sum', 'totals.value_max',
+        'ranked_latest.value_number', 'totals.value_distinct'
+    ) }} as quantity,
     cast(totals.events as bigint) as events
 from totals
 left join ranked_latest
@@ -61,4 +56,20 @@ left join ranked_latest
     and ranked_latest.metric = totals.metric
     and ranked_latest.grain = totals.grain
     and ranked_latest.recency = 1
+{%- endmacro %}
+
+
+{#- A metric's quantity from its aggregates, by the catalog aggregation: events for COUNT,
+    the sum, maximum or latest value (0 when no event carried one), or the distinct values.
+    Shared by usage_aggregate and daily_usage_snapshots, so both count a metric alike. -#}
+{% macro metric_quantity(aggregation, events, value_sum, value_max, latest, distinct) -%}
+    cast(
+        case {{ aggregation }}
+            when 'COUNT' then {{ events }}
+            when 'SUM' then coalesce({{ value_sum }}, 0)
+            when 'MAX' then coalesce({{ value_max }}, 0)
+            when 'LATEST' then coalesce({{ latest }}, 0)
+            when 'UNIQUE_COUNT' then {{ distinct }}
+        end as double precision
+    )
 {%- endmacro %}

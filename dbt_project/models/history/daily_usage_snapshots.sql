@@ -135,15 +135,10 @@ quantities as (
         to_date.tenant_id,
         to_date.metric,
         to_date.aggregation,
-        cast(
-            case to_date.aggregation
-                when 'COUNT' then to_date.events
-                when 'SUM' then coalesce(to_date.value_sum, 0)
-                when 'MAX' then coalesce(to_date.value_max, 0)
-                when 'LATEST' then coalesce(latest_to_date.value_number, 0)
-                when 'UNIQUE_COUNT' then coalesce(unique_to_date.seen, 0)
-            end as double precision
-        ) as quantity,
+        {{ metric_quantity(
+            'to_date.aggregation', 'to_date.events', 'to_date.value_sum', 'to_date.value_max',
+            'latest_to_date.value_number', 'coalesce(unique_to_date.seen, 0)'
+        ) }} as quantity,
         cast(to_date.events as bigint) as events
     from to_date
     left join latest_to_date
