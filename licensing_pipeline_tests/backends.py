@@ -7,8 +7,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
 
 def backend_variables(home: Path, data_dir: Path, database_url: str | None) -> dict[str, str]:
     """LICENSING_* of the embedded profile, or of the postgres profile on ``database_url``."""
@@ -33,14 +31,14 @@ def backend_environment(variables: Mapping[str, str]) -> Iterator[None]:
     what the code under test exported itself (the CLI exports DAGSTER_HOME and the storage
     URL of the backend, which must not outlive the backend's database)."""
     before = {k: v for k, v in os.environ.items() if _inherited(k)}
+    _replace_inherited(variables)
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            for name in before:
-                patch.delenv(name)
-            for name, value in variables.items():
-                patch.setenv(name, value)
-            yield
+        yield
     finally:
-        for name in [n for n in os.environ if _inherited(n)]:
-            del os.environ[name]
-        os.environ.update(before)
+        _replace_inherited(before)
+
+
+def _replace_inherited(variables: Mapping[str, str]) -> None:
+    for name in [n for n in os.environ if _inherited(n)]:
+        del os.environ[name]
+    os.environ.update(variables)

@@ -59,13 +59,6 @@ def snapshot(warehouse: Warehouse, first: str, last: str) -> dg.ExecuteInProcess
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def dbt_artifacts_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_TARGET_PATH", str(tmp_path_factory.mktemp("dbt_target")))
-        yield
-
-
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def warehouse(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

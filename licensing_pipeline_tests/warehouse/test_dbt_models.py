@@ -149,14 +149,6 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def dbt_artifacts_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Each dbt call leaves a folder of artifacts; keep them out of dbt_project/target."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_TARGET_PATH", str(tmp_path_factory.mktemp("dbt_target")))
-        yield
-
-
 @pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def built(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
