@@ -7,23 +7,18 @@ import io
 from datetime import UTC, date, datetime
 from typing import Any
 
+from licensing_pipeline.cli import EXIT_JOB_FAILED, CliError, _iso_date
 from licensing_pipeline.settings import Settings
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date like 2026-11-27: {text!r}") from None
-
-
-def snapshot_range(first: date | None, last: date | None, settings: Settings) -> tuple[date, date]:
-    """The days to build: ``last`` defaults to the as-of day (today), ``first`` to ``last``."""
-    from licensing_pipeline.cli import CliError
-
-    last = last or (date.fromisoformat(settings.as_of) if settings.as_of else None)
-    last = last or datetime.now(UTC).date()
-    first = first or last
+def snapshot_range(
+    first_day: str | None, last_day: str | None, settings: Settings
+) -> tuple[date, date]:
+    """The days to build (``--from``/``--to``, checked by ``_iso_date``): the last defaults
+    to the as-of day (today), the first to the last."""
+    last_text = last_day or settings.as_of
+    last = date.fromisoformat(last_text) if last_text else datetime.now(UTC).date()
+    first = date.fromisoformat(first_day) if first_day else last
     if first > last:
         raise CliError(f"--from {first} is after --to {last}")
     if first < settings.history_start:
@@ -37,7 +32,6 @@ def snapshot_range(first: date | None, last: date | None, settings: Settings) ->
 def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
     import dagster as dg
 
-    from licensing_pipeline.cli import EXIT_JOB_FAILED, CliError
     from licensing_pipeline.definitions import build_definitions
     from licensing_pipeline.instance import ensure_dagster_home, process_tags
     from licensing_pipeline.warehouse.resources import warehouse_for
@@ -98,10 +92,10 @@ def add_snapshot_commands(sub: Any) -> None:
         help="build the daily usage snapshots for a range of days (after a nightly run)",
     )
     snapshots.add_argument(
-        "--from", dest="first", type=_day, help="first day (default: the --to day)"
+        "--from", dest="first", type=_iso_date, help="first day (default: the --to day)"
     )
     snapshots.add_argument(
-        "--to", dest="last", type=_day, help="last day (default: LICENSING_AS_OF or today)"
+        "--to", dest="last", type=_iso_date, help="last day (default: LICENSING_AS_OF or today)"
     )
     snapshots.add_argument("--verbose", action="store_true", help="also print dbt's logs")
     snapshots.set_defaults(func=cmd_snapshots)
