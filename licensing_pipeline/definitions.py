@@ -22,11 +22,12 @@ from licensing_pipeline.resources import build_resources
 from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.sources.assets import source_assets
 from licensing_pipeline.warehouse.assets import warehouse_models
-from licensing_pipeline.warehouse.snapshots import (
-    build_daily_usage_snapshots,
-    build_snapshot_sensor,
+from licensing_pipeline.warehouse.history import (
+    build_daily_usage_history,
+    build_history_sensor,
     daily_partitions,
-    daily_usage_snapshots_job,
+    daily_usage_history_job,
+    history_backfill_policy,
 )
 from licensing_pipeline.workers import nightly_executor
 
@@ -38,7 +39,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=[
             *source_assets,
             warehouse_models,
-            build_daily_usage_snapshots(daily_partitions(settings.history_start)),
+            build_daily_usage_history(
+                daily_partitions(settings.history_start),
+                history_backfill_policy(settings.profile),
+            ),
             *compliance_assets,
             compliance_findings,
             *policy_assets,
@@ -49,13 +53,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             define_nightly_compliance(nightly_executor(settings)),
             *remediation_jobs,
             *policy_jobs,
-            daily_usage_snapshots_job,
+            daily_usage_history_job,
         ],
         schedules=[nightly_compliance_schedule],
         sensors=[
             *remediation_sensors,
             *policy_sensors,
-            build_snapshot_sensor(settings.history_start),
+            build_history_sensor(settings.history_start),
         ],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

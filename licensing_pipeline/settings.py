@@ -37,6 +37,13 @@ def _day(name: str, default: date) -> date:
         raise SettingsError(f"{name} must be a day like 2025-01-01, got {value!r}") from None
 
 
+def _optional_day(name: str) -> str | None:
+    """A day given as text (the as-of day travels as an ISO string), checked here so a typo
+    stops every command with one line instead of deep inside a run."""
+    value = os.environ.get(name, "").strip()
+    return _day(name, date.min).isoformat() if value else None
+
+
 def _days(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
@@ -318,7 +325,7 @@ def load_settings() -> Settings:
         database_url=database_url or f"sqlite:///{home / 'licensing.db'}",
         warehouse_path=_path("LICENSING_WAREHOUSE_PATH", home / "warehouse.duckdb"),
         policy_path=_path("LICENSING_POLICY_PATH", DEFAULT_POLICY_PATH),
-        as_of=os.environ.get("LICENSING_AS_OF", "").strip() or None,
+        as_of=_optional_day("LICENSING_AS_OF"),
         remediation=load_remediation_settings(),
         data_quality=load_data_quality_settings(),
         executor=load_executor_settings(profile),

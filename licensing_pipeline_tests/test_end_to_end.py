@@ -232,12 +232,24 @@ def test_snapshots_command_backfills_days_that_agree_with_the_findings(
     with backend.env():
         assert cli.main(["snapshots", "--from", "2026-10-01", "--to", AS_OF]) == 0
         settings = load_settings()
-        snapshots = warehouse_for(settings).read_frame("daily_usage_snapshots")
+        warehouse = warehouse_for(settings)
+        snapshots = warehouse.read_frame("daily_usage_snapshots")
+        archived, evaluated = (
+            warehouse.read_frame(
+                f"SELECT count(*) AS n FROM main.{table} "
+                f"WHERE usage_date BETWEEN CAST('2026-10-01' AS DATE) AND CAST('{AS_OF}' AS DATE)"
+            )["n"].iloc[0]
+            for table in ("daily_usage_events", "events_in_scope")
+        )
         ensure_dagster_home(settings)
         with dg.DagsterInstance.get() as instance:
-            partitions = instance.get_materialized_partitions(dg.AssetKey("daily_usage_snapshots"))
+            partitions = {
+                name: instance.get_materialized_partitions(dg.AssetKey(name))
+                for name in ("daily_usage_snapshots", "daily_usage_events")
+            }
     days = {d.date().isoformat() for d in pd.date_range("2026-10-01", AS_OF)}
-    assert days <= partitions
+    assert all(days <= materialized for materialized in partitions.values())
+    assert archived == evaluated > 0  # every evaluated event of the range, each once
     snapshots["day"] = pd.to_datetime(snapshots["snapshot_day"]).dt.strftime("%Y-%m-%d")
     at = snapshots.set_index(["day", "tenant_id", "metric"])
     exceeded = first_run[

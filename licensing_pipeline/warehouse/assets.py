@@ -36,7 +36,7 @@ from licensing_pipeline.warehouse.manifest import (
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseDbtResource
 
 WAREHOUSE_GROUP = "warehouse"
-# Models tagged so are day-partitioned assets of their own (warehouse/snapshots.py), in their
+# Models tagged so are day-partitioned assets of their own (warehouse/history.py), in their
 # own group, outside the nightly job.
 PARTITIONED_TAG = "daily_partitioned"
 HISTORY_GROUP = "history"

@@ -1,5 +1,6 @@
-"""`licensing-pipeline snapshots`: build the daily usage snapshots for a range of days from the
-shell, as one run of the day-partitioned job (what a backfill in the UI launches)."""
+"""`licensing-pipeline snapshots`: build the usage history (daily events and snapshots) for a
+range of days from the shell, as one run of the day-partitioned job (what a backfill in the UI
+launches)."""
 
 import argparse
 import contextlib
@@ -34,8 +35,8 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
 
     from licensing_pipeline.definitions import build_definitions
     from licensing_pipeline.instance import ensure_dagster_home, process_tags
+    from licensing_pipeline.warehouse.history import HISTORY_JOB
     from licensing_pipeline.warehouse.resources import warehouse_for
-    from licensing_pipeline.warehouse.snapshots import SNAPSHOT_JOB
 
     first, last = snapshot_range(args.first, args.last, settings)
     warehouse = warehouse_for(settings)
@@ -46,8 +47,8 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
             "`licensing-pipeline run` first (snapshots read what the nightly run loaded)"
         )
     ensure_dagster_home(settings)
-    print(f"Building daily usage snapshots {first} .. {last} on {warehouse.location}", flush=True)
-    job = build_definitions(settings).resolve_job_def(SNAPSHOT_JOB)
+    print(f"Building the daily usage history {first} .. {last} on {warehouse.location}", flush=True)
+    job = build_definitions(settings).resolve_job_def(HISTORY_JOB)
     tags = {
         **process_tags(),
         "dagster/asset_partition_range_start": first.isoformat(),
@@ -69,6 +70,10 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
         "count(DISTINCT tenant_id) AS tenants FROM main.daily_usage_snapshots "
         f"WHERE snapshot_day BETWEEN CAST('{first}' AS DATE) AND CAST('{last}' AS DATE)"
     )
+    events = warehouse.read_frame(
+        "SELECT count(*) AS n FROM main.daily_usage_events "
+        f"WHERE usage_date BETWEEN CAST('{first}' AS DATE) AND CAST('{last}' AS DATE)"
+    )["n"].iloc[0]
     over = warehouse.read_frame(
         "SELECT tenant_id, metric, quantity, allowed FROM main.daily_usage_snapshots "
         f"WHERE snapshot_day = CAST('{last}' AS DATE) AND allowed IS NOT NULL "
@@ -76,7 +81,8 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
     )
     row: Any = summary.iloc[0]
     print(
-        f"Run {result.run_id} succeeded: {int(row['row_count'])} rows over "
+        f"Run {result.run_id} succeeded: {int(events)} events kept by day; "
+        f"{int(row['row_count'])} snapshot rows over "
         f"{int(row['days'])} day(s) with usage, {int(row['tenants'])} tenant(s)."
     )
     if len(over):
@@ -89,7 +95,7 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
 def add_snapshot_commands(sub: Any) -> None:
     snapshots = sub.add_parser(
         "snapshots",
-        help="build the daily usage snapshots for a range of days (after a nightly run)",
+        help="build the daily usage history (events, snapshots) for a range of days",
     )
     snapshots.add_argument(
         "--from", dest="first", type=_iso_date, help="first day (default: the --to day)"

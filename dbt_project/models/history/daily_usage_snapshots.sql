@@ -2,7 +2,7 @@
     tenant's entitlement sets for that month: the day-by-day history a statement or a trend
     chart needs, which usage_monthly (one row per month, as of one day) cannot give.
 
-    One Dagster partition per day. A run writes the days from snapshot_first_day() to the
+    One Dagster partition per day. A run writes the days from history_first_day() to the
     as-of day and replaces exactly those (the pre-hook), so re-running or backfilling any
     range leaves one row per (day, tenant, metric). Each day is computed from the events,
     not by adding days: distinct counts, maxima and latest values do not add. -#}
@@ -11,24 +11,12 @@
 
 {{ config(
     materialized='incremental',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where snapshot_day between {{ date_literal(snapshot_first_day()) }} and {{ date_literal(as_of_date()) }}{% endif %}"
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where snapshot_day between {{ date_literal(history_first_day()) }} and {{ date_literal(as_of_date()) }}{% endif %}"
 ) }}
 
-{%- set first_day = snapshot_first_day() %}
+{%- set first_day = history_first_day() %}
 {%- set last_day = as_of_date() %}
-{%- if execute %}
-    {#- The events come from the nightly run's events_in_scope: a day after the day it was
-        evaluated through would be silently short of events. -#}
-    {%- set through = run_query(
-        "select max(evaluated_through) from " ~ ref('events_in_scope')
-    ).columns[0].values()[0] %}
-    {%- if through is not none and last_day > modules.datetime.date.fromisoformat(through | string) %}
-        {{ exceptions.raise_compiler_error(
-            "daily_usage_snapshots up to " ~ last_day ~ ": the warehouse holds events evaluated through "
-            ~ through ~ " only; run nightly_compliance as of " ~ last_day ~ " first"
-        ) }}
-    {%- endif %}
-{%- endif %}
+{{ require_events_through('daily_usage_snapshots', last_day) }}
 
 with events as (
     select *

@@ -1,20 +1,21 @@
-{#- The days a run of daily_usage_snapshots writes: from LICENSING_SNAPSHOT_START (the first
-    day of the Dagster partition range; by default the as-of day itself) to the as-of day.
+{#- The days a run of the history models (daily_usage_events, daily_usage_snapshots) writes:
+    from LICENSING_HISTORY_FROM (the first day of the Dagster partition range; by default the
+    as-of day itself) to the as-of day.
     Read only when dbt executes, like the as-of day, so a new window never costs a re-parse. -#}
 
-{% macro snapshot_first_day() %}
+{% macro history_first_day() %}
     {%- set last = as_of_date() -%}
-    {%- set raw = env_var('LICENSING_SNAPSHOT_START', '') if execute else '' -%}
+    {%- set raw = env_var('LICENSING_HISTORY_FROM', '') if execute else '' -%}
     {%- set text = (raw or '') | string | trim -%}
     {%- if text == '' -%}
         {{ return(last) }}
     {%- endif -%}
     {%- if not modules.re.match('^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$', text) -%}
-        {{ exceptions.raise_compiler_error("LICENSING_SNAPSHOT_START must be a day like 2026-11-01, got '" ~ text ~ "'") }}
+        {{ exceptions.raise_compiler_error("LICENSING_HISTORY_FROM must be a day like 2026-11-01, got '" ~ text ~ "'") }}
     {%- endif -%}
     {%- set first = modules.datetime.date.fromisoformat(text) -%}
     {%- if first > last -%}
-        {{ exceptions.raise_compiler_error("the snapshot window starts (" ~ first ~ ") after the as-of day (" ~ last ~ ")") }}
+        {{ exceptions.raise_compiler_error("the history window starts (" ~ first ~ ") after the as-of day (" ~ last ~ ")") }}
     {%- endif -%}
     {{ return(first) }}
 {% endmacro %}
@@ -43,3 +44,19 @@
 {% macro default__day_series(first, last) -%}
     {{ exceptions.raise_compiler_error("day_series has no implementation for " ~ adapter.type()) }}
 {%- endmacro %}
+
+{#- A history model may not write a day after the day the nightly run's events_in_scope was
+    evaluated through: the day would be silently short of events. -#}
+{% macro require_events_through(model, last_day) %}
+    {%- if execute %}
+        {%- set through = run_query(
+            "select max(evaluated_through) from " ~ ref('events_in_scope')
+        ).columns[0].values()[0] %}
+        {%- if through is not none and last_day > modules.datetime.date.fromisoformat(through | string) %}
+            {{ exceptions.raise_compiler_error(
+                model ~ " up to " ~ last_day ~ ": the warehouse holds events evaluated through "
+                ~ through ~ " only; run nightly_compliance as of " ~ last_day ~ " first"
+            ) }}
+        {%- endif %}
+    {%- endif %}
+{% endmacro %}

@@ -1,5 +1,5 @@
-"""The day-partitioned usage snapshots: real dbt on both warehouses, and the sensor that adds
-a partition after each nightly run."""
+"""The day-partitioned usage history (daily events and snapshots): real dbt on both
+warehouses, and the sensor that adds a partition after each nightly run."""
 
 from __future__ import annotations
 
@@ -15,23 +15,30 @@ import pytest
 from licensing_pipeline.definitions import build_definitions
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.assets import HISTORY_GROUP, build_dbt_resource
-from licensing_pipeline.warehouse.resources import Warehouse
-from licensing_pipeline.warehouse.snapshots import (
+from licensing_pipeline.warehouse.history import (
+    DAILY_EVENTS,
     SNAPSHOTS,
-    build_daily_usage_snapshots,
+    build_daily_usage_history,
     daily_partitions,
-    snapshot_request,
+    history_backfill_policy,
+    history_request,
 )
+from licensing_pipeline.warehouse.resources import Warehouse
 from licensing_pipeline_tests.backends import backend_environment
 from licensing_pipeline_tests.postgres import fresh_database
 from licensing_pipeline_tests.warehouse.test_dbt_models import (
     AS_OF,
+    EU,
+    EVALUATED_EVENTS,
     EVENTS,
     build,
+    event,
     write_warehouse,
 )
 
-SNAPSHOT_ASSETS = build_daily_usage_snapshots(daily_partitions(date(2026, 9, 1)))
+HISTORY_ASSETS = build_daily_usage_history(
+    daily_partitions(date(2026, 9, 1)), dg.BackfillPolicy.single_run()
+)
 
 
 def entitlements() -> pd.DataFrame:
@@ -46,10 +53,10 @@ def entitlements() -> pd.DataFrame:
     )
 
 
-def snapshot(warehouse: Warehouse, first: str, last: str) -> dg.ExecuteInProcessResult:
+def history(warehouse: Warehouse, first: str, last: str) -> dg.ExecuteInProcessResult:
     """One run over the partition range first..last, as a backfill launches it."""
     return dg.materialize(
-        [SNAPSHOT_ASSETS],
+        [HISTORY_ASSETS],
         resources={"dbt": build_dbt_resource(), "warehouse": warehouse},
         tags={
             "dagster/asset_partition_range_start": first,
@@ -68,7 +75,7 @@ def warehouse(
     def prepared(warehouse: Warehouse) -> Warehouse:
         assert build(write_warehouse(warehouse, EVENTS)).success
         warehouse.write_frame("effective_entitlements", entitlements())
-        result = snapshot(warehouse, "2026-09-29", AS_OF)
+        result = history(warehouse, "2026-09-29", AS_OF)
         assert result.success
         checks = [e for e in result.get_asset_check_evaluations()]
         assert checks and all(e.passed for e in checks)
@@ -129,32 +136,91 @@ def test_the_as_of_day_equals_the_monthly_table(warehouse: Warehouse) -> None:
 
 
 def test_rerunning_a_day_replaces_it(warehouse: Warehouse) -> None:
-    before = rows(warehouse)
-    result = snapshot(warehouse, "2026-10-01", "2026-10-01")
+    before, events_before = rows(warehouse), daily_events(warehouse)
+    result = history(warehouse, "2026-10-01", "2026-10-01")
     assert result.success
-    assert [e.partition for e in result.get_asset_materialization_events()] == ["2026-10-01"]
+    materialized = {
+        (e.asset_key.to_user_string(), e.partition)
+        for e in result.get_asset_materialization_events()
+        if e.asset_key
+    }
+    assert materialized == {
+        ("daily_usage_events", "2026-10-01"),
+        ("daily_usage_snapshots", "2026-10-01"),
+    }
     assert rows(warehouse) == before  # same rows, none twice (the unique check passed too)
+    after = daily_events(warehouse)
+    key = ["source", "id"]
+    assert (
+        after.sort_values(key)
+        .reset_index(drop=True)
+        .equals(events_before.sort_values(key).reset_index(drop=True))
+    )
 
 
-def test_snapshots_are_their_own_day_partitioned_group_outside_the_nightly_job(
+def test_the_history_keeps_days_the_exports_dropped_and_takes_late_events(
+    tmp_path: Path,
+) -> None:
+    """A vendor's export keeps a rolling window, and a late event arrives for a past day:
+    re-running that day adds the late event; days no longer exported stay as they were."""
+    warehouse = Warehouse(path=str(tmp_path / "warehouse.duckdb"))
+    assert build(write_warehouse(warehouse, EVENTS)).success
+    warehouse.write_frame("effective_entitlements", entitlements())
+    assert history(warehouse, "2026-09-30", AS_OF).success
+    late = event("gw", "e7", "api.request", "t1", "2026-10-01 18:00:00", **EU)
+    exported = [e for e in EVENTS if e["time"] >= pd.Timestamp("2026-10-01")] + [late]
+    assert build(write_warehouse(warehouse, exported)).success
+
+    assert history(warehouse, "2026-10-01", "2026-10-01").success
+    per_day = daily_events(warehouse).groupby("usage_date").size().to_dict()
+    assert per_day == {"2026-09-30": 2, "2026-10-01": 10, "2026-10-02": 6}
+    got = rows(warehouse)
+    assert got[("t1", "api_calls", "2026-09-30")][:2] == (1.0, 1)  # no longer exported
+    assert got[("t1", "api_calls", "2026-10-01")][:2] == (3.0, 3)  # e2 twice, and late e7
+    assert got[("t1", "api_calls", "2026-10-02")][:2] == (3.0, 3)  # not re-run: as it was
+
+
+def test_the_history_is_its_own_day_partitioned_group_outside_the_nightly_job(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LICENSING_HOME", str(tmp_path))
     monkeypatch.setenv("LICENSING_HISTORY_START", "2024-03-01")
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
-    node = graph.get(SNAPSHOTS)
-    assert node.group_name == HISTORY_GROUP
-    partitions = node.partitions_def
-    assert isinstance(partitions, dg.DailyPartitionsDefinition)
-    assert partitions.get_first_partition_key() == "2024-03-01"
     nightly = defs.resolve_job_def("nightly_compliance")
-    assert SNAPSHOTS not in nightly.asset_layer.selected_asset_keys
+    job = defs.resolve_job_def("daily_usage_history")
+    for key in (DAILY_EVENTS, SNAPSHOTS):
+        node = graph.get(key)
+        assert node.group_name == HISTORY_GROUP
+        partitions = node.partitions_def
+        assert isinstance(partitions, dg.DailyPartitionsDefinition)
+        assert partitions.get_first_partition_key() == "2024-03-01"
+        assert key not in nightly.asset_layer.selected_asset_keys
+        assert key in job.asset_layer.selected_asset_keys
+        assert dg.AssetKey("events_in_scope") in graph.get(key).parent_keys
     assert dg.AssetKey("usage_monthly") in nightly.asset_layer.selected_asset_keys
-    job = defs.resolve_job_def("daily_usage_snapshots")
-    assert job.partitions_def == partitions
-    sensor = defs.resolve_sensor_def("daily_usage_snapshot_after_nightly")
-    assert sensor.job_name == "daily_usage_snapshots"
+    assert job.partitions_def == graph.get(SNAPSHOTS).partitions_def
+    # Embedded: a backfill is one run (one DuckDB writer); PostgreSQL: a run per month of days.
+    assert graph.get(SNAPSHOTS).backfill_policy == dg.BackfillPolicy.single_run()
+    assert history_backfill_policy("postgres").max_partitions_per_run == 31
+    sensor = defs.resolve_sensor_def("daily_usage_history_after_nightly")
+    assert sensor.job_name == "daily_usage_history"
+
+
+def daily_events(warehouse: Warehouse) -> pd.DataFrame:
+    frame = warehouse.read_frame("daily_usage_events")
+    frame["usage_date"] = frame["usage_date"].astype(str).str[:10]
+    return frame
+
+
+def test_each_day_holds_its_evaluated_events_once(warehouse: Warehouse) -> None:
+    frame = daily_events(warehouse)
+    assert len(frame) == EVALUATED_EVENTS
+    per_day = frame.groupby("usage_date").size().to_dict()
+    # e1 (delivered twice) and l1 on 09-30; nothing on 09-29; events after AS_OF left out.
+    assert per_day == {"2026-09-30": 2, "2026-10-01": 9, "2026-10-02": 6}
+    assert not frame.duplicated(["source", "id"]).any()
+    assert set(frame["evaluated_through"].astype(str).str[:10]) == {AS_OF}
 
 
 def nightly_run(as_of: str | None, run_id: str = "r1") -> dg.DagsterRun:
@@ -163,15 +229,15 @@ def nightly_run(as_of: str | None, run_id: str = "r1") -> dg.DagsterRun:
 
 
 def test_a_nightly_run_requests_the_partition_of_its_as_of_day() -> None:
-    request = snapshot_request(nightly_run("2026-11-27"), date(2025, 1, 1))
+    request = history_request(nightly_run("2026-11-27"), date(2025, 1, 1))
     assert isinstance(request, dg.RunRequest)
     assert request.partition_key == "2026-11-27"
-    again = snapshot_request(nightly_run("2026-11-27", run_id="r2"), date(2025, 1, 1))
+    again = history_request(nightly_run("2026-11-27", run_id="r2"), date(2025, 1, 1))
     assert isinstance(again, dg.RunRequest) and again.run_key != request.run_key
-    today = snapshot_request(nightly_run(None), date(2025, 1, 1))  # a run without as_of
+    today = history_request(nightly_run(None), date(2025, 1, 1))  # a run without as_of
     assert isinstance(today, dg.RunRequest)
     assert today.partition_key == datetime.now(UTC).date().isoformat()
-    too_early = snapshot_request(nightly_run("2024-12-31"), date(2025, 1, 1))
+    too_early = history_request(nightly_run("2024-12-31"), date(2025, 1, 1))
     assert isinstance(too_early, dg.SkipReason)
     assert "LICENSING_HISTORY_START" in (too_early.skip_message or "")
 
@@ -182,14 +248,27 @@ def test_the_history_start_must_be_a_day(monkeypatch: pytest.MonkeyPatch) -> Non
         load_settings()
 
 
+def test_a_mistyped_as_of_day_stops_the_snapshots_command_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from licensing_pipeline import cli
+
+    with backend_environment({"LICENSING_HOME": str(tmp_path), "LICENSING_AS_OF": "2026-13-01"}):
+        assert cli.main(["snapshots"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "LICENSING_AS_OF must be a day like 2025-01-01, got '2026-13-01'" in err
+    assert "Traceback" not in err
+
+
 def test_days_after_the_warehouse_as_of_are_refused(warehouse: Warehouse) -> None:
-    before = rows(warehouse)
-    result = snapshot(warehouse, "2026-10-02", "2026-10-03")
+    before, events_before = rows(warehouse), len(daily_events(warehouse))
+    result = history(warehouse, "2026-10-02", "2026-10-03")
     assert not result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = str(failures[0].event_specific_data)
     assert "evaluated through 2026-10-02" in message and "as of 2026-10-03 first" in message
     assert rows(warehouse) == before  # nothing deleted
+    assert len(daily_events(warehouse)) == events_before
 
 
 def test_the_snapshots_command_explains_what_is_missing(

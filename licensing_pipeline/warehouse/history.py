@@ -1,11 +1,12 @@
-"""Daily usage snapshots: the day-partitioned part of the graph.
+"""The usage history: the day-partitioned part of the graph (group ``history``).
 
 The nightly job reloads every export and rebuilds the warehouse as of one day, because a late
-or re-delivered event and a finding's lifecycle need the whole picture. Month-to-date usage at
-the end of a past day is different: once the day's events are in, it is a fact about that day.
-So it is partitioned by day: the nightly success adds one partition, and a backfill of a year
-runs from the UI as ranges of days, each range one ``dbt build`` in the warehouse (the SQL
-spreads over the warehouse's own cores; on PostgreSQL several ranges can run at once).
+or re-delivered event and a finding's lifecycle need the whole picture. A past day's events,
+and month-to-date usage at its end, are different: once the day's events are in, they are
+facts about that day. So ``daily_usage_events`` and ``daily_usage_snapshots`` are partitioned
+by day: the nightly success adds one partition, and a backfill of a year runs from the UI as
+ranges of days, each range one ``dbt build`` in the warehouse (the SQL spreads over the
+warehouse's own cores; on PostgreSQL several ranges can run at once).
 """
 
 from collections.abc import Iterator
@@ -24,8 +25,9 @@ from licensing_pipeline.warehouse.assets import (
 )
 from licensing_pipeline.warehouse.resources import Warehouse
 
+DAILY_EVENTS = dg.AssetKey("daily_usage_events")
 SNAPSHOTS = dg.AssetKey("daily_usage_snapshots")
-SNAPSHOT_JOB = "daily_usage_snapshots"
+HISTORY_JOB = "daily_usage_history"
 
 
 def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
@@ -34,43 +36,56 @@ def daily_partitions(start: date) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=start.isoformat(), timezone="UTC", end_offset=1)
 
 
-def snapshot_window(context: dg.AssetExecutionContext) -> tuple[date, date]:
+def history_window(context: dg.AssetExecutionContext) -> tuple[date, date]:
     """The first and last day (inclusive) of the run's partition or partition range."""
     window = context.partition_time_window
     return window.start.date(), (window.end - timedelta(days=1)).date()
 
 
-def build_daily_usage_snapshots(partitions_def: dg.DailyPartitionsDefinition) -> Any:
+# On PostgreSQL a long backfill fans out as one run per month of days, which can run at once;
+# on the embedded DuckDB file (one writer) it is one run, so it pays dbt's start-up once.
+DAYS_PER_RUN_ON_POSTGRES = 31
+
+
+def history_backfill_policy(profile: str) -> dg.BackfillPolicy:
+    if profile == "postgres":
+        return dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN_ON_POSTGRES)
+    return dg.BackfillPolicy.single_run()
+
+
+def build_daily_usage_history(
+    partitions_def: dg.DailyPartitionsDefinition, backfill_policy: dg.BackfillPolicy
+) -> Any:
     @dbt_assets(
         manifest=dbt_project.manifest_path,
         dagster_dbt_translator=TRANSLATOR,
         project=dbt_project,
-        name="daily_usage_snapshot_models",
+        name="daily_usage_history_models",
         select=f"tag:{PARTITIONED_TAG}",
         partitions_def=partitions_def,
-        # A backfill of many days is one dbt build over the range, not one per day.
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        # Each run is one dbt build over its range of days, never one build per day.
+        backfill_policy=backfill_policy,
     )
-    def daily_usage_snapshot_models(
+    def daily_usage_history_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse
     ) -> Iterator[Any]:
-        first, last = snapshot_window(context)
-        context.log.info(f"daily usage snapshots {first} .. {last} on {warehouse.location}")
+        first, last = history_window(context)
+        context.log.info(f"daily usage history {first} .. {last} on {warehouse.location}")
         yield from dbt_build(
             context,
             dbt,
             warehouse,
             LICENSING_AS_OF=last.isoformat(),
-            LICENSING_SNAPSHOT_START=first.isoformat(),
+            LICENSING_HISTORY_FROM=first.isoformat(),
         )
 
-    return daily_usage_snapshot_models
+    return daily_usage_history_models
 
 
-daily_usage_snapshots_job = dg.define_asset_job(
-    name=SNAPSHOT_JOB,
-    selection=dg.AssetSelection.assets(SNAPSHOTS),
-    description="Month-to-date usage per tenant and metric at the end of the partition's days.",
+daily_usage_history_job = dg.define_asset_job(
+    name=HISTORY_JOB,
+    selection=dg.AssetSelection.assets(DAILY_EVENTS, SNAPSHOTS),
+    description="The partition's days of evaluated events, and month-to-date usage at their end.",
 )
 
 
@@ -83,7 +98,7 @@ def nightly_as_of(run: dg.DagsterRun) -> str:
     return str(as_of or run.tags.get("licensing/as_of") or datetime.now(UTC).date().isoformat())
 
 
-def snapshot_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.SkipReason:
+def history_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.SkipReason:
     """The partition a finished nightly run adds; one run per nightly run."""
     as_of = nightly_as_of(run)
     try:
@@ -92,23 +107,23 @@ def snapshot_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.
         return dg.SkipReason(f"run {run.run_id} has no usable as-of day ({as_of!r})")
     if day < first_day:
         return dg.SkipReason(
-            f"{day} is before the first snapshot day {first_day} (LICENSING_HISTORY_START)"
+            f"{day} is before the first history day {first_day} (LICENSING_HISTORY_START)"
         )
     return dg.RunRequest(run_key=f"{run.run_id}-{day}", partition_key=day.isoformat())
 
 
-def build_snapshot_sensor(first_day: date) -> dg.SensorDefinition:
+def build_history_sensor(first_day: date) -> dg.SensorDefinition:
     @dg.run_status_sensor(
-        name="daily_usage_snapshot_after_nightly",
+        name="daily_usage_history_after_nightly",
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[nightly_compliance],
-        request_job=daily_usage_snapshots_job,
+        request_job=daily_usage_history_job,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="After a nightly run succeeds, snapshot its as-of day.",
+        description="After a nightly run succeeds, add its as-of day to the usage history.",
     )
-    def daily_usage_snapshot_after_nightly(
+    def daily_usage_history_after_nightly(
         context: dg.RunStatusSensorContext,
     ) -> dg.RunRequest | dg.SkipReason:
-        return snapshot_request(context.dagster_run, first_day)
+        return history_request(context.dagster_run, first_day)
 
-    return daily_usage_snapshot_after_nightly
+    return daily_usage_history_after_nightly
