@@ -60,3 +60,12 @@
         {%- endif %}
     {%- endif %}
 {% endmacro %}
+
+{#- The pre-hook of a history model: delete the days this run writes, so a re-run or an
+    overlapping backfill leaves each day once. -#}
+{% macro delete_history_days(relation, day_column) %}
+    {%- if is_incremental() -%}
+        delete from {{ relation }}
+        where {{ day_column }} between {{ date_literal(history_first_day()) }} and {{ date_literal(as_of_date()) }}
+    {%- endif -%}
+{% endmacro %}

@@ -8,7 +8,7 @@
 
 {{ config(
     materialized='incremental',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where usage_date between {{ date_literal(history_first_day()) }} and {{ date_literal(as_of_date()) }}{% endif %}"
+    pre_hook="{{ delete_history_days(this, 'usage_date') }}"
 ) }}
 
 {%- set first_day = history_first_day() %}

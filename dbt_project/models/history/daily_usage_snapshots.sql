@@ -11,7 +11,7 @@
 
 {{ config(
     materialized='incremental',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where snapshot_day between {{ date_literal(history_first_day()) }} and {{ date_literal(as_of_date()) }}{% endif %}"
+    pre_hook="{{ delete_history_days(this, 'snapshot_day') }}"
 ) }}
 
 {%- set first_day = history_first_day() %}
