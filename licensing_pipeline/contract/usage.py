@@ -195,7 +195,7 @@ def _note_unreadable(con: duckdb.DuckDBPyConnection, file_no: int, reason: str) 
     con.execute("INSERT INTO _usage_lines VALUES (?, NULL, NULL, ?)", [file_no, reason])
 
 
-def _jsonl_select(props: list[str], lines: str = "_usage_lines") -> str:
+def _jsonl_select(checks: list[_ValueCheck], props: list[str], lines: str = "_usage_lines") -> str:
     """The JSON lines of ``lines`` (file_no, line, raw, note) in the staged shape; blank
     lines stay, flagged, so one pass can also count them."""
     paths = [
@@ -206,18 +206,27 @@ def _jsonl_select(props: list[str], lines: str = "_usage_lines") -> str:
         "$.time",
         "$.data",
         *(f"$.data.{name}" for name in _FLATTENED),
-        *(f'$.data."{prop}"' for prop in props),
     ]
     path_list = "[" + ", ".join(_literal(p) for p in paths) + "]"
-    values = ", ".join(f"f[{7 + len(_FLATTENED) + i}] AS v{i}" for i in range(len(props)))
-    # The JSON is parsed once: all attributes come out of one json_extract_string call;
+    # A checked value is only used on the events of the types a metric reads it from (a small
+    # share of the lines), so it is read only there: parsing those lines again costs less
+    # than one more path in every line's list. f[3] is the type; f is NULL unless the line
+    # parsed, so the second read cannot fail.
+    values = ""
+    for i, prop in enumerate(props):
+        types = sorted({check.event_type for check in checks if check.prop == prop})
+        type_list = ", ".join(_literal(t) for t in types)
+        path = _literal(f'$.data."{prop}"')
+        values += (
+            f", CASE WHEN f[3] IN ({type_list}) THEN json_extract_string(raw, {path}) END AS v{i}"
+        )
+    # The attributes come out of one json_extract_string call, which parses the line once;
     # try() turns "not JSON" into a NULL list instead of an error.
     return f"""
         SELECT file_no, line, raw, note, is_blank,
                NOT is_blank AND note IS NULL AND f IS NULL AS not_json,
                f[1] AS id, f[2] AS source, f[3] AS type, f[4] AS subject, f[5] AS time,
-               f[6] AS data, f[7] AS user_id, f[8] AS feature, f[9] AS region
-               {", " + values if values else ""}
+               f[6] AS data, f[7] AS user_id, f[8] AS feature, f[9] AS region{values}
         FROM (
             SELECT *, CASE WHEN note IS NULL AND NOT is_blank
                            THEN try(json_extract_string(raw, {path_list})) END AS f
@@ -350,22 +359,31 @@ def _lines_union(jsonl_files: list[tuple[int, Path]]) -> str:
     return "(" + " UNION ALL ".join([*parts, "SELECT * FROM _usage_lines"]) + ")"
 
 
-def _staged_view(props: list[str], parquet_selects: list[str], lines: str = "_usage_lines") -> str:
+def _staged_view(
+    checks: list[_ValueCheck],
+    props: list[str],
+    parquet_selects: list[str],
+    lines: str = "_usage_lines",
+) -> str:
     return "CREATE OR REPLACE TEMP VIEW _usage_staged AS " + " UNION ALL BY NAME ".join(
-        [_jsonl_select(props, lines), *parquet_selects]
+        [_jsonl_select(checks, props, lines), *parquet_selects]
     )
 
 
 def _checked_sql(checks: list[_ValueCheck], props: list[str]) -> str:
     """Every staged record with its first problem (field, reason) or none; one row per line,
     blank lines included (flagged) so they can be counted."""
+    # DuckDB reads only an upper-case T and Z, and a time with a lower-case one does not
+    # cast as it is: only those few times are upper-cased (a copy of every time otherwise).
     return f"""
         CREATE OR REPLACE TEMP TABLE _usage_checked AS
         WITH timed AS (
             SELECT *,
                    coalesce(regexp_matches(time, {_literal(RFC3339_WITH_OFFSET)}), false)
                        AS time_ok,
-                   make_timestamp(epoch_us(try_cast(upper(time) AS TIMESTAMPTZ))) AS ts
+                   make_timestamp(epoch_us(coalesce(
+                       try_cast(time AS TIMESTAMPTZ), try_cast(upper(time) AS TIMESTAMPTZ)
+                   ))) AS ts
             FROM _usage_staged
         ), checked AS (
             SELECT *, CASE WHEN NOT is_blank THEN {_problem_sql(checks, props)} END AS problem
@@ -430,14 +448,14 @@ def load_usage_events(
             # Fast path: every JSON Lines file read, parsed and checked in one statement,
             # without storing the lines first; DuckDB reads the files in parallel.
             lines = _lines_union(jsonl_files)
-            con.execute(_staged_view(props, parquet_selects, lines))
+            con.execute(_staged_view(checks, props, parquet_selects, lines))
             con.execute(checked_sql)
         except duckdb.Error:
             # A file DuckDB refuses (bad bytes, a damaged .gz, a line longer than the fast
             # path's limit): stage the lines file by file, each with its own fallback.
             for file_no, path in jsonl_files:
                 _read_jsonl(con, file_no, path)
-            con.execute(_staged_view(props, parquet_selects))
+            con.execute(_staged_view(checks, props, parquet_selects))
             con.execute(checked_sql)
         clock.lap("read_and_check")
         con.execute(
