@@ -24,6 +24,7 @@ from licensing_pipeline.instance import (
 )
 from licensing_pipeline.repository.errors import SchemaNotCurrent, TenantIsolationError
 from licensing_pipeline.settings import PROJECT_DIR, Settings, SettingsError, load_settings
+from licensing_pipeline.warehouse.errors import WarehouseBusy
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
@@ -135,6 +136,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     ensure_dagster_home(settings)
     import dagster as dg
 
+    from licensing_pipeline.cli_progress import error_summary
     from licensing_pipeline.definitions import build_definitions
     from licensing_pipeline.jobs import run_settings_config
     from licensing_pipeline.quality.report import describe_run_checks
@@ -147,8 +149,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             f"{data_dir}: no such folder. Create a demo dataset with `licensing-pipeline demo`, "
             "or point --data-dir / LICENSING_DATA_DIR at your exports."
         )
-    # A schema behind head stops here, in one line, rather than as failed steps of the run.
+    # A schema behind head, or an embedded warehouse another process holds, stops here in one
+    # line rather than as failed steps of the run.
     LicensingRepository(database_url=settings.database_url).engine().dispose()
+    with warehouse_for(settings).connect():
+        pass
     as_of = args.as_of or settings.as_of
     celery = settings.executor.kind == "celery"
     if celery:
@@ -193,8 +198,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(line, file=sys.stderr)
         for event in failed:
             error = getattr(event.event_specific_data, "error", None)
-            message = error.message.strip() if error else "unknown error"
-            print(f"  {event.step_key}: {message}", file=sys.stderr)
+            print(f"  {event.step_key}: {error_summary(error)}", file=sys.stderr)
         print("Open the run in the Dagster UI (`make dev`) for the full log.", file=sys.stderr)
         return EXIT_JOB_FAILED
     repository = LicensingRepository(database_url=settings.database_url)
@@ -358,6 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         SettingsError,
         SchemaNotCurrent,
         TenantIsolationError,
+        WarehouseBusy,
     ) as exc:
         print(f"licensing-pipeline: {exc}", file=sys.stderr)
         return EXIT_USAGE

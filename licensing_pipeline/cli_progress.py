@@ -42,10 +42,23 @@ class _ProgressHandler(logging.Handler):
             name = event.step_key or ""
         if event.event_type_value == "STEP_FAILURE":
             error = getattr(event.event_specific_data, "error", None)
-            message = error.message.strip().splitlines()[-1] if error else ""
+            message = error_summary(error).splitlines()[-1]
             print(f"  [{elapsed:6.1f}s] {label:<12} {name}: {message}", file=sys.stderr, flush=True)
             return
         print(f"  [{elapsed:6.1f}s] {label:<12} {name}", file=sys.stderr, flush=True)
+
+
+def error_summary(error: Any) -> str:
+    """A failed step's error: the innermost cause (what the user can act on), not Dagster's
+    "Error occurred while executing op" wrapper around it."""
+    if error is None:
+        return "unknown error"
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    message = (error.message or "").strip()
+    if error.cls_name == "Failure":  # raised for the user: the description is the message
+        message = message.split(": ", 1)[-1]
+    return message or error.cls_name
 
 
 @dg.logger(config_schema={}, description="One line per finished step, for the command line.")

@@ -7,6 +7,7 @@ connection is short-lived and the embedded jobs run their steps in one process.
 """
 
 import importlib.metadata
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,8 +23,18 @@ from packaging import version
 
 from licensing_pipeline.settings import Settings
 from licensing_pipeline.warehouse import postgres
+from licensing_pipeline.warehouse.errors import WarehouseBusy
 
 SCHEMA = "main"
+
+
+def _busy(path: Path, error: duckdb.IOException) -> WarehouseBusy:
+    holder = re.search(r"\(PID (\d+)\)", str(error))
+    by = f"process {holder.group(1)}" if holder else "another process"
+    return WarehouseBusy(
+        f"the warehouse {path} is in use by {by} (a run in progress?); "
+        "wait for it to finish, then try again"
+    )
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -60,8 +71,14 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def _duckdb(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(Path(self.path).expanduser()), read_only=read_only)
+        path = Path(self.path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise _busy(path, exc) from None
         try:
             con.execute("SET TimeZone = 'UTC'")
             yield con
