@@ -4,6 +4,7 @@ warehouses, and the sensor that adds a partition after each nightly run."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -283,3 +284,31 @@ def test_the_snapshots_command_explains_what_is_missing(
         assert "is after --to" in capsys.readouterr().err
         assert cli.main(["snapshots", "--from", "2020-01-01", "--to", "2020-01-02"]) == 2
         assert "LICENSING_HISTORY_START" in capsys.readouterr().err
+
+
+def test_ranges_run_at_once_on_postgresql(tmp_path: Path) -> None:
+    """What a fanned-out backfill does on the postgres profile: two runs over different
+    ranges at the same time, each replacing only its own days."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with fresh_database() as url:
+        warehouse = Warehouse(url=url)
+        assert build(write_warehouse(warehouse, EVENTS)).success
+        warehouse.write_frame("effective_entitlements", entitlements())
+        assert history(warehouse, "2026-09-29", AS_OF).success
+        before, events_before = rows(warehouse), len(daily_events(warehouse))
+
+        def timed(days: tuple[str, str]) -> tuple[dg.ExecuteInProcessResult, float, float]:
+            start = time.monotonic()
+            return history(warehouse, *days), start, time.monotonic()
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            (run_a, start_a, end_a), (run_b, start_b, end_b) = pool.map(
+                timed, [("2026-09-29", "2026-09-30"), ("2026-10-01", AS_OF)]
+            )
+        assert start_a < end_b and start_b < end_a  # the two runs overlapped
+        for run in (run_a, run_b):
+            assert run.success
+            assert all(e.passed for e in run.get_asset_check_evaluations())
+        assert rows(warehouse) == before
+        assert len(daily_events(warehouse)) == events_before
