@@ -21,11 +21,14 @@ from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.store import (
     apply_changes,
     claim_export,
+    claim_update,
     latest_night,
     load_tickets,
     lock_for_sync,
     record_export,
+    record_update,
     tickets_to_export,
+    tickets_to_update,
 )
 from licensing_pipeline.remediation.ticket_sink import TicketSink
 from licensing_pipeline.remediation.tickets import (
@@ -65,6 +68,7 @@ class RemediationConfig(dg.ConfigurableResource):
 class ExportReport:
     target: str
     exported: int = 0
+    updated: int = 0  # status changes told to issues created before
     failed: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -90,6 +94,7 @@ class RemediationReport:
             "alerts_failed": self.delivery.failed,
             "alerts_not_sent": self.delivery.not_sent,
             "tickets_exported": self.export.exported,
+            "tickets_updated_externally": self.export.updated,
             "ticket_exports_failed": self.export.failed,
         }
 
@@ -158,12 +163,23 @@ def export_tickets(engine: sa.Engine, sink: TicketSink) -> ExportReport:
             external_url=result.external_url if result.ok else None,
             error=result.error,
             target=report.target,
+            status=str(ticket["status"]),
         )
         if result.ok:
             report.exported += 1
         else:
             report.failed += 1
             report.errors.append(f"ticket {ticket_id}: {result.error}")
+    for ticket in tickets_to_update(engine):
+        if not claim_update(engine, ticket, now=utcnow()):
+            continue
+        result = sink.update(ticket)
+        record_update(engine, ticket, now=utcnow(), error=result.error, target=report.target)
+        if result.ok:
+            report.updated += 1
+        else:
+            report.failed += 1
+            report.errors.append(f"ticket {ticket['ticket_id']}: {result.error}")
     return report
 
 

@@ -191,7 +191,9 @@ def record_export(
     external_url: str | None,
     error: str | None,
     target: str,
+    status: str,
 ) -> None:
+    """``status``: the ticket's status the created issue shows."""
     ok = external_id is not None
     with engine.begin() as con:
         con.execute(
@@ -202,6 +204,7 @@ def record_export(
                 external_id=external_id,
                 external_url=external_url,
                 sink_error=None if ok else error,
+                sink_reported_status=status if ok else None,
                 updated_at=now,
             )
         )
@@ -212,5 +215,65 @@ def record_export(
                 actor="licensing-pipeline",
                 event="exported" if ok else "export_failed",
                 note=(f"{target}: {external_id}" if ok else f"{target}: {error}"),
+            )
+        )
+
+
+def tickets_to_update(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Exported tickets whose status changed since the ticket system was last told."""
+    t = remediation_tickets.c
+    with engine.connect() as con:
+        rows = con.execute(
+            sa.select(remediation_tickets)
+            .where(
+                t.external_id.is_not(None),
+                t.sink_status == "synced",
+                t.sink_reported_status.is_distinct_from(t.status),
+            )
+            .order_by(t.ticket_id)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def claim_update(engine: sa.Engine, ticket: dict[str, Any], *, now: datetime) -> bool:
+    """Record ``ticket``'s status as told before telling it, so two runs cannot both post
+    the same change; False if the ticket moved on or another run claimed it."""
+    t = remediation_tickets.c
+    with engine.begin() as con:
+        result = con.execute(
+            sa.update(remediation_tickets)
+            .where(
+                t.ticket_id == ticket["ticket_id"],
+                t.status == ticket["status"],
+                t.sink_reported_status.is_not_distinct_from(ticket["sink_reported_status"]),
+            )
+            .values(sink_reported_status=ticket["status"], updated_at=now)
+        )
+        return bool(result.rowcount)
+
+
+def record_update(
+    engine: sa.Engine, ticket: dict[str, Any], *, now: datetime, error: str | None, target: str
+) -> None:
+    """After the call: on failure the claim is given back, so the next run tells it again."""
+    t = remediation_tickets.c
+    told, before = ticket["status"], ticket["sink_reported_status"]
+    with engine.begin() as con:
+        con.execute(
+            sa.update(remediation_tickets)
+            .where(t.ticket_id == ticket["ticket_id"], t.sink_reported_status == told)
+            .values(
+                sink_error=error,
+                updated_at=now,
+                **({"sink_reported_status": before} if error else {}),
+            )
+        )
+        con.execute(
+            sa.insert(ticket_history).values(
+                ticket_id=ticket["ticket_id"],
+                at=now,
+                actor="licensing-pipeline",
+                event="update_failed" if error else "updated_externally",
+                note=f"{target}: {error}" if error else f"{target}: now {told}",
             )
         )

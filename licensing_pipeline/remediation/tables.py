@@ -50,6 +50,8 @@ remediation_tickets = sa.Table(
     sa.Column("sink_status", sa.String(16), nullable=False, default="disabled"),
     sa.Column("sink_attempts", sa.Integer, nullable=False, default=0),
     sa.Column("sink_error", sa.Text),
+    # The status the ticket system was last told (at creation, then by each update).
+    sa.Column("sink_reported_status", sa.String(16)),
 )
 
 # Every change to a ticket, by the pipeline or a person.

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,6 +141,21 @@ def webhook_document(ticket: Mapping[str, Any], *, dagster_url: str) -> dict[str
     }
 
 
+def status_event(ticket: Mapping[str, Any]) -> str:
+    """What happened to the ticket since the ticket system was last told."""
+    status = str(ticket["status"])
+    if status == "open" and ticket.get("sink_reported_status") in ("resolved", "wont_fix"):
+        return "reopened"
+    return status
+
+
+def status_update_line(ticket: Mapping[str, Any]) -> str:
+    reason = str(ticket.get("status_reason") or "").strip()
+    return f"Licensing pipeline: this ticket is now {status_event(ticket).replace('_', ' ')}" + (
+        f" ({reason})." if reason else "."
+    )
+
+
 class TicketSink(dg.ConfigurableResource):
     """LICENSING_JIRA_URL (+ _EMAIL, _API_TOKEN, _PROJECT) or LICENSING_TICKET_WEBHOOK_URL.
 
@@ -214,6 +230,34 @@ class TicketSink(dg.ConfigurableResource):
                     True, f"webhook:{ticket['finding_id']}", None, None, result.attempts
                 )
             return result
+        return SinkResult(ok=False, error="no external ticket system configured")
+
+    def update(self, ticket: Mapping[str, Any]) -> SinkResult:
+        """Tell the external issue created for ``ticket`` that its status changed (a comment
+        on the Jira issue; an event to the webhook); never raises."""
+        line = status_update_line(ticket)
+        if self.kind == "jira":
+            if not (self.jira_email and self.jira_api_token):
+                return SinkResult(ok=False, error="Jira is not fully configured")
+            url = (
+                f"{str(self.jira_url).rstrip('/')}/rest/api/3/issue/"
+                f"{urllib.parse.quote(str(ticket['external_id']))}/comment"
+            )
+            credentials = f"{self.jira_email}:{self.jira_api_token}".encode()
+            headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
+            paragraph = {"type": "paragraph", "content": [{"type": "text", "text": line}]}
+            comment = {"body": {"type": "doc", "version": 1, "content": [paragraph]}}
+            return self._post(url, comment, headers)
+        if self.kind == "webhook":
+            event = status_event(ticket)
+            key = f"licensing-ticket-{ticket['finding_id']}-{ticket['cycle']}-{event}"
+            body: dict[str, Any] = {
+                **webhook_document(ticket, dagster_url=self.dagster_url),
+                "event": f"remediation_ticket.{event}",
+                "external_id": ticket.get("external_id"),
+                "description": line,
+            }
+            return self._post(str(self.webhook_url), body, {"Idempotency-Key": key})
         return SinkResult(ok=False, error="no external ticket system configured")
 
     def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> SinkResult:

@@ -177,6 +177,47 @@ def test_a_ticket_system_outage_loses_no_ticket(
     assert events == ["opened", "export_failed", "exported"]
 
 
+def test_the_ticket_system_hears_of_resolution_and_reopening_once_each(
+    engine: sa.Engine, fake_slack: FakeSlack, fake_tickets: FakeTicketSystem
+):
+    fake_tickets.default = Reply(201, {"id": "INC-1"})
+    run(engine, findings(finding("t-1")), fake_slack, fake_tickets)
+    resolved = findings(finding("t-1", status="resolved"))
+    fake_tickets.default = Reply(503, "busy")  # the update fails: told again next pass
+    report = run(engine, resolved, fake_slack, fake_tickets, now=NOW + timedelta(days=1))
+    assert report.export.failed == 1 and "HTTP 503" in report.export.errors[0]
+    (ticket,) = ticket_records(engine)
+    assert (ticket["status"], ticket["sink_reported_status"]) == ("resolved", "open")
+    fake_tickets.default = Reply(200, {})
+    for hours in (1, 2):  # the next pass tells it; the one after has nothing to tell
+        later = NOW + timedelta(days=1, hours=hours)
+        report = run(engine, resolved, fake_slack, fake_tickets, now=later)
+        assert report.export.updated == (1 if hours == 1 else 0)
+    run(engine, findings(finding("t-1")), fake_slack, fake_tickets, now=NOW + timedelta(days=2))
+    bodies = [r.body for r in fake_tickets.requests if r.body]
+    events = [b["event"] for b in bodies]
+    assert events == [
+        "remediation_ticket.opened",
+        *["remediation_ticket.resolved"] * 3,  # two attempts of the failing pass, then sent
+        "remediation_ticket.reopened",
+    ]
+    assert all(b["external_id"] == "INC-1" for b in bodies[1:])
+    assert bodies[-1]["ticket"]["cycle"] == 2
+    assert "now reopened (finding detected again" in bodies[-1]["description"]
+    keys = [r.headers["Idempotency-Key"] for r in fake_tickets.requests[1:]]
+    assert keys[-1] == f"licensing-ticket-{ticket['finding_id']}-2-reopened"
+    history = [h["event"] for h in history_of(engine, ticket["ticket_id"])]
+    assert history == [
+        "opened",
+        "exported",
+        "resolved",
+        "update_failed",
+        "updated_externally",
+        "reopened",
+        "updated_externally",
+    ]
+
+
 def test_without_a_token_the_pass_succeeds_and_records_not_sent(
     engine: sa.Engine, fake_slack: FakeSlack
 ):

@@ -106,3 +106,23 @@ def test_no_secret_in_the_description_of_the_sink():
     assert SECRET not in repr(
         jira_issue(ticket(), project="LIC", issue_type="Task", dagster_url="")
     )
+
+
+def test_a_status_change_is_a_comment_on_the_jira_issue(fake_tickets: FakeTicketSystem):
+    fake_tickets.default = Reply(201, {"id": "10100"})
+    resolved = ticket(
+        status="resolved",
+        status_reason="finding resolved",
+        external_id="LIC-42",
+        sink_reported_status="open",
+    )
+    result = jira(fake_tickets).update(resolved)
+    assert result.ok
+    (request,) = fake_tickets.requests
+    assert request.path == "/rest/api/3/issue/LIC-42/comment"
+    assert request.headers["Authorization"].startswith("Basic ")
+    (paragraph,) = request.body["body"]["content"]
+    assert paragraph["content"][0]["text"] == (
+        "Licensing pipeline: this ticket is now resolved (finding resolved)."
+    )
+    assert SECRET not in str(request.body)

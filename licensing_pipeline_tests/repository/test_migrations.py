@@ -115,7 +115,7 @@ def test_a_schema_behind_head_is_refused_with_the_command_to_run(
         LicensingRepository(database_url=repository_url).load_findings()
     message = str(refused.value)
     assert "\n" not in message
-    assert "revision 0001, behind 0002" in message
+    assert "revision 0001, behind 0003" in message
     assert "run `licensing-pipeline db upgrade`" in message
     schema.upgrade(engine)
     assert LicensingRepository(database_url=repository_url).load_findings().empty
@@ -174,4 +174,8 @@ def test_the_migration_files_ship_with_the_package():
     revisions = sorted(
         p.name for p in (migrations / "versions").iterdir() if p.name.startswith("0")
     )
-    assert revisions[:2] == ["0001_baseline.py", "0002_tenant_row_security.py"]
+    assert revisions[:3] == [
+        "0001_baseline.py",
+        "0002_tenant_row_security.py",
+        "0003_ticket_sink_status.py",
+    ]
