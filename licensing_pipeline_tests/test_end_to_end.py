@@ -231,6 +231,9 @@ def test_snapshots_command_backfills_days_that_agree_with_the_findings(
 
     with backend.env():
         assert cli.main(["snapshots", "--from", "2026-10-01", "--to", AS_OF]) == 0
+        built = capsys.readouterr().out
+        assert cli.main(["snapshots", "--late", "--to", AS_OF]) == 0  # nothing came late
+        assert f"No kept day up to {AS_OF} has gained events" in capsys.readouterr().out
         settings = load_settings()
         warehouse = warehouse_for(settings)
         snapshots = warehouse.read_frame("daily_usage_snapshots")
@@ -264,4 +267,4 @@ def test_snapshots_command_backfills_days_that_agree_with_the_findings(
             (finding.observed, finding.allowed)
         )
     if (exceeded["period"] == AS_OF[:7]).any():
-        assert "Over quota at the end of" in capsys.readouterr().out
+        assert "Over quota at the end of" in built

@@ -30,6 +30,21 @@ def snapshot_range(
     return first, last
 
 
+def late_days(warehouse: Any, since: date) -> list[date]:
+    """Days kept in daily_usage_events that have gained events since (a late or re-delivered
+    event the nightly run has evaluated since): the days a re-run would change."""
+    frame = warehouse.read_frame(
+        "SELECT s.usage_date FROM ("
+        "  SELECT usage_date, count(*) AS n FROM main.events_in_scope"
+        f"  WHERE usage_date >= CAST('{since.isoformat()}' AS DATE) GROUP BY usage_date"
+        ") AS s INNER JOIN ("
+        "  SELECT usage_date, count(*) AS n FROM main.daily_usage_events GROUP BY usage_date"
+        ") AS k ON k.usage_date = s.usage_date "
+        "WHERE s.n > k.n ORDER BY s.usage_date"
+    )
+    return [date.fromisoformat(str(day)[:10]) for day in frame["usage_date"]]
+
+
 def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
     import dagster as dg
 
@@ -40,12 +55,26 @@ def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:
 
     first, last = snapshot_range(args.first, args.last, settings)
     warehouse = warehouse_for(settings)
-    missing = {"usage_events", "effective_entitlements"} - warehouse.table_names()
+    tables = warehouse.table_names()
+    missing = {"events_in_scope", "effective_entitlements"} - tables
     if missing:
         raise CliError(
             f"the warehouse has no {', '.join(sorted(missing))} yet: run "
             "`licensing-pipeline run` first (snapshots read what the nightly run loaded)"
         )
+    if args.late:
+        if "daily_usage_events" not in tables:
+            raise CliError(
+                "no day of the history is kept yet: build it first with "
+                "`licensing-pipeline snapshots --from DAY`"
+            )
+        late = [day for day in late_days(warehouse, settings.history_start) if day <= last]
+        if not late:
+            print(f"No kept day up to {last} has gained events since it was kept.")
+            return 0
+        # Month-to-date snapshots after a late day change too: rebuild through the last day.
+        first = late[0]
+        print(f"{len(late)} kept day(s) gained events since: {', '.join(map(str, late))}")
     ensure_dagster_home(settings)
     print(f"Building the daily usage history {first} .. {last} on {warehouse.location}", flush=True)
     job = build_definitions(settings).resolve_job_def(HISTORY_JOB)
@@ -97,8 +126,14 @@ def add_snapshot_commands(sub: Any) -> None:
         "snapshots",
         help="build the daily usage history (events, snapshots) for a range of days",
     )
-    snapshots.add_argument(
+    start = snapshots.add_mutually_exclusive_group()
+    start.add_argument(
         "--from", dest="first", type=_iso_date, help="first day (default: the --to day)"
+    )
+    start.add_argument(
+        "--late",
+        action="store_true",
+        help="from the first kept day that has gained events since (late deliveries) to --to",
     )
     snapshots.add_argument(
         "--to", dest="last", type=_iso_date, help="last day (default: LICENSING_AS_OF or today)"

@@ -16,6 +16,7 @@ import pytest
 from licensing_pipeline.definitions import build_definitions
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.assets import HISTORY_GROUP, build_dbt_resource
+from licensing_pipeline.warehouse.cli import late_days
 from licensing_pipeline.warehouse.history import (
     DAILY_EVENTS,
     SNAPSHOTS,
@@ -171,6 +172,8 @@ def test_the_history_keeps_days_the_exports_dropped_and_takes_late_events(
     late = event("gw", "e7", "api.request", "t1", "2026-10-01 18:00:00", **EU)
     exported = [e for e in EVENTS if e["time"] >= pd.Timestamp("2026-10-01")] + [late]
     assert build(write_warehouse(warehouse, exported)).success
+    # 09-30 is no longer exported (fewer events, not more): only 10-01 gained one.
+    assert late_days(warehouse, date(2026, 9, 1)) == [date(2026, 10, 1)]
 
     assert history(warehouse, "2026-10-01", "2026-10-01").success
     per_day = daily_events(warehouse).groupby("usage_date").size().to_dict()
@@ -179,6 +182,7 @@ def test_the_history_keeps_days_the_exports_dropped_and_takes_late_events(
     assert got[("t1", "api_calls", "2026-09-30")][:2] == (1.0, 1)  # no longer exported
     assert got[("t1", "api_calls", "2026-10-01")][:2] == (3.0, 3)  # e2 twice, and late e7
     assert got[("t1", "api_calls", "2026-10-02")][:2] == (3.0, 3)  # not re-run: as it was
+    assert late_days(warehouse, date(2026, 9, 1)) == []
 
 
 def test_the_history_is_its_own_day_partitioned_group_outside_the_nightly_job(
@@ -284,6 +288,9 @@ def test_the_snapshots_command_explains_what_is_missing(
         assert "is after --to" in capsys.readouterr().err
         assert cli.main(["snapshots", "--from", "2020-01-01", "--to", "2020-01-02"]) == 2
         assert "LICENSING_HISTORY_START" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            cli.main(["snapshots", "--from", "2026-11-01", "--late"])
+        assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_ranges_run_at_once_on_postgresql(tmp_path: Path) -> None:
