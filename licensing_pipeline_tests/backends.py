@@ -16,13 +16,13 @@ def backend_variables(home: Path, data_dir: Path, database_url: str | None) -> d
     return variables
 
 
-def _inherited(name: str) -> bool:
+def inherited(name: str) -> bool:
     return name.startswith("LICENSING_") or name == "DAGSTER_HOME"
 
 
 def process_environment(variables: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with only ``variables`` of the project's own, for a child."""
-    return {**{k: v for k, v in os.environ.items() if not _inherited(k)}, **variables}
+    return {**{k: v for k, v in os.environ.items() if not inherited(k)}, **variables}
 
 
 @contextmanager
@@ -30,7 +30,7 @@ def backend_environment(variables: Mapping[str, str]) -> Iterator[None]:
     """This process's environment set to ``variables`` for the block, then restored, also
     what the code under test exported itself (the CLI exports DAGSTER_HOME and the storage
     URL of the backend, which must not outlive the backend's database)."""
-    before = {k: v for k, v in os.environ.items() if _inherited(k)}
+    before = {k: v for k, v in os.environ.items() if inherited(k)}
     _replace_inherited(variables)
     try:
         yield
@@ -39,6 +39,6 @@ def backend_environment(variables: Mapping[str, str]) -> Iterator[None]:
 
 
 def _replace_inherited(variables: Mapping[str, str]) -> None:
-    for name in [n for n in os.environ if _inherited(n)]:
+    for name in [n for n in os.environ if inherited(n)]:
         del os.environ[name]
     os.environ.update(variables)

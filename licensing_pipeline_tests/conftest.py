@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline_tests.backends import backend_environment, inherited
 from licensing_pipeline_tests.postgres import fresh_database
 
 # Before anything imports or starts dbt: no anonymous usage statistics, no network.
@@ -22,6 +23,15 @@ def dbt_manifest() -> Path:
     from licensing_pipeline.warehouse.manifest import prepare_manifest
 
     return prepare_manifest()
+
+
+@pytest.fixture(autouse=True)
+def project_variables_restored() -> Iterator[None]:
+    """The CLI exports DAGSTER_HOME and the Dagster storage URL for its children; a test that
+    runs it under monkeypatch alone would leave them to the next test (pointing at a dropped
+    database). Every test ends with the project's variables as it found them."""
+    with backend_environment({k: v for k, v in os.environ.items() if inherited(k)}):
+        yield
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -13,6 +13,7 @@ from licensing_pipeline.instance import (
     ensure_dagster_home,
 )
 from licensing_pipeline.settings import PROJECT_DIR, load_settings
+from licensing_pipeline_tests.backends import backend_environment
 
 
 @pytest.mark.parametrize(
@@ -25,14 +26,16 @@ def test_the_fallback_templates_match_the_shipped_files(shipped: str, fallback: 
     assert config["telemetry"] == {"enabled": False}
 
 
-def test_a_sqlite_instance_is_refused_on_the_postgres_profile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    monkeypatch.setenv("LICENSING_HOME", str(tmp_path))
-    ensure_dagster_home(load_settings())  # embedded: writes the SQLite dagster.yaml
-    assert "storage" not in yaml.safe_load((tmp_path / "dagster" / "dagster.yaml").read_text())
-    monkeypatch.setenv("LICENSING_PROFILE", "postgres")
-    monkeypatch.setenv("LICENSING_DATABASE_URL", "postgresql://app@127.0.0.1:5432/none")
-    with pytest.raises(InstanceError, match="keeps Dagster's storage in SQLite"):
+def test_a_sqlite_instance_is_refused_on_the_postgres_profile(tmp_path: Path) -> None:
+    home = {"LICENSING_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    with backend_environment(home):
+        ensure_dagster_home(load_settings())  # embedded: writes the SQLite dagster.yaml
+    config = yaml.safe_load((tmp_path / "dagster" / "dagster.yaml").read_text())
+    assert "storage" not in config
+    postgres = {
+        **home,
+        "LICENSING_PROFILE": "postgres",
+        "LICENSING_DATABASE_URL": "postgresql://app@127.0.0.1:5432/none",
+    }
+    with backend_environment(postgres), pytest.raises(InstanceError, match="in SQLite"):
         ensure_dagster_home(load_settings())
