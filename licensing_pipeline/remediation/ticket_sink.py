@@ -80,20 +80,24 @@ def ticket_labels(ticket: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def adf_document(lines: list[str]) -> dict[str, Any]:
+    """Plain lines as Jira's Atlassian Document Format: one paragraph each."""
+    paragraphs = [
+        {"type": "paragraph", "content": [{"type": "text", "text": line}]} for line in lines
+    ]
+    return {"type": "doc", "version": 1, "content": paragraphs}
+
+
 def jira_issue(
     ticket: Mapping[str, Any], *, project: str, issue_type: str, dagster_url: str
 ) -> dict[str, Any]:
     """The body of Jira Cloud's POST /rest/api/3/issue (description in Atlassian Document Format)."""
-    paragraphs = [
-        {"type": "paragraph", "content": [{"type": "text", "text": line}]}
-        for line in ticket_description_lines(ticket, dagster_url)
-    ]
     return {
         "fields": {
             "project": {"key": project},
             "issuetype": {"name": issue_type},
             "summary": ticket_summary(ticket),
-            "description": {"type": "doc", "version": 1, "content": paragraphs},
+            "description": adf_document(ticket_description_lines(ticket, dagster_url)),
             "labels": ticket_labels(ticket),
         }
     }
@@ -208,15 +212,13 @@ class TicketSink(dg.ConfigurableResource):
             if missing:
                 return SinkResult(ok=False, error=f"Jira is not fully configured: set {missing[0]}")
             url = f"{str(self.jira_url).rstrip('/')}/rest/api/3/issue"
-            credentials = f"{self.jira_email}:{self.jira_api_token}".encode()
-            headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
             body = jira_issue(
                 ticket,
                 project=str(self.jira_project),
                 issue_type=self.jira_issue_type,
                 dagster_url=self.dagster_url,
             )
-            result = self._post(url, body, headers)
+            result = self._post(url, body, self._jira_headers())
             if result.ok and result.external_id:
                 browse = f"{str(self.jira_url).rstrip('/')}/browse/{result.external_id}"
                 return SinkResult(True, result.external_id, browse, None, result.attempts)
@@ -243,11 +245,7 @@ class TicketSink(dg.ConfigurableResource):
                 f"{str(self.jira_url).rstrip('/')}/rest/api/3/issue/"
                 f"{urllib.parse.quote(str(ticket['external_id']))}/comment"
             )
-            credentials = f"{self.jira_email}:{self.jira_api_token}".encode()
-            headers = {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
-            paragraph = {"type": "paragraph", "content": [{"type": "text", "text": line}]}
-            comment = {"body": {"type": "doc", "version": 1, "content": [paragraph]}}
-            return self._post(url, comment, headers)
+            return self._post(url, {"body": adf_document([line])}, self._jira_headers())
         if self.kind == "webhook":
             event = status_event(ticket)
             key = f"licensing-ticket-{ticket['finding_id']}-{ticket['cycle']}-{event}"
@@ -259,6 +257,10 @@ class TicketSink(dg.ConfigurableResource):
             }
             return self._post(str(self.webhook_url), body, {"Idempotency-Key": key})
         return SinkResult(ok=False, error="no external ticket system configured")
+
+    def _jira_headers(self) -> dict[str, str]:
+        credentials = f"{self.jira_email}:{self.jira_api_token}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
 
     def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> SinkResult:
         data = json.dumps(body).encode("utf-8")

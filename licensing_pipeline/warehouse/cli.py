@@ -6,10 +6,13 @@ import argparse
 import contextlib
 import io
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from licensing_pipeline.cli import EXIT_JOB_FAILED, CliError, _iso_date
 from licensing_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from licensing_pipeline.warehouse.resources import Warehouse
 
 
 def snapshot_range(
@@ -30,7 +33,7 @@ def snapshot_range(
     return first, last
 
 
-def late_days(warehouse: Any, since: date) -> list[date]:
+def late_days(warehouse: "Warehouse", since: date) -> list[date]:
     """Days kept in daily_usage_events that have gained events since (a late or re-delivered
     event the nightly run has evaluated since): the days a re-run would change."""
     frame = warehouse.read_frame(
