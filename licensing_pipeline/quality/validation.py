@@ -18,6 +18,7 @@ import importlib.util
 import json
 import logging
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -37,6 +38,7 @@ from licensing_pipeline.quality.suites import CheckSpec, ExpectationSpec, to_gx_
 
 SITE = "licensing"
 DATASOURCE = "licensing"
+WORKER_NICENESS = 10  # lower priority than the run's own process
 SAMPLE_ROWS = 10  # unexpected rows kept per expectation
 EXAMPLES = 3  # unexpected rows named in a failure message
 # A suite is validated with BOOLEAN_ONLY (pass or fail: a third of the cost of SUMMARY);
@@ -646,6 +648,10 @@ def _worker_failed(exc: BaseException) -> None:
 
 
 def _worker_init() -> None:
+    # Background work: the run's own steps (the event load above all) keep the cores first;
+    # the worker takes what they leave, and all of it while a step waits for a validation.
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
     import_gx()
 
 

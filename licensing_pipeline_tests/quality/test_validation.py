@@ -3,6 +3,7 @@ Data Docs page."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -116,3 +117,18 @@ def test_scipy_stats_still_works_after_gx_is_imported_without_it():
     from scipy import stats
 
     assert stats.norm.cdf(0) == pytest.approx(0.5)
+
+
+def _niceness() -> int:
+    return os.nice(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is a POSIX feature")
+def test_the_gx_worker_yields_the_cores_to_the_run():
+    """GX imports and renders in the background: it must not slow the event load beside it."""
+    validation.start_worker()
+    worker = validation._worker()
+    if worker is None:
+        pytest.skip("no subprocesses here: GX runs in-process")
+    expected = min(os.nice(0) + validation.WORKER_NICENESS, 19)
+    assert worker.submit(_niceness).result(timeout=120) == expected
