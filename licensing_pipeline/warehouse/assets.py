@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from dagster_dbt import (
 
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.settings import Settings
+from licensing_pipeline.warehouse.history_days import LATE_FROM_TAG, late_days
 from licensing_pipeline.warehouse.manifest import (
     DBT_TARGET,
     build_dbt_resource,
@@ -163,9 +165,29 @@ def warehouse_models(
     run_settings: RunSettings,
 ) -> Iterator[Any]:
     """Usage snapshots per tenant, metric, feature, region and day/month, as of the run's day."""
-    as_of = run_settings.as_of_date().isoformat()
+    as_of = run_settings.as_of_date()
     context.log.info(f"dbt build as of {as_of} on {warehouse.location}")
-    yield from dbt_build(context, dbt, warehouse, LICENSING_AS_OF=as_of)
+    yield from dbt_build(context, dbt, warehouse, LICENSING_AS_OF=as_of.isoformat())
+    note_late_history_days(context, warehouse, as_of)
+
+
+def note_late_history_days(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, as_of: date
+) -> None:
+    """Tag the run with the first kept history day its evaluation gained events for, so the
+    history sensor rebuilds the history from there rather than adding the as-of day alone."""
+    late = [day for day in late_days(warehouse) if day < as_of]
+    if not late:
+        return
+    shown = ", ".join(map(str, late[:10])) + (
+        f" and {len(late) - 10} more" if len(late) > 10 else ""
+    )
+    context.log.info(
+        f"{len(late)} kept day(s) of the usage history gained events since they were kept "
+        f"({shown}): the history sensor rebuilds it from {late[0]} after this run "
+        "(from the shell: licensing-pipeline snapshots --late)"
+    )
+    context.instance.add_run_tags(context.run_id, {LATE_FROM_TAG: late[0].isoformat()})
 
 
 def dbt_build(

@@ -6,13 +6,11 @@ import argparse
 import contextlib
 import io
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from licensing_pipeline.cli import EXIT_JOB_FAILED, CliError, _iso_date
 from licensing_pipeline.settings import Settings
-
-if TYPE_CHECKING:
-    from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline.warehouse.history_days import late_days
 
 
 def snapshot_range(
@@ -31,21 +29,6 @@ def snapshot_range(
             "(set LICENSING_HISTORY_START to go further back)"
         )
     return first, last
-
-
-def late_days(warehouse: "Warehouse", since: date) -> list[date]:
-    """Days kept in daily_usage_events that have gained events since (a late or re-delivered
-    event the nightly run has evaluated since): the days a re-run would change."""
-    frame = warehouse.read_frame(
-        "SELECT s.usage_date FROM ("
-        "  SELECT usage_date, count(*) AS n FROM main.events_in_scope"
-        f"  WHERE usage_date >= CAST('{since.isoformat()}' AS DATE) GROUP BY usage_date"
-        ") AS s INNER JOIN ("
-        "  SELECT usage_date, count(*) AS n FROM main.daily_usage_events GROUP BY usage_date"
-        ") AS k ON k.usage_date = s.usage_date "
-        "WHERE s.n > k.n ORDER BY s.usage_date"
-    )
-    return [date.fromisoformat(str(day)[:10]) for day in frame["usage_date"]]
 
 
 def cmd_snapshots(args: argparse.Namespace, settings: Settings) -> int:

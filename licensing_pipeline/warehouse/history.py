@@ -23,6 +23,7 @@ from licensing_pipeline.warehouse.assets import (
     dbt_build,
     dbt_project,
 )
+from licensing_pipeline.warehouse.history_days import LATE_FROM_TAG
 from licensing_pipeline.warehouse.resources import Warehouse
 
 DAILY_EVENTS = dg.AssetKey("daily_usage_events")
@@ -98,8 +99,19 @@ def nightly_as_of(run: dg.DagsterRun) -> str:
     return str(as_of or run.tags.get("licensing/as_of") or datetime.now(UTC).date().isoformat())
 
 
+def _late_from(run: dg.DagsterRun, first_day: date, as_of: date) -> date | None:
+    """The first kept day the run found late events for (its tag), if it is in range."""
+    try:
+        day = date.fromisoformat(run.tags.get(LATE_FROM_TAG, ""))
+    except ValueError:
+        return None
+    return day if first_day <= day < as_of else None
+
+
 def history_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.SkipReason:
-    """The partition a finished nightly run adds; one run per nightly run."""
+    """What a finished nightly run adds: its as-of day, or, when it evaluated late events for
+    kept days, every day from the first of those to the as-of day (month-to-date snapshots
+    after a late day change too); one run per nightly run."""
     as_of = nightly_as_of(run)
     try:
         day = date.fromisoformat(as_of)
@@ -109,7 +121,16 @@ def history_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.S
         return dg.SkipReason(
             f"{day} is before the first history day {first_day} (LICENSING_HISTORY_START)"
         )
-    return dg.RunRequest(run_key=f"{run.run_id}-{day}", partition_key=day.isoformat())
+    late = _late_from(run, first_day, day)
+    if late is None:
+        return dg.RunRequest(run_key=f"{run.run_id}-{day}", partition_key=day.isoformat())
+    return dg.RunRequest(
+        run_key=f"{run.run_id}-{late}-{day}",
+        tags={
+            "dagster/asset_partition_range_start": late.isoformat(),
+            "dagster/asset_partition_range_end": day.isoformat(),
+        },
+    )
 
 
 def build_history_sensor(first_day: date) -> dg.SensorDefinition:
@@ -119,7 +140,10 @@ def build_history_sensor(first_day: date) -> dg.SensorDefinition:
         monitored_jobs=[nightly_compliance],
         request_job=daily_usage_history_job,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="After a nightly run succeeds, add its as-of day to the usage history.",
+        description=(
+            "After a nightly run succeeds, add its as-of day to the usage history, and "
+            "rebuild the kept days it evaluated late events for."
+        ),
     )
     def daily_usage_history_after_nightly(
         context: dg.RunStatusSensorContext,

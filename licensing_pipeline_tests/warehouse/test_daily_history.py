@@ -16,7 +16,6 @@ import pytest
 from licensing_pipeline.definitions import build_definitions
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.assets import HISTORY_GROUP, build_dbt_resource
-from licensing_pipeline.warehouse.cli import late_days
 from licensing_pipeline.warehouse.history import (
     DAILY_EVENTS,
     SNAPSHOTS,
@@ -25,6 +24,7 @@ from licensing_pipeline.warehouse.history import (
     history_backfill_policy,
     history_request,
 )
+from licensing_pipeline.warehouse.history_days import LATE_FROM_TAG, late_days
 from licensing_pipeline.warehouse.resources import Warehouse
 from licensing_pipeline_tests.backends import backend_environment
 from licensing_pipeline_tests.postgres import fresh_database
@@ -171,8 +171,9 @@ def test_the_history_keeps_days_the_exports_dropped_and_takes_late_events(
     assert history(warehouse, "2026-09-30", AS_OF).success
     late = event("gw", "e7", "api.request", "t1", "2026-10-01 18:00:00", **EU)
     exported = [e for e in EVENTS if e["time"] >= pd.Timestamp("2026-10-01")] + [late]
-    assert build(write_warehouse(warehouse, exported)).success
-    # 09-30 is no longer exported (fewer events, not more): only 10-01 gained one.
+    # 09-30 is no longer exported (fewer events, not more): only 10-01 gained one, and the
+    # nightly run says so on itself for the history sensor.
+    assert nightly_tags(write_warehouse(warehouse, exported)).get(LATE_FROM_TAG) == "2026-10-01"
     assert late_days(warehouse, date(2026, 9, 1)) == [date(2026, 10, 1)]
 
     assert history(warehouse, "2026-10-01", "2026-10-01").success
@@ -183,6 +184,22 @@ def test_the_history_keeps_days_the_exports_dropped_and_takes_late_events(
     assert got[("t1", "api_calls", "2026-10-01")][:2] == (3.0, 3)  # e2 twice, and late e7
     assert got[("t1", "api_calls", "2026-10-02")][:2] == (3.0, 3)  # not re-run: as it was
     assert late_days(warehouse, date(2026, 9, 1)) == []
+    assert LATE_FROM_TAG not in nightly_tags(warehouse)
+
+
+def nightly_tags(warehouse: Warehouse) -> dict[str, str]:
+    """The tags a nightly build of the warehouse models leaves on its run."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = build(warehouse, instance)
+        assert result.success
+        run = instance.get_run_by_id(result.run_id)
+        assert run is not None
+        return dict(run.tags)
+
+
+def test_a_first_nightly_run_has_no_late_days(tmp_path: Path) -> None:
+    warehouse = write_warehouse(Warehouse(path=str(tmp_path / "w.duckdb")), EVENTS)
+    assert LATE_FROM_TAG not in nightly_tags(warehouse)  # no history kept yet
 
 
 def test_the_history_is_its_own_day_partitioned_group_outside_the_nightly_job(
@@ -245,6 +262,21 @@ def test_a_nightly_run_requests_the_partition_of_its_as_of_day() -> None:
     too_early = history_request(nightly_run("2024-12-31"), date(2025, 1, 1))
     assert isinstance(too_early, dg.SkipReason)
     assert "LICENSING_HISTORY_START" in (too_early.skip_message or "")
+
+
+def test_a_nightly_run_with_late_events_requests_the_days_from_the_first_late_one() -> None:
+    run = nightly_run("2026-11-27").with_tags({LATE_FROM_TAG: "2026-10-14"})
+    request = history_request(run, date(2025, 1, 1))
+    assert isinstance(request, dg.RunRequest)
+    assert request.partition_key is None
+    assert request.partition_key_range == dg.PartitionKeyRange("2026-10-14", "2026-11-27")
+    # A late day before the first history day (LICENSING_HISTORY_START moved on since), one
+    # not before the as-of day, or no day at all: the as-of partition alone.
+    for tag in ("2024-06-01", "2026-11-27", "2026-11-28", "soon"):
+        alone = history_request(
+            nightly_run("2026-11-27").with_tags({LATE_FROM_TAG: tag}), date(2025, 1, 1)
+        )
+        assert isinstance(alone, dg.RunRequest) and alone.partition_key == "2026-11-27", tag
 
 
 def test_the_history_start_must_be_a_day(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,7 +129,9 @@ def write_warehouse(warehouse: Warehouse, events: list[dict[str, Any]]) -> Wareh
     return warehouse
 
 
-def build(warehouse: Warehouse) -> dg.ExecuteInProcessResult:
+def build(
+    warehouse: Warehouse, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [warehouse_models],
         resources={
@@ -137,6 +139,7 @@ def build(warehouse: Warehouse) -> dg.ExecuteInProcessResult:
             "warehouse": warehouse,
             "run_settings": RunSettings(data_dir=".", as_of=AS_OF),
         },
+        instance=instance,
         raise_on_error=False,
     )
 
