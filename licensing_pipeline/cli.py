@@ -214,6 +214,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if quality:
         print("\n" + "\n".join(quality))
     print("\nDetails: `licensing-pipeline findings` (add --format csv|jsonl, --status all).")
+    if settings.statements_dir.is_dir():
+        print(
+            f"Customer statements: {settings.statements_dir} (a folder per tenant; "
+            "`licensing-pipeline statement TENANT` for one)."
+        )
     if args.fail_on:
         threshold = SEVERITIES.index(args.fail_on)
         ranks = findings["severity"].map(SEVERITIES.index)
@@ -344,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.warehouse.cli import add_snapshot_commands
 
     add_snapshot_commands(sub)
+
+    from licensing_pipeline.statements.cli import add_statement_command
+
+    add_statement_command(sub)
 
     from licensing_pipeline.workers import add_worker_command
 

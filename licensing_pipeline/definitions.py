@@ -21,6 +21,7 @@ from licensing_pipeline.remediation.definitions import (
 from licensing_pipeline.resources import build_resources
 from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.sources.assets import source_assets
+from licensing_pipeline.statements.assets import customer_statements
 from licensing_pipeline.warehouse.assets import warehouse_models
 from licensing_pipeline.warehouse.history import (
     build_daily_usage_history,
@@ -46,6 +47,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             *compliance_assets,
             compliance_findings,
             *policy_assets,
+            customer_statements,
             *remediation_assets,
         ],
         asset_checks=quality_checks,

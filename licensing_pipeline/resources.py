@@ -9,6 +9,7 @@ from licensing_pipeline.remediation.resources import remediation_resources
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.settings import Settings, load_settings
+from licensing_pipeline.statements.resources import StatementFolder
 from licensing_pipeline.warehouse.assets import dbt_resource
 from licensing_pipeline.warehouse.resources import WarehouseIOManager, warehouse_for
 
@@ -25,6 +26,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
             path=str(settings.policy_path), database_url=settings.database_url
         ),
         "enforcement": EnforcementFeed(directory=str(settings.enforcement_dir)),
+        "statements": StatementFolder(directory=str(settings.statements_dir)),
         "repository": LicensingRepository(database_url=settings.database_url),
         **remediation_resources(settings.remediation),
         "data_quality": data_quality_resource(settings),

@@ -267,6 +267,11 @@ class Settings:
         return _path("LICENSING_ENFORCEMENT_DIR", self.home / "enforcement")
 
     @property
+    def statements_dir(self) -> Path:
+        """Customer statements: one folder per tenant, HTML and JSON per month."""
+        return _path("LICENSING_STATEMENTS_DIR", self.home / "statements")
+
+    @property
     def data_docs_dir(self) -> Path:
         """Great Expectations Data Docs of the latest run (static HTML)."""
         return self.home / "data_docs"
@@ -290,6 +295,8 @@ def load_settings() -> Settings:
                             (default: the one shipped with the package)
     LICENSING_ENFORCEMENT_DIR  where the flagd flag file and the change log are written
                             (default LICENSING_HOME/enforcement)
+    LICENSING_STATEMENTS_DIR  where customer statements are written, a folder per tenant
+                            (default LICENSING_HOME/statements)
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
     LICENSING_HISTORY_START the first day of the daily usage snapshots' partitions
                             (default 2025-01-01)

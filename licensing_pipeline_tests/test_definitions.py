@@ -75,3 +75,17 @@ def test_schedule_evaluates_the_day_that_just_ended():
     assert requests is not None and len(requests) == 1
     config = requests[0].run_config["resources"]["run_settings"]["config"]
     assert config["as_of"] == "2026-11-27"
+
+
+def test_statements_follow_the_findings_in_the_nightly_job():
+    graph = defs.resolve_asset_graph()
+    statements = graph.get(dg.AssetKey("customer_statements"))
+    assert statements.group_name == "statements"
+    assert {
+        dg.AssetKey("compliance_findings"),
+        dg.AssetKey("effective_entitlements"),
+        dg.AssetKey("usage_monthly"),
+        dg.AssetKey("tenants"),
+    } == set(statements.parent_keys)
+    nightly = defs.resolve_job_def("nightly_compliance")
+    assert dg.AssetKey("customer_statements") in nightly.asset_layer.selected_asset_keys

@@ -29,8 +29,9 @@ class Backend:
     data_dir: Path
     database_url: str | None = None
 
-    def env(self) -> AbstractContextManager[None]:
-        return backend_environment(backend_variables(self.home, self.data_dir, self.database_url))
+    def env(self, **extra: str) -> AbstractContextManager[None]:
+        variables = backend_variables(self.home, self.data_dir, self.database_url)
+        return backend_environment({**variables, **extra})
 
     def findings(self) -> pd.DataFrame:
         with self.env():
@@ -268,3 +269,40 @@ def test_snapshots_command_backfills_days_that_agree_with_the_findings(
         )
     if (exceeded["period"] == AS_OF[:7]).any():
         assert "Over quota at the end of" in built
+
+
+def test_each_tenant_statement_holds_its_own_findings_and_no_one_elses(
+    backend: Backend, first_run: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+):
+    with backend.env():
+        folder = load_settings().statements_dir
+        warehouse = warehouse_for(load_settings())
+        listed = set(warehouse.read_frame("tenants")["tenant_id"])
+        entitlements = warehouse.read_frame("effective_entitlements")
+    # tenants.csv, and any tenant with a contract in the months (a contract can name a tenant
+    # the tenants file lacks)
+    entitled = set(entitlements[entitlements["period"].isin(["2026-10", "2026-11"])]["tenant_id"])
+    tenants = sorted(listed | entitled)
+    assert sorted(p.name for p in folder.iterdir()) == tenants
+    for period in ("2026-10", "2026-11"):
+        in_force = set(entitlements[entitlements["period"] == period]["tenant_id"])
+        for tenant in sorted(listed | in_force):
+            page = (folder / tenant / f"{period}.html").read_text()
+            statement = json.loads((folder / tenant / f"{period}.json").read_text())
+            expected = first_run[
+                (first_run["tenant_id"] == tenant) & first_run["period"].str.startswith(period)
+            ]
+            assert {f["finding_id"] for f in statement["findings"]} == set(expected["finding_id"])
+            for other in set(tenants) - {tenant}:
+                assert other not in page and other not in json.dumps(statement)
+    # On demand, as the tenant (PostgreSQL: under row-level security), the same statement.
+    breached = first_run[first_run["check"] == "quota_exceeded"]["tenant_id"].iloc[0]
+    with backend.env(LICENSING_AS_OF=AS_OF):
+        if backend.database_url:
+            assert cli.main(["db", "grant-reader"]) == 0
+        capsys.readouterr()
+        code = cli.main(["statement", breached, "--period", "2026-10", "--format", "json"])
+    assert code == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown == json.loads((folder / breached / "2026-10.json").read_text())
+    assert "quota_exceeded" in {f["check"] for f in shown["findings"]}

@@ -1,0 +1,53 @@
+"""The ``customer_statements`` asset (group ``statements``): each tenant's statement of the
+last month and this month to date, rebuilt every night after the findings."""
+
+import dagster as dg
+import pandas as pd
+
+from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.statements.resources import StatementFolder
+from licensing_pipeline.statements.statement import period_statements, statement_periods
+
+
+@dg.asset(
+    group_name="statements",
+    kinds={"html", "json"},
+    description=(
+        "One statement per tenant and month (last month, this month to date): contract, "
+        "usage against each limit and the month's findings, that tenant's rows only; HTML "
+        "and JSON under LICENSING_STATEMENTS_DIR/<tenant>/<YYYY-MM>."
+    ),
+)
+def customer_statements(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    statements: StatementFolder,
+    tenants: pd.DataFrame,
+    effective_entitlements: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+    compliance_findings: pd.DataFrame,
+) -> dg.MaterializeResult:
+    as_of = run_settings.as_of_date()
+    written = 0
+    with_findings = 0
+    for period in statement_periods(as_of):
+        for statement in period_statements(
+            period,
+            as_of=as_of,
+            tenants=tenants,
+            entitlements=effective_entitlements,
+            usage=usage_monthly,
+            findings=compliance_findings,
+        ):
+            statements.publish(statement)
+            written += 1
+            with_findings += any(f["status"] == "open" for f in statement["findings"])
+    context.log.info(f"{written} statement(s) written to {statements.directory}")
+    return dg.MaterializeResult(
+        metadata={
+            "statements": written,
+            "with_open_findings": with_findings,
+            "periods": ", ".join(statement_periods(as_of)),
+            "folder": dg.MetadataValue.path(statements.directory),
+        }
+    )

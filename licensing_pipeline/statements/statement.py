@@ -1,0 +1,281 @@
+"""Customer statements: what one tenant bought, used and was found in breach of in a month,
+and nothing about anyone else.
+
+A statement is built from one tenant's rows (``tenant_statement`` refuses a row of another
+tenant rather than trusting its caller's filter), keeps only what the customer may see (no
+compliance owner, Slack channel, segment, policy rule or version), and renders as JSON and as
+a self-contained HTML page with every value escaped.
+"""
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+# How each check reads to the customer.
+CHECK_LABELS = {
+    "quota_exceeded": "Usage above your plan's limit",
+    "quota_near_limit": "Usage close to your plan's limit",
+    "feature_not_entitled": "Feature used that your plan does not include",
+    "inactive_contract_usage": "Usage without an active contract",
+    "residency_violation": "Data processed outside your allowed regions",
+    "config_feature_not_entitled": "Feature enabled that your plan does not include",
+    "config_feature_missing": "Feature of your plan not enabled yet",
+    "config_quota_mismatch": "Limit configured differently from your plan",
+    "unbilled_usage": "Usage above what was invoiced",
+    "overbilled_usage": "Invoiced above what was used",
+    "usage_anomaly": "Unusual spike in usage",
+}
+STATUS_ORDER = {"open": 0, "waived": 1, "resolved": 2}
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class ForeignRowError(ValueError):
+    """A row of another tenant reached a statement: refused, never rendered."""
+
+
+def statement_key(tenant_id: str) -> str:
+    """The tenant's folder name: its id when that is a plain file name, else a digest (an
+    id such as ``../x`` must not pick where a statement is written)."""
+    if _SAFE_NAME.fullmatch(tenant_id) and ".." not in tenant_id:
+        return tenant_id
+    return "tenant-" + hashlib.sha256(tenant_id.encode()).hexdigest()[:16]
+
+
+def _own_rows(frame: pd.DataFrame, tenant_id: str, what: str) -> pd.DataFrame:
+    foreign = int((frame["tenant_id"] != tenant_id).sum()) if len(frame) else 0
+    if foreign:
+        raise ForeignRowError(
+            f"{what} for the statement of {tenant_id} hold {foreign} row(s) of other tenants"
+        )
+    return frame
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _list(value: Any) -> list[str]:
+    if value is None or (not isinstance(value, list | str) and pd.isna(value)):
+        return []
+    if isinstance(value, str):
+        value = json.loads(value) if value.startswith("[") else value.split(";")
+    return sorted(str(v) for v in value if str(v))
+
+
+def _quotas(value: Any) -> dict[str, float]:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+        return {}
+    parsed = json.loads(value) if isinstance(value, str) else dict(value)
+    return {str(k): float(v) for k, v in parsed.items()}
+
+
+def tenant_statement(
+    tenant_id: str,
+    period: str,
+    *,
+    as_of: date,
+    tenant: Mapping[str, Any] | None,
+    entitlement: Mapping[str, Any] | None,
+    usage: pd.DataFrame,
+    findings: pd.DataFrame,
+) -> dict[str, Any]:
+    """One tenant's statement for ``period`` (YYYY-MM): contract, usage against each quota,
+    and the findings of that month. ``usage`` holds usage_monthly rows, ``findings``
+    compliance_findings rows; both must be this tenant's only."""
+    for row, what in ((tenant, "the tenant row"), (entitlement, "the entitlement")):
+        if row is not None and row.get("tenant_id") != tenant_id:
+            raise ForeignRowError(f"{what} for a statement of {tenant_id} is another tenant's")
+    usage = _own_rows(usage, tenant_id, "usage rows")
+    findings = _own_rows(findings, tenant_id, "findings")
+    month = usage[usage["period"] == period]
+    used = {str(r.metric): float(r.quantity) for r in month.itertuples()}
+    quotas = _quotas(entitlement.get("quotas")) if entitlement else {}
+    lines = []
+    for metric in sorted(set(used) | set(quotas)):
+        allowed = quotas.get(metric)
+        quantity = used.get(metric, 0.0)
+        lines.append(
+            {
+                "metric": metric,
+                "used": quantity,
+                "allowed": allowed,
+                "share": quantity / allowed if allowed else None,
+            }
+        )
+    in_month = findings[findings["period"].astype(str).str.startswith(period)]
+    in_month = in_month.assign(_order=in_month["status"].map(STATUS_ORDER).fillna(9))
+    shown = []
+    for f in in_month.sort_values(["_order", "check", "subject", "period"]).itertuples():
+        shown.append(
+            {
+                "finding_id": str(f.finding_id),
+                "check": str(f.check),
+                "what": CHECK_LABELS.get(str(f.check), str(f.check)),
+                "subject": str(f.subject),
+                "period": str(f.period),
+                "observed": _number(f.observed),
+                "allowed": _number(f.allowed),
+                "status": str(f.status),
+                "action": str(f.action) if f.status == "open" else None,
+                "first_detected_on": str(f.first_detected_at)[:10],
+                "details": str(f.details) if isinstance(f.details, str) else "",
+            }
+        )
+    contract = None
+    if entitlement:
+        contract = {
+            "contract_id": entitlement.get("contract_id"),
+            "status": entitlement.get("contract_status"),
+            "plan": entitlement.get("plan"),
+            "addons": _list(entitlement.get("addons")),
+            "features": _list(entitlement.get("features")),
+        }
+    return {
+        "tenant_id": tenant_id,
+        "tenant_name": str(tenant.get("name") or tenant_id) if tenant else tenant_id,
+        "period": period,
+        "as_of": as_of.isoformat(),
+        "final": as_of.strftime("%Y-%m") > period,
+        "contract": contract,
+        "usage": lines,
+        "findings": shown,
+    }
+
+
+def _fmt(value: float | None, unlimited: str = "—") -> str:
+    if value is None:
+        return unlimited
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def render_json(statement: Mapping[str, Any]) -> str:
+    return json.dumps(statement, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1b1f24;padding:0 1rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
+th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d0d7de}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+.over{color:#b42318;font-weight:600}.note{color:#57606a}
+.status-open{color:#b42318}.status-waived{color:#9a6700}.status-resolved{color:#1a7f37}
+"""
+
+
+def _table_head(table_id: str, columns: tuple[str, ...]) -> str:
+    heads = "".join(f'<th scope="col">{html.escape(c)}</th>' for c in columns)
+    return f'<table id="{table_id}"><thead><tr>{heads}</tr></thead><tbody>'
+
+
+def render_html(statement: Mapping[str, Any]) -> str:
+    """A self-contained page (no script, no outside resource); every value is escaped."""
+
+    def e(value: Any) -> str:
+        return html.escape("" if value is None else str(value), quote=True)
+
+    name, period = statement["tenant_name"], statement["period"]
+    state = "final" if statement["final"] else f"month to date, as of {statement['as_of']}"
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Usage statement: {e(name)}, {e(period)}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>Usage statement for {e(name)}</h1>",
+        f'<p class="note">{e(period)} ({e(state)}) · account {e(statement["tenant_id"])}</p>',
+    ]
+    contract = statement["contract"]
+    parts.append("<h2>Your contract</h2>")
+    if contract:
+        addons = ", ".join(contract["addons"]) or "none"
+        features = ", ".join(contract["features"]) or "none"
+        parts.append(
+            "<table><tbody>"
+            f'<tr><th scope="row">Contract</th><td>{e(contract["contract_id"])} '
+            f"({e(contract['status'])})</td></tr>"
+            f'<tr><th scope="row">Plan</th><td>{e(contract["plan"])}</td></tr>'
+            f'<tr><th scope="row">Add-ons</th><td>{e(addons)}</td></tr>'
+            f'<tr><th scope="row">Features</th><td>{e(features)}</td></tr>'
+            "</tbody></table>"
+        )
+    else:
+        parts.append("<p>No contract was in force for this month.</p>")
+    parts.append("<h2>Usage against your limits</h2>")
+    if statement["usage"]:
+        parts.append(_table_head("usage", ("Metric", "Used", "Limit", "Share of limit")))
+        for line in statement["usage"]:
+            share = line["share"]
+            over = share is not None and share > 1
+            share_text = "no limit" if share is None else f"{share:.0%}"
+            parts.append(
+                f'<tr><td>{e(line["metric"])}</td><td class="n">{_fmt(line["used"])}</td>'
+                f'<td class="n">{_fmt(line["allowed"], "no limit")}</td>'
+                f'<td class="n{" over" if over else ""}">{e(share_text)}</td></tr>'
+            )
+        parts.append("</tbody></table>")
+    else:
+        parts.append("<p>No metered usage this month.</p>")
+    parts.append("<h2>What we found</h2>")
+    if statement["findings"]:
+        columns = ("Finding", "About", "Observed", "Allowed", "Status", "Since")
+        parts.append(_table_head("findings", columns))
+        for f in statement["findings"]:
+            status = f["status"] + (f" ({f['action']})" if f["action"] else "")
+            parts.append(
+                f'<tr><td>{e(f["what"])}<br><span class="note">{e(f["details"])}</span></td>'
+                f'<td>{e(f["subject"])}</td><td class="n">{_fmt(f["observed"])}</td>'
+                f'<td class="n">{_fmt(f["allowed"])}</td>'
+                f'<td class="status-{e(f["status"])}">{e(status)}</td>'
+                f"<td>{e(f['first_detected_on'])}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+    else:
+        parts.append("<p>Nothing to report: your usage matches your contract.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def statement_periods(as_of: date) -> list[str]:
+    """The month before as-of (final once it has ended) and the as-of month (to date)."""
+    previous = (as_of.replace(day=1) - pd.Timedelta(days=1)).strftime("%Y-%m")
+    return [previous, as_of.strftime("%Y-%m")]
+
+
+def _by_tenant(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {str(key): rows for key, rows in frame.groupby("tenant_id", sort=False)}
+
+
+def period_statements(
+    period: str,
+    *,
+    as_of: date,
+    tenants: pd.DataFrame,
+    entitlements: pd.DataFrame,
+    usage: pd.DataFrame,
+    findings: pd.DataFrame,
+) -> list[dict[str, Any]]:
+    """Every tenant's statement for ``period``: each one built from that tenant's rows only.
+    Tenants are those of tenants.csv and any tenant entitled in the period."""
+    month_entitlements = entitlements[entitlements["period"] == period]
+    ids = sorted(set(tenants["tenant_id"].astype(str)) | set(month_entitlements["tenant_id"]))
+    tenant_rows = {str(r["tenant_id"]): r for r in tenants.to_dict("records")}
+    entitled = {str(r["tenant_id"]): r for r in month_entitlements.to_dict("records")}
+    usage_of, findings_of = _by_tenant(usage), _by_tenant(findings)
+    return [
+        tenant_statement(
+            tenant_id,
+            period,
+            as_of=as_of,
+            tenant=tenant_rows.get(tenant_id),
+            entitlement=entitled.get(tenant_id),
+            usage=usage_of.get(tenant_id, usage.iloc[0:0]),
+            findings=findings_of.get(tenant_id, findings.iloc[0:0]),
+        )
+        for tenant_id in ids
+    ]

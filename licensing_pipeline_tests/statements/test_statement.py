@@ -1,0 +1,191 @@
+"""Customer statements on small frames: one tenant's rows only, customer-facing fields only,
+values escaped, and a folder name an id cannot steer."""
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from licensing_pipeline.statements.resources import StatementFolder
+from licensing_pipeline.statements.statement import (
+    ForeignRowError,
+    period_statements,
+    render_html,
+    statement_key,
+    statement_periods,
+    tenant_statement,
+)
+
+AS_OF = date(2026, 11, 20)
+TENANTS = pd.DataFrame(
+    {
+        "tenant_id": ["acme", "globex"],
+        "name": ["Acme <Rockets> & Co", "Globex"],
+        "home_region": ["eu-west-1", "us-east-1"],
+        "segment": ["enterprise", "smb"],
+        "compliance_owner": ["owner@acme.example", "owner@globex.example"],
+        "slack_channel": ["#acct-acme", "#acct-globex"],
+    }
+)
+ENTITLEMENTS = pd.DataFrame(
+    {
+        "tenant_id": ["acme", "acme", "globex"],
+        "period": ["2026-10", "2026-11", "2026-10"],
+        "contract_id": ["C-1", "C-1", "C-2"],
+        "contract_status": ["active", "active", "active"],
+        "plan": ["growth", "growth", "starter"],
+        "addons": ['["extra_seats"]', '["extra_seats"]', None],
+        "features": ['["api_access", "sso"]', '["api_access", "sso"]', '["api_access"]'],
+        "quotas": ['{"api_calls": 1000, "seats": 30}', '{"api_calls": 1000, "seats": 30}', "{}"],
+        "segment": ["enterprise", "enterprise", "smb"],
+    }
+)
+USAGE = pd.DataFrame(
+    {
+        "tenant_id": ["acme", "acme", "acme", "globex"],
+        "metric": ["api_calls", "exports", "api_calls", "api_calls"],
+        "period": ["2026-10", "2026-10", "2026-11", "2026-10"],
+        "quantity": [1250.0, 12.0, 300.0, 99999.0],
+        "events": [1250, 12, 300, 99999],
+    }
+)
+
+
+def finding(tenant: str, check: str, subject: str, period: str, status: str, **extra: object):
+    return {
+        "finding_id": f"{tenant}-{check}-{subject}-{period}",
+        "tenant_id": tenant,
+        "check": check,
+        "subject": subject,
+        "period": period,
+        "observed": 1250.0,
+        "allowed": 1000.0,
+        "severity": "critical",
+        "action": "throttle",
+        "status": status,
+        "policy_version": "2026.11.0",
+        "catalog_version": "2026-11-01",
+        "first_detected_at": pd.Timestamp("2026-11-02 02:00:00"),
+        "last_detected_at": pd.Timestamp("2026-11-20 02:00:00"),
+        "details": "api_calls usage of 1,250 in 2026-10 is above the limit of 1,000.",
+        **extra,
+    }
+
+
+FINDINGS = pd.DataFrame(
+    [
+        finding("acme", "quota_exceeded", "api_calls", "2026-10", "open"),
+        finding(
+            "acme", "feature_not_entitled", "<img src=x onerror=alert(1)>", "2026-10", "waived"
+        ),
+        finding("acme", "usage_anomaly", "api_calls", "2026-11-16", "open"),
+        finding("globex", "residency_violation", "ap-south-1", "2026-10", "open"),
+    ]
+)
+
+
+def acme(period: str = "2026-10") -> dict:
+    statements = period_statements(
+        period,
+        as_of=AS_OF,
+        tenants=TENANTS,
+        entitlements=ENTITLEMENTS,
+        usage=USAGE,
+        findings=FINDINGS,
+    )
+    return next(s for s in statements if s["tenant_id"] == "acme")
+
+
+def test_usage_is_set_against_each_limit_of_the_month() -> None:
+    lines = {line["metric"]: line for line in acme()["usage"]}
+    assert lines["api_calls"] == {
+        "metric": "api_calls",
+        "used": 1250.0,
+        "allowed": 1000.0,
+        "share": 1.25,
+    }
+    assert lines["seats"]["used"] == 0.0 and lines["seats"]["allowed"] == 30.0  # a limit, unused
+    assert lines["exports"]["allowed"] is None and lines["exports"]["share"] is None  # no limit
+    assert {line["metric"]: line["used"] for line in acme("2026-11")["usage"]}["api_calls"] == 300.0
+
+
+def test_a_statement_holds_its_tenant_and_month_only() -> None:
+    statement = acme()
+    text = json.dumps(statement)
+    for other in ("globex", "Globex", "99999", "ap-south-1", "C-2", "starter"):
+        assert other not in text
+    assert [f["check"] for f in statement["findings"]] == ["quota_exceeded", "feature_not_entitled"]
+    # the day-period anomaly of November belongs to November's statement
+    assert [f["check"] for f in acme("2026-11")["findings"]] == ["usage_anomaly"]
+    assert statement["final"] and not acme("2026-11")["final"]
+
+
+def test_internal_fields_never_reach_a_statement() -> None:
+    text = json.dumps(acme()) + render_html(acme())
+    for internal in ("owner@acme.example", "#acct-acme", "enterprise", "2026.11.0", "critical"):
+        assert internal not in text
+    open_one, waived = acme()["findings"]
+    assert open_one["action"] == "throttle"  # what will happen is the customer's business
+    assert waived["action"] is None  # a waived finding has no consequence to show
+
+
+def test_rows_of_another_tenant_are_refused_not_rendered() -> None:
+    with pytest.raises(ForeignRowError, match="1 row"):
+        tenant_statement(
+            "acme",
+            "2026-10",
+            as_of=AS_OF,
+            tenant=None,
+            entitlement=None,
+            usage=USAGE,  # acme's rows and one of globex
+            findings=FINDINGS[FINDINGS["tenant_id"] == "acme"],
+        )
+    with pytest.raises(ForeignRowError):
+        tenant_statement(
+            "acme",
+            "2026-10",
+            as_of=AS_OF,
+            tenant=TENANTS.iloc[1].to_dict(),
+            entitlement=None,
+            usage=USAGE.iloc[0:0],
+            findings=FINDINGS.iloc[0:0],
+        )
+
+
+def test_every_value_is_escaped_in_the_page() -> None:
+    page = render_html(acme())
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "Acme &lt;Rockets&gt; &amp; Co" in page
+    assert "<script" not in page
+
+
+def test_a_tenant_without_a_contract_gets_a_statement_that_says_so() -> None:
+    statements = period_statements(
+        "2026-11",
+        as_of=AS_OF,
+        tenants=TENANTS,
+        entitlements=ENTITLEMENTS,
+        usage=USAGE,
+        findings=FINDINGS,
+    )
+    globex = next(s for s in statements if s["tenant_id"] == "globex")
+    assert globex["contract"] is None and globex["usage"] == [] and globex["findings"] == []
+    assert "No contract was in force" in render_html(globex)
+
+
+def test_the_folder_name_cannot_be_steered_by_the_tenant_id(tmp_path: Path) -> None:
+    assert statement_key("t-0001") == "t-0001"
+    for hostile in ("../../etc", "a/b", "..", ".hidden", "x" * 200, "name with space"):
+        key = statement_key(hostile)
+        assert key.startswith("tenant-") and "/" not in key and ".." not in key
+    folder = StatementFolder(directory=str(tmp_path / "statements"))
+    page = folder.publish({**acme(), "tenant_id": "../../outside"})
+    assert page.resolve().is_relative_to((tmp_path / "statements").resolve())
+    assert json.loads(page.with_suffix(".json").read_text())["tenant_id"] == "../../outside"
+
+
+def test_the_nightly_statements_cover_last_month_and_this_month() -> None:
+    assert statement_periods(date(2026, 11, 20)) == ["2026-10", "2026-11"]
+    assert statement_periods(date(2026, 1, 1)) == ["2025-12", "2026-01"]
