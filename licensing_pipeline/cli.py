@@ -214,6 +214,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if quality:
         print("\n" + "\n".join(quality))
     print("\nDetails: `licensing-pipeline findings` (add --format csv|jsonl, --status all).")
+    dashboard = settings.dashboard_dir / "index.html"
+    if dashboard.is_file():
+        print(f"Dashboard: {dashboard}")
     if settings.statements_dir.is_dir():
         print(
             f"Customer statements: {settings.statements_dir} (a folder per tenant; "

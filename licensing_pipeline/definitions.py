@@ -5,6 +5,7 @@ import dagster as dg
 from licensing_pipeline.cli_progress import progress_logger
 from licensing_pipeline.compliance.assets import compliance_assets
 from licensing_pipeline.compliance.findings import compliance_findings
+from licensing_pipeline.dashboard.assets import compliance_dashboard
 from licensing_pipeline.jobs import (
     NIGHTLY_JOB,
     define_nightly_compliance,
@@ -48,6 +49,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             compliance_findings,
             *policy_assets,
             customer_statements,
+            compliance_dashboard,
             *remediation_assets,
         ],
         asset_checks=quality_checks,

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from licensing_pipeline.dashboard.resources import DashboardFolder
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.policy.enforcement import EnforcementFeed
 from licensing_pipeline.quality.resources import data_quality_resource
@@ -27,6 +28,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
         ),
         "enforcement": EnforcementFeed(directory=str(settings.enforcement_dir)),
         "statements": StatementFolder(directory=str(settings.statements_dir)),
+        "dashboard": DashboardFolder(directory=str(settings.dashboard_dir)),
         "repository": LicensingRepository(database_url=settings.database_url),
         **remediation_resources(settings.remediation),
         "data_quality": data_quality_resource(settings),

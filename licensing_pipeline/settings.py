@@ -272,6 +272,11 @@ class Settings:
         return _path("LICENSING_STATEMENTS_DIR", self.home / "statements")
 
     @property
+    def dashboard_dir(self) -> Path:
+        """The compliance dashboard (internal: it names every tenant)."""
+        return _path("LICENSING_DASHBOARD_DIR", self.home / "dashboard")
+
+    @property
     def data_docs_dir(self) -> Path:
         """Great Expectations Data Docs of the latest run (static HTML)."""
         return self.home / "data_docs"
@@ -297,6 +302,8 @@ def load_settings() -> Settings:
                             (default LICENSING_HOME/enforcement)
     LICENSING_STATEMENTS_DIR  where customer statements are written, a folder per tenant
                             (default LICENSING_HOME/statements)
+    LICENSING_DASHBOARD_DIR  where the compliance dashboard page is written
+                            (default LICENSING_HOME/dashboard)
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
     LICENSING_HISTORY_START the first day of the daily usage snapshots' partitions
                             (default 2025-01-01)

@@ -80,7 +80,7 @@ def test_schedule_evaluates_the_day_that_just_ended():
 def test_statements_follow_the_findings_in_the_nightly_job():
     graph = defs.resolve_asset_graph()
     statements = graph.get(dg.AssetKey("customer_statements"))
-    assert statements.group_name == "statements"
+    assert statements.group_name == "reports"
     assert {
         dg.AssetKey("compliance_findings"),
         dg.AssetKey("effective_entitlements"),

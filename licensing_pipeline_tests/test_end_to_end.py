@@ -2,6 +2,7 @@
 the embedded backend and on PostgreSQL alike."""
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 
 from licensing_pipeline import cli
 from licensing_pipeline.contract.schemas import CHECKS
+from licensing_pipeline.dashboard.page import TOP_TENANTS
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
@@ -306,3 +308,17 @@ def test_each_tenant_statement_holds_its_own_findings_and_no_one_elses(
     shown = json.loads(capsys.readouterr().out)
     assert shown == json.loads((folder / breached / "2026-10.json").read_text())
     assert "quota_exceeded" in {f["check"] for f in shown["findings"]}
+
+
+def test_the_dashboard_counts_the_open_findings_and_links_each_statement(
+    backend: Backend, first_run: pd.DataFrame
+):
+    with backend.env():
+        page = load_settings().dashboard_dir / "index.html"
+    text = page.read_text()
+    shown = re.search(r"Open findings</span><b>([\d,]+)</b>", text)
+    assert shown and int(shown.group(1).replace(",", "")) == (first_run["status"] == "open").sum()
+    links = re.findall(r'<a href="([^"]+)">', text)
+    tenants_with_open = first_run[first_run["status"] == "open"]["tenant_id"].nunique()
+    assert len(links) == min(tenants_with_open, TOP_TENANTS)
+    assert all((page.parent / link).resolve().is_file() for link in links)

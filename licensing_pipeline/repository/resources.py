@@ -73,6 +73,21 @@ class LicensingRepository(dg.ConfigurableResource):
         finally:
             engine.dispose()
 
+    def load_finding_runs(self, limit: int = 30) -> pd.DataFrame:
+        """The latest evaluations (as-of day, open / waived / resolved counts), oldest first."""
+        engine = self.engine()
+        try:
+            with engine.connect() as con:
+                rows = con.execute(
+                    sa.select(finding_runs)
+                    .order_by(finding_runs.c.finished_at.desc(), finding_runs.c.run_id.desc())
+                    .limit(limit)
+                ).mappings()
+                frame = pd.DataFrame([dict(r) for r in rows], columns=list(finding_runs.c.keys()))
+        finally:
+            engine.dispose()
+        return frame.iloc[::-1].reset_index(drop=True)
+
     def load_findings(self) -> pd.DataFrame:
         """The findings with exactly the data contract's columns."""
         return conform(self.load_finding_records(), COMPLIANCE_FINDINGS)

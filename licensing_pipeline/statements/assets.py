@@ -1,4 +1,4 @@
-"""The ``customer_statements`` asset (group ``statements``): each tenant's statement of the
+"""The ``customer_statements`` asset (group ``reports``): each tenant's statement of the
 last month and this month to date, rebuilt every night after the findings."""
 
 import dagster as dg
@@ -10,7 +10,7 @@ from licensing_pipeline.statements.statement import period_statements, statement
 
 
 @dg.asset(
-    group_name="statements",
+    group_name="reports",
     kinds={"html", "json"},
     description=(
         "One statement per tenant and month (last month, this month to date): contract, "

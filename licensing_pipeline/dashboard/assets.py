@@ -1,0 +1,58 @@
+"""The ``compliance_dashboard`` asset (group ``reports``): the page rebuilt after every
+nightly evaluation, linking each tenant to their statement of the month."""
+
+import os
+
+import dagster as dg
+import pandas as pd
+
+from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard
+from licensing_pipeline.dashboard.resources import DashboardFolder
+from licensing_pipeline.repository.resources import LicensingRepository
+from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.statements.assets import customer_statements
+from licensing_pipeline.statements.resources import StatementFolder
+
+RUNS_SHOWN = 30
+
+
+@dg.asset(
+    group_name="reports",
+    kinds={"html"},
+    deps=[customer_statements],
+    description=(
+        "Open findings by check, severity and action, the tenants needing attention (linked "
+        "to their statements) and the trend of the latest runs: one static page under "
+        "LICENSING_DASHBOARD_DIR, for the people who never open Dagster."
+    ),
+)
+def compliance_dashboard(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    repository: LicensingRepository,
+    statements: StatementFolder,
+    dashboard: DashboardFolder,
+    tenants: pd.DataFrame,
+    compliance_findings: pd.DataFrame,
+) -> dg.MaterializeResult:
+    as_of = run_settings.as_of_date()
+    names = dict(zip(tenants["tenant_id"].astype(str), tenants["name"].astype(str), strict=True))
+    runs = repository.load_finding_runs(RUNS_SHOWN)
+    summary = dashboard_summary(compliance_findings, runs, as_of, names)
+    period = as_of.strftime("%Y-%m")
+    folder = dashboard.page_path.parent
+
+    def statement_link(tenant_id: str) -> str | None:
+        page = statements.path_for(tenant_id, period, ".html")
+        return os.path.relpath(page, folder).replace(os.sep, "/") if page.exists() else None
+
+    path = dashboard.publish(render_dashboard(summary, statement_link))
+    context.log.info(f"compliance dashboard: {path}")
+    return dg.MaterializeResult(
+        metadata={
+            "page": dg.MetadataValue.path(str(path)),
+            "open": summary["open"],
+            "critical_open": summary["critical_open"],
+            "tenants_with_open": summary["tenants_with_open"],
+        }
+    )

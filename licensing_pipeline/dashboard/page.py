@@ -1,0 +1,218 @@
+"""The compliance dashboard: where the business stands after the latest evaluation, as one
+static page that compliance owners and customer success can open or be sent.
+
+Internal: it names every tenant. Customers get their own statements instead.
+"""
+
+import html
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from licensing_pipeline.contract.schemas import ACTIONS, CHECKS, SEVERITIES
+
+TOP_TENANTS = 20
+_BY_WEIGHT = tuple(reversed(SEVERITIES))  # critical, warning, info
+
+
+def dashboard_summary(
+    findings: pd.DataFrame,
+    runs: pd.DataFrame,
+    as_of: date,
+    names: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Counts of the findings (compliance_findings rows) and of the latest runs (finding_runs
+    rows, oldest first) that the page shows; ``names`` are the tenants' names by id."""
+    names = names or {}
+    status = findings["status"]
+    live = findings[status == "open"]
+    by_check: list[dict[str, Any]] = []
+    for check in CHECKS:
+        rows = live[live["check"] == check]
+        if len(rows):
+            counts = rows["severity"].value_counts()
+            by_check.append(
+                {
+                    "check": check,
+                    **{s: int(counts.get(s, 0)) for s in _BY_WEIGHT},
+                    "total": len(rows),
+                }
+            )
+    actions = live["action"].value_counts()
+    tenants: list[dict[str, Any]] = []
+    for tenant_id, rows in live.groupby("tenant_id"):
+        counts = rows["severity"].value_counts()
+        ranks = rows["action"].map({a: i for i, a in enumerate(ACTIONS)})
+        tenants.append(
+            {
+                "tenant_id": str(tenant_id),
+                "name": names.get(str(tenant_id), ""),
+                **{s: int(counts.get(s, 0)) for s in _BY_WEIGHT},
+                "total": len(rows),
+                "strongest_action": ACTIONS[int(ranks.max())],
+            }
+        )
+    tenants.sort(key=lambda t: (*(-t[s] for s in _BY_WEIGHT), t["tenant_id"]))
+    previous_open = int(runs["open_findings"].iloc[-2]) if len(runs) > 1 else None
+    return {
+        "as_of": as_of.isoformat(),
+        "open": len(live),
+        "critical_open": int((live["severity"] == "critical").sum()),
+        "waived": int((status == "waived").sum()),
+        "resolved": int((status == "resolved").sum()),
+        "open_change": None if previous_open is None else len(live) - previous_open,
+        "by_check": by_check,
+        "by_action": [{"action": a, "open": int(actions.get(a, 0))} for a in reversed(ACTIONS)],
+        "tenants": tenants[:TOP_TENANTS],
+        "tenants_with_open": len(tenants),
+        "runs": [
+            {
+                "as_of": str(r.as_of)[:10],
+                "finished_at": str(r.finished_at)[:16],
+                "open": int(r.open_findings),
+                "waived": int(r.waived_findings),
+                "resolved": int(r.resolved_findings),
+                "policy_version": str(r.policy_version),
+            }
+            for r in runs.itertuples()
+        ],
+    }
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1b1f24;padding:0 1rem}
+.kpis{display:flex;gap:1rem;flex-wrap:wrap}.kpi{border:1px solid #d0d7de;border-radius:6px;
+padding:.6rem 1rem;min-width:9rem}.kpi b{display:block;font-size:1.8rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
+th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #d0d7de}
+td.n{text-align:right;font-variant-numeric:tabular-nums}.critical{color:#b42318;font-weight:600}
+.note{color:#57606a}svg{display:block;margin:.5rem 0 1.5rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _table(table_id: str, columns: tuple[str, ...], rows: list[list[str]]) -> str:
+    """Cells arrive escaped (or built from escaped parts)."""
+    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in columns)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _num(value: int) -> str:
+    return f'<td class="n">{value:,}</td>'
+
+
+def _trend(runs: list[Mapping[str, Any]]) -> str:
+    """Open findings per run as bars (inline SVG: no script, nothing loaded from outside)."""
+    if not runs:
+        return ""
+    top = max(max(r["open"] for r in runs), 1)
+    width, height, gap = 16, 80, 4
+    bars = "".join(
+        f'<rect x="{i * (width + gap)}" y="{height - round(r["open"] / top * height)}" '
+        f'width="{width}" height="{round(r["open"] / top * height)}" fill="#0969da">'
+        f"<title>{_e(r['as_of'])}: {r['open']} open</title></rect>"
+        for i, r in enumerate(runs)
+    )
+    return (
+        f'<svg role="img" aria-label="open findings per run" width="{len(runs) * (width + gap)}" '
+        f'height="{height}" viewBox="0 0 {len(runs) * (width + gap)} {height}">{bars}</svg>'
+    )
+
+
+def render_dashboard(
+    summary: Mapping[str, Any], statement_link: Callable[[str], str | None] = lambda _: None
+) -> str:
+    """The page; ``statement_link`` gives a tenant's statement (relative URL) or None."""
+    change = summary["open_change"]
+    since = "" if change is None else f"{change:+,} since the previous run"
+    kpis = [
+        ("Open findings", f"{summary['open']:,}", since),
+        ("Critical open", f"{summary['critical_open']:,}", ""),
+        ("Tenants with open findings", f"{summary['tenants_with_open']:,}", ""),
+        ("Waived", f"{summary['waived']:,}", "by approved exceptions"),
+        ("Resolved", f"{summary['resolved']:,}", "no longer seen"),
+    ]
+    parts = [
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Compliance dashboard, as of {_e(summary['as_of'])}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>Compliance as of {_e(summary['as_of'])}</h1>",
+        '<div class="kpis" id="kpis">',
+        *(
+            f'<div class="kpi"><span>{_e(label)}</span><b>{_e(value)}</b>'
+            f'<span class="note">{_e(note)}</span></div>'
+            for label, value, note in kpis
+        ),
+        "</div>",
+        "<h2>Open findings by check</h2>",
+    ]
+    severities = tuple(s.capitalize() for s in _BY_WEIGHT)
+    parts.append(
+        _table(
+            "by-check",
+            ("Check", *severities, "Total"),
+            [
+                [f"<td>{_e(r['check'])}</td>", *(_num(r[s]) for s in _BY_WEIGHT), _num(r["total"])]
+                for r in summary["by_check"]
+            ],
+        )
+        if summary["by_check"]
+        else "<p>No open findings.</p>"
+    )
+    parts.append("<h2>Enforcement actions of the open findings</h2>")
+    parts.append(
+        _table(
+            "by-action",
+            ("Action", "Open findings"),
+            [[f"<td>{_e(r['action'])}</td>", _num(r["open"])] for r in summary["by_action"]],
+        )
+    )
+    parts.append("<h2>Tenants needing attention</h2>")
+    rows = []
+    for t in summary["tenants"]:
+        link = statement_link(t["tenant_id"])
+        name = _e(f"{t['name']} ({t['tenant_id']})" if t["name"] else t["tenant_id"])
+        cell = f'<a href="{_e(link)}">{name}</a>' if link else name
+        critical = ' class="n critical"' if t["critical"] else ' class="n"'
+        rows.append(
+            [
+                f"<td>{cell}</td>",
+                f"<td{critical}>{t['critical']:,}</td>",
+                _num(t["warning"]),
+                _num(t["info"]),
+                f"<td>{_e(t['strongest_action'])}</td>",
+            ]
+        )
+    parts.append(
+        _table("tenants", ("Tenant", *severities, "Strongest action"), rows)
+        if rows
+        else "<p>No tenant has an open finding.</p>"
+    )
+    parts.append("<h2>The latest runs</h2>")
+    parts.append(_trend(summary["runs"]))
+    parts.append(
+        _table(
+            "runs",
+            ("As of", "Finished (UTC)", "Open", "Waived", "Resolved", "Policy"),
+            [
+                [
+                    f"<td>{_e(r['as_of'])}</td>",
+                    f"<td>{_e(r['finished_at'])}</td>",
+                    _num(r["open"]),
+                    _num(r["waived"]),
+                    _num(r["resolved"]),
+                    f"<td>{_e(r['policy_version'])}</td>",
+                ]
+                for r in reversed(summary["runs"])
+            ],
+        )
+    )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
