@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from licensing_pipeline.compliance.entitlements import parse_features, parse_quotas
+
 # How each check reads to the customer.
 CHECK_LABELS = {
     "quota_exceeded": "Usage above your plan's limit",
@@ -60,19 +62,11 @@ def _number(value: Any) -> float | None:
     return None if value is None or pd.isna(value) else float(value)
 
 
-def _list(value: Any) -> list[str]:
-    if value is None or (not isinstance(value, list | str) and pd.isna(value)):
+def _addons(value: Any) -> list[str]:
+    """effective_entitlements.addons: ``;``-separated names, or empty."""
+    if not isinstance(value, str):
         return []
-    if isinstance(value, str):
-        value = json.loads(value) if value.startswith("[") else value.split(";")
-    return sorted(str(v) for v in value if str(v))
-
-
-def _quotas(value: Any) -> dict[str, float]:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
-        return {}
-    parsed = json.loads(value) if isinstance(value, str) else dict(value)
-    return {str(k): float(v) for k, v in parsed.items()}
+    return sorted({name.strip() for name in value.split(";") if name.strip()})
 
 
 def tenant_statement(
@@ -95,7 +89,9 @@ def tenant_statement(
     findings = _own_rows(findings, tenant_id, "findings")
     month = usage[usage["period"] == period]
     used = {str(r.metric): float(r.quantity) for r in month.itertuples()}
-    quotas = _quotas(entitlement.get("quotas")) if entitlement else {}
+    # A paused, cancelled or expired contract covers nothing: no limits to set usage against.
+    entitled = bool(entitlement and entitlement.get("entitled"))
+    quotas = parse_quotas(entitlement.get("quotas")) if entitlement and entitled else {}
     lines = []
     for metric in sorted(set(used) | set(quotas)):
         allowed = quotas.get(metric)
@@ -133,8 +129,9 @@ def tenant_statement(
             "contract_id": entitlement.get("contract_id"),
             "status": entitlement.get("contract_status"),
             "plan": entitlement.get("plan"),
-            "addons": _list(entitlement.get("addons")),
-            "features": _list(entitlement.get("features")),
+            "covers_the_month": entitled,
+            "addons": _addons(entitlement.get("addons")),
+            "features": list(parse_features(entitlement.get("features"))),
         }
     return {
         "tenant_id": tenant_id,
@@ -207,15 +204,21 @@ def render_html(statement: Mapping[str, Any]) -> str:
     else:
         parts.append("<p>No contract was in force for this month.</p>")
     parts.append("<h2>Usage against your limits</h2>")
+    covered = bool(contract and contract["covers_the_month"])
+    if contract and not covered:
+        parts.append(
+            f"<p>Your contract is {e(contract['status'])} for this month: it covers no usage.</p>"
+        )
+    no_limit = "no limit" if covered else "not covered"
     if statement["usage"]:
         parts.append(_table_head("usage", ("Metric", "Used", "Limit", "Share of limit")))
         for line in statement["usage"]:
             share = line["share"]
             over = share is not None and share > 1
-            share_text = "no limit" if share is None else f"{share:.0%}"
+            share_text = no_limit if share is None else f"{share:.0%}"
             parts.append(
                 f'<tr><td>{e(line["metric"])}</td><td class="n">{_fmt(line["used"])}</td>'
-                f'<td class="n">{_fmt(line["allowed"], "no limit")}</td>'
+                f'<td class="n">{_fmt(line["allowed"], no_limit)}</td>'
                 f'<td class="n{" over" if over else ""}">{e(share_text)}</td></tr>'
             )
         parts.append("</tbody></table>")

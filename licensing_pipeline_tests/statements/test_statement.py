@@ -35,8 +35,9 @@ ENTITLEMENTS = pd.DataFrame(
         "period": ["2026-10", "2026-11", "2026-10"],
         "contract_id": ["C-1", "C-1", "C-2"],
         "contract_status": ["active", "active", "active"],
+        "entitled": [True, True, True],
         "plan": ["growth", "growth", "starter"],
-        "addons": ['["extra_seats"]', '["extra_seats"]', None],
+        "addons": ["extra_seats;audit_pack", "extra_seats;audit_pack", None],
         "features": ['["api_access", "sso"]', '["api_access", "sso"]', '["api_access"]'],
         "quotas": ['{"api_calls": 1000, "seats": 30}', '{"api_calls": 1000, "seats": 30}', "{}"],
         "segment": ["enterprise", "enterprise", "smb"],
@@ -189,3 +190,26 @@ def test_the_folder_name_cannot_be_steered_by_the_tenant_id(tmp_path: Path) -> N
 def test_the_nightly_statements_cover_last_month_and_this_month() -> None:
     assert statement_periods(date(2026, 11, 20)) == ["2026-10", "2026-11"]
     assert statement_periods(date(2026, 1, 1)) == ["2025-12", "2026-01"]
+
+
+def test_a_contract_that_does_not_cover_the_month_sets_no_limits() -> None:
+    paused = ENTITLEMENTS.assign(contract_status="paused", entitled=False)
+    statement = next(
+        s
+        for s in period_statements(
+            "2026-10",
+            as_of=AS_OF,
+            tenants=TENANTS,
+            entitlements=paused,
+            usage=USAGE,
+            findings=FINDINGS,
+        )
+        if s["tenant_id"] == "acme"
+    )
+    assert statement["contract"]["status"] == "paused"
+    assert not statement["contract"]["covers_the_month"]
+    assert [line["allowed"] for line in statement["usage"]] == [None, None]  # no seats line
+    page = render_html(statement)
+    assert "Your contract is paused for this month: it covers no usage." in page
+    assert "not covered" in page and "no limit" not in page
+    assert acme()["contract"]["addons"] == ["audit_pack", "extra_seats"]
