@@ -44,6 +44,24 @@ def _optional_day(name: str) -> str | None:
     return _day(name, date.min).isoformat() if value else None
 
 
+TICKET_EVENTS = ("acknowledged", "resolved", "reopened", "wont_fix")
+
+
+def _transitions(name: str) -> dict[str, str]:
+    """``event=Jira transition or status`` pairs, comma-separated; events: TICKET_EVENTS."""
+    value = os.environ.get(name, "").strip()
+    pairs: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        event, _, target = (text.strip() for text in part.partition("="))
+        if event not in TICKET_EVENTS or not target:
+            raise SettingsError(
+                f"{name}: {part!r} is not event=transition with an event among "
+                f"{', '.join(TICKET_EVENTS)} (e.g. resolved=Done)"
+            )
+        pairs[event] = target
+    return pairs
+
+
 def _days(name: str, default: int) -> int:
     value = os.environ.get(name, "").strip()
     if not value:
@@ -72,6 +90,8 @@ class RemediationSettings:
     LICENSING_TICKET_WEBHOOK_URL    POST a JSON document per new ticket to this URL
     LICENSING_JIRA_URL / _EMAIL / _API_TOKEN / _PROJECT / _ISSUE_TYPE
                                     create a Jira Cloud issue per new ticket (issue type: Task)
+    LICENSING_JIRA_TRANSITIONS      optional: move the Jira issue when its ticket changes, e.g.
+                                    "resolved=Done,reopened=To Do,wont_fix=Won't Do"
     LICENSING_SLA_CRITICAL_DAYS / _WARNING_DAYS / _INFO_DAYS
                                     days from opening to due date (defaults 3, 14, 30)
     DAGSTER_WEBSERVER_URL           base of links in messages (default http://127.0.0.1:3000)
@@ -89,6 +109,7 @@ class RemediationSettings:
     jira_api_token: str | None = field(default=None, repr=False)  # a secret
     jira_project: str | None = None
     jira_issue_type: str = "Task"
+    jira_transitions: dict[str, str] = field(default_factory=dict)
     sla_critical_days: int = 3
     sla_warning_days: int = 14
     sla_info_days: int = 30
@@ -113,6 +134,7 @@ def load_remediation_settings() -> RemediationSettings:
         jira_api_token=_text("LICENSING_JIRA_API_TOKEN"),
         jira_project=_text("LICENSING_JIRA_PROJECT"),
         jira_issue_type=_text("LICENSING_JIRA_ISSUE_TYPE") or defaults.jira_issue_type,
+        jira_transitions=_transitions("LICENSING_JIRA_TRANSITIONS"),
         sla_critical_days=_days("LICENSING_SLA_CRITICAL_DAYS", defaults.sla_critical_days),
         sla_warning_days=_days("LICENSING_SLA_WARNING_DAYS", defaults.sla_warning_days),
         sla_info_days=_days("LICENSING_SLA_INFO_DAYS", defaults.sla_info_days),

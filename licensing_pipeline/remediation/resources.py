@@ -43,6 +43,7 @@ def ticket_sink(settings: RemediationSettings, *, as_env_var: bool = False) -> T
         jira_api_token=_secret("LICENSING_JIRA_API_TOKEN", settings.jira_api_token, as_env_var),
         jira_project=settings.jira_project,
         jira_issue_type=settings.jira_issue_type,
+        jira_transitions=settings.jira_transitions,
         dagster_url=settings.dagster_webserver_url,
     )
 

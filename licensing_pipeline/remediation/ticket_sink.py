@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from licensing_pipeline.remediation.messages import figure
 
@@ -172,6 +173,8 @@ class TicketSink(dg.ConfigurableResource):
     jira_api_token: str | None = None
     jira_project: str | None = None
     jira_issue_type: str = "Task"
+    # ticket event (resolved, reopened, acknowledged, wont_fix) -> Jira transition or status
+    jira_transitions: dict[str, str] = Field(default_factory=dict)
     dagster_url: str = "http://127.0.0.1:3000"
     max_attempts: int = 4
     backoff_seconds: float = 1.0
@@ -241,11 +244,20 @@ class TicketSink(dg.ConfigurableResource):
         if self.kind == "jira":
             if not (self.jira_email and self.jira_api_token):
                 return SinkResult(ok=False, error="Jira is not fully configured")
-            url = (
+            issue = (
                 f"{str(self.jira_url).rstrip('/')}/rest/api/3/issue/"
-                f"{urllib.parse.quote(str(ticket['external_id']))}/comment"
+                f"{urllib.parse.quote(str(ticket['external_id']))}"
             )
-            return self._post(url, {"body": adf_document([line])}, self._jira_headers())
+            target = self.jira_transitions.get(status_event(ticket))
+            if target:
+                # First the move, which a retry finds done, then the comment, so a failed
+                # comment retried next run does not move the issue twice.
+                moved = self._jira_transition(issue, target)
+                if not moved.ok:
+                    return moved
+            return self._post(
+                f"{issue}/comment", {"body": adf_document([line])}, self._jira_headers()
+            )
         if self.kind == "webhook":
             event = status_event(ticket)
             key = f"licensing-ticket-{ticket['finding_id']}-{ticket['cycle']}-{event}"
@@ -258,19 +270,69 @@ class TicketSink(dg.ConfigurableResource):
             return self._post(str(self.webhook_url), body, {"Idempotency-Key": key})
         return SinkResult(ok=False, error="no external ticket system configured")
 
+    def _jira_transition(self, issue: str, target: str) -> SinkResult:
+        """Move the Jira issue by the transition named ``target``, or to the status of that
+        name; done already when the issue is in that status."""
+        wanted = target.casefold()
+        current, result = self._get(f"{issue}?fields=status")
+        if not result.ok:
+            return result
+        status = ((current.get("fields") or {}).get("status") or {}).get("name", "")
+        if str(status).casefold() == wanted:
+            return result
+        listing, result = self._get(f"{issue}/transitions")
+        if not result.ok:
+            return result
+        offered = [t for t in listing.get("transitions") or [] if isinstance(t, dict)]
+        match = next(
+            (
+                t
+                for t in offered
+                if str(t.get("name", "")).casefold() == wanted
+                or str((t.get("to") or {}).get("name", "")).casefold() == wanted
+            ),
+            None,
+        )
+        if match is None:
+            names = ", ".join(sorted(str(t.get("name")) for t in offered)) or "none"
+            return SinkResult(
+                ok=False,
+                error=f"Jira offers no transition to {target!r} from {status!r} (offers: {names})",
+            )
+        return self._post(
+            f"{issue}/transitions",
+            {"transition": {"id": str(match.get("id"))}},
+            self._jira_headers(),
+        )
+
+    def _get(self, url: str) -> tuple[dict[str, Any], SinkResult]:
+        result, payload = self._call("GET", url, None, self._jira_headers())
+        try:
+            document = json.loads(payload.decode("utf-8")) if payload.strip() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            document = {}
+        return (document if isinstance(document, dict) else {}), result
+
     def _jira_headers(self) -> dict[str, str]:
         credentials = f"{self.jira_email}:{self.jira_api_token}".encode()
         return {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
 
     def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> SinkResult:
-        data = json.dumps(body).encode("utf-8")
+        result, payload = self._call("POST", url, body, headers)
+        return _created(payload, result.attempts) if result.ok else result
+
+    def _call(
+        self, method: str, url: str, body: dict[str, Any] | None, headers: dict[str, str]
+    ) -> tuple[SinkResult, bytes]:
+        """One request with retries on transient failures; the result and the reply body."""
+        data = json.dumps(body).encode("utf-8") if body is not None else None
         error = "not attempted"
         attempts = max(self.max_attempts, 1)
         for attempt in range(1, attempts + 1):
             request = urllib.request.Request(
                 url,
                 data=data,
-                method="POST",
+                method=method,
                 headers={
                     "Content-Type": "application/json",
                     "Accept": "application/json",
@@ -281,13 +343,12 @@ class TicketSink(dg.ConfigurableResource):
             wait = self.backoff_seconds * 2 ** (attempt - 1)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-                    payload = response.read()
-                return _created(payload, attempt)
+                    return SinkResult(ok=True, attempts=attempt), response.read()
             except urllib.error.HTTPError as exc:
                 snippet = " ".join(exc.read().decode("utf-8", "replace").split())[:300]
                 error = f"HTTP {exc.code} from {_host(url)}" + (f": {snippet}" if snippet else "")
                 if exc.code not in RETRY_STATUSES:
-                    return SinkResult(ok=False, error=error, attempts=attempt)
+                    return SinkResult(ok=False, error=error, attempts=attempt), b""
                 retry_after = exc.headers.get("Retry-After", "") if exc.headers else ""
                 if str(retry_after).strip().isdigit():
                     wait = float(str(retry_after).strip())
@@ -296,7 +357,10 @@ class TicketSink(dg.ConfigurableResource):
                 error = f"cannot reach {_host(url)}: {reason}"
             if attempt < attempts:
                 time.sleep(min(wait, self.max_backoff_seconds))
-        return SinkResult(ok=False, error=f"{error} (after {attempts} attempts)", attempts=attempts)
+        failed = SinkResult(
+            ok=False, error=f"{error} (after {attempts} attempts)", attempts=attempts
+        )
+        return failed, b""
 
 
 def _created(payload: bytes, attempts: int) -> SinkResult:

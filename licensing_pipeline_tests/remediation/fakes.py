@@ -36,13 +36,19 @@ class _Server:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def _handle(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8")
                 try:
                     body: Any = json.loads(raw) if raw else None
                 except json.JSONDecodeError:
                     body = raw
-                request = Recorded("POST", self.path, dict(self.headers.items()), body)
+                request = Recorded(method, self.path, dict(self.headers.items()), body)
                 with owner._lock:
                     owner.requests.append(request)
                 reply = owner.respond(request)

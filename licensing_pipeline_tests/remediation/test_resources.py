@@ -8,7 +8,7 @@ import pytest
 from licensing_pipeline.remediation.resources import remediation_resources, slack_alerts
 from licensing_pipeline.remediation.sensors import alert_on_failed_asset_checks
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.settings import load_settings
+from licensing_pipeline.settings import SettingsError, load_settings
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
 from licensing_pipeline_tests.remediation.test_sensors import (
     checked_asset,
@@ -41,6 +41,21 @@ def test_bad_sla_days_are_a_clear_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LICENSING_SLA_WARNING_DAYS", "two weeks")
     with pytest.raises(ValueError, match="LICENSING_SLA_WARNING_DAYS must be a whole number"):
         load_settings()
+
+
+def test_jira_transitions_are_read_as_event_and_target_pairs(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LICENSING_JIRA_TRANSITIONS", "resolved=Done, reopened = To Do,")
+    transitions = load_settings().remediation.jira_transitions
+    assert transitions == {"resolved": "Done", "reopened": "To Do"}
+    assert remediation_resources(load_settings().remediation)["ticket_sink"].jira_transitions == (
+        transitions
+    )
+    for bad in ("closed=Done", "resolved", "resolved="):
+        monkeypatch.setenv("LICENSING_JIRA_TRANSITIONS", bad)
+        with pytest.raises(
+            SettingsError, match=r"LICENSING_JIRA_TRANSITIONS: .* \(e\.g\. resolved=Done\)"
+        ):
+            load_settings()
 
 
 def test_the_code_location_passes_secrets_as_env_vars(env: None):

@@ -126,3 +126,78 @@ def test_a_status_change_is_a_comment_on_the_jira_issue(fake_tickets: FakeTicket
         "Licensing pipeline: this ticket is now resolved (finding resolved)."
     )
     assert SECRET not in str(request.body)
+
+
+def resolved_ticket() -> dict:
+    return ticket(
+        status="resolved",
+        status_reason="finding resolved",
+        external_id="LIC-42",
+        sink_reported_status="open",
+    )
+
+
+def test_a_resolution_moves_the_jira_issue_by_the_configured_transition_then_comments(
+    fake_tickets: FakeTicketSystem,
+):
+    fake_tickets.script.extend(
+        [
+            Reply(200, {"key": "LIC-42", "fields": {"status": {"name": "In Progress"}}}),
+            Reply(
+                200,
+                {
+                    "transitions": [
+                        {"id": "11", "name": "Stop progress", "to": {"name": "To Do"}},
+                        {"id": "31", "name": "Close issue", "to": {"name": "Done"}},
+                    ]
+                },
+            ),
+            Reply(204, ""),
+            Reply(201, {"id": "10100"}),
+        ]
+    )
+    sink = jira(fake_tickets, jira_transitions={"resolved": "done"})  # status name, any case
+    assert sink.update(resolved_ticket()).ok
+    calls = [(r.method, r.path) for r in fake_tickets.requests]
+    assert calls == [
+        ("GET", "/rest/api/3/issue/LIC-42?fields=status"),
+        ("GET", "/rest/api/3/issue/LIC-42/transitions"),
+        ("POST", "/rest/api/3/issue/LIC-42/transitions"),
+        ("POST", "/rest/api/3/issue/LIC-42/comment"),
+    ]
+    assert fake_tickets.requests[2].body == {"transition": {"id": "31"}}
+    assert all(r.headers["Authorization"].startswith("Basic ") for r in fake_tickets.requests)
+
+
+def test_an_issue_already_moved_is_not_moved_again_on_a_retry(fake_tickets: FakeTicketSystem):
+    """The comment failed last time after the move: this time only the comment is sent."""
+    fake_tickets.script.extend(
+        [Reply(200, {"fields": {"status": {"name": "Done"}}}), Reply(201, {"id": "10101"})]
+    )
+    assert jira(fake_tickets, jira_transitions={"resolved": "Done"}).update(resolved_ticket()).ok
+    assert [r.path for r in fake_tickets.requests] == [
+        "/rest/api/3/issue/LIC-42?fields=status",
+        "/rest/api/3/issue/LIC-42/comment",
+    ]
+
+
+def test_a_transition_jira_does_not_offer_fails_the_update_with_what_it_offers(
+    fake_tickets: FakeTicketSystem,
+):
+    fake_tickets.script.extend(
+        [
+            Reply(200, {"fields": {"status": {"name": "Blocked"}}}),
+            Reply(200, {"transitions": [{"id": "41", "name": "Unblock"}]}),
+        ]
+    )
+    result = jira(fake_tickets, jira_transitions={"resolved": "Done"}).update(resolved_ticket())
+    assert not result.ok
+    assert result.error == "Jira offers no transition to 'Done' from 'Blocked' (offers: Unblock)"
+    assert [r.method for r in fake_tickets.requests] == ["GET", "GET"]  # no comment: retried
+
+
+def test_events_without_a_transition_only_comment(fake_tickets: FakeTicketSystem):
+    fake_tickets.default = Reply(201, {"id": "10102"})
+    sink = jira(fake_tickets, jira_transitions={"reopened": "To Do"})
+    assert sink.update(resolved_ticket()).ok
+    assert [r.path for r in fake_tickets.requests] == ["/rest/api/3/issue/LIC-42/comment"]
