@@ -51,8 +51,8 @@ lint: setup
 	$(BIN)/ruff format --check licensing_pipeline licensing_pipeline_tests scripts
 	$(BIN)/mypy licensing_pipeline
 
-# Two workers, each taking whole test files (a file's module fixtures, such as one demo run
-# shared by its tests, then run once): 12.8 min instead of 21.8 on this 2-core machine.
+# Two workers, each taking whole test files, so a file's module fixtures (such as one demo run
+# shared by its tests) still run once. Timings: README, "The two commands".
 PYTEST_WORKERS ?= 2
 test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile

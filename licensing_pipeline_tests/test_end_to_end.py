@@ -164,7 +164,7 @@ def test_a_second_run_keeps_every_finding_id_and_first_detection(
     second_run: tuple[int, pd.DataFrame], first_run: pd.DataFrame
 ):
     code, second = second_run
-    assert code in (0, cli.EXIT_FINDINGS_AT_OR_ABOVE)  # the job succeeded
+    assert code == cli.EXIT_FINDINGS_AT_OR_ABOVE  # given only after the job succeeded
     before = first_run.set_index("finding_id")
     after = second.set_index("finding_id")
     assert set(after.index) == set(before.index)
