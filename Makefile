@@ -16,7 +16,7 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 
 DBT_SOURCES := $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v -e target/ -e logs/)
 
-.PHONY: setup demo demo-postgres test lint dev run bench bench-postgres clean
+.PHONY: setup demo demo-postgres test lint dev run bench bench-postgres backtest clean
 
 setup: $(VENV)/.installed dbt_project/target/manifest.json
 
@@ -64,6 +64,10 @@ dev: setup
 
 bench: setup
 	$(BIN)/python scripts/benchmark.py
+
+# The anomaly rule's labelled backtest (README, "The anomaly rule").
+backtest: setup
+	$(BIN)/python scripts/anomaly_backtest.py
 
 bench-postgres: setup
 	$(BIN)/python scripts/benchmark_postgres.py

@@ -1,26 +1,37 @@
-"""Usage anomalies: a day's usage far outside the tenant's own recent baseline.
+"""Usage anomalies: episodes of usage far outside the tenant's own recent level, judged by a rule
+that fits the kind of series.
 
-Per (tenant, metric) the daily series runs from the tenant's first usage day to as-of.
-A day without events counts as zero for flows (COUNT, SUM, UNIQUE_COUNT) and carries the
-last reported level for gauges (MAX, LATEST: storage reported every few days is not a
-string of zeros and spikes); the baseline b is the median of the previous ``baseline_days`` days, once at least
-``min_history_days`` prior days exist. A day x is anomalous when
+Per (tenant, metric) the daily series runs from the metric's first day of use to as-of; flows
+(COUNT, UNIQUE_COUNT, SUM) count a day without events as zero, gauges (MAX, LATEST) carry the
+last reported level. Each series is cut into *regimes*: it starts one, every change of the
+tenant's entitlement starts one (the baseline re-anchors on what the new contract brings), and
+for gauges every level shift starts one. Only days inside a regime form a day's baseline.
 
-* x >= ratio × max(b, 1), and
-* x − b >= noise_sigmas × sqrt(max(b, 1)) (Poisson standard deviations), and
-* 2·(sqrt(x + 3/8) − sqrt(b + 3/8)) >= noise_sigmas — the same distance on the
-  variance-stabilised (Anscombe) scale of a Poisson count.
+* **Counts** (COUNT, UNIQUE_COUNT): the baseline is the median of the previous
+  ``baseline_days`` days, or of the same weekday over the previous ``seasonal_weeks`` weeks once
+  the regime is that old. A day is anomalous when it is at least ``ratio`` times the baseline,
+  ``noise_sigmas`` apart on the variance-stabilised (Anscombe) scale of a Poisson count, and
+  above ``novelty`` times the 90th percentile of the whole window (a Saturday as busy as an
+  ordinary Tuesday is not news, however quiet Saturdays are).
+* **Sums** (SUM): activity and size are judged apart against the previous *active* days (days
+  with events), once ``min_active_days`` of them exist: an anomalous day has far more events
+  (the count tests above, on the number of events, never on the summed value) *and* a far
+  larger quantity; or, with ordinary activity, a quantity ``2 × ratio`` times the usual active
+  day and twice the largest one seen. One more ordinary export is not news.
+* **Gauges** (MAX, LATEST): a level shift is a day at least ``ratio`` times the regime's
+  baseline; it is one finding, and the baseline re-anchors on the new level from that day.
 
-The third test is the second one made honest for small counts: there the normal
-approximation of the Poisson tail is far too thin, and the median of a few weeks of
-counts averaging 1 or 2 a day is often 1, which lets a day of 7 pass the first two tests
-with a false-alarm rate near 1 in 200. For larger baselines the ratio test is the
-binding one, so the extra test changes nothing there.
+Consecutive anomalous days of one tenant and metric are one *episode*: it opens on a day that
+passes the tests, goes on while days pass them at half the thresholds, and ends after
+``episode_gap_days`` + 1 days in a row that do not. Its period is the first day, so an ongoing
+episode keeps its finding id night after night. An episode that opens within
+``explained_days`` of a change of the tenant's entitlement (upgrade, add-on, override, a new or
+ended contract) is expected, not news: it is suppressed and reported in the asset's metadata.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from datetime import date
 
 import duckdb
@@ -35,62 +46,269 @@ from licensing_pipeline.compliance.common import (
     require,
     text_series,
 )
-from licensing_pipeline.compliance.entitlements import enforcement_for
+from licensing_pipeline.compliance.entitlements import enforcement_for, entitlement_changes
 from licensing_pipeline.policy.bundle import AnomalyRule
 
 CHECKS = ("usage_anomaly",)
 
-_SQL = """
+# The catalog's aggregation decides the rule; an unknown metric is judged as a count.
+KINDS = {"COUNT": "count", "UNIQUE_COUNT": "count", "SUM": "sum", "MAX": "gauge", "LATEST": "gauge"}
+
+# Gauges: a series can shift several times; each pass finds the next shift of every series.
+_MAX_SHIFT_PASSES = 50
+
+EPISODES: dict[str, str] = {
+    "tenant_id": "string",
+    "metric": "string",
+    "kind": "string",
+    "start": "datetime64[ns]",
+    "end": "datetime64[ns]",
+    "days": "object",  # list of the episode's anomalous days, ISO text
+    "peak_day": "datetime64[ns]",
+    "peak": "float64",
+    "peak_events": "float64",
+    "expected": "float64",
+    "usual_low": "float64",
+    "usual_high": "float64",
+    "usual_events_low": "float64",
+    "usual_events_high": "float64",
+    "previous": "float64",
+    "seasonal": "bool",
+    "suppressed_by": "string",  # <NA>, or why the episode is expected
+}
+
+_SERIES = """
+CREATE TEMP TABLE daily AS
 WITH usage AS (
-    SELECT tenant_id, metric, usage_date, sum(quantity) AS quantity
-    FROM usage_in WHERE usage_date <= $as_of GROUP BY ALL
+    SELECT u.tenant_id, u.metric, u.usage_date AS day,
+           sum(u.quantity) AS q, sum(u.events) AS n,
+           coalesce(any_value(k.kind), 'count') AS kind
+    FROM usage_in u LEFT JOIN kinds_in k USING (metric)
+    WHERE u.usage_date <= $as_of
+    GROUP BY ALL
 ),
-first_day AS (
-    SELECT tenant_id, min(usage_date) AS first_day
-    FROM (
-        SELECT tenant_id, usage_date FROM usage
-        UNION ALL
-        SELECT tenant_id, usage_date FROM activity_in WHERE usage_date <= $as_of
-    )
-    GROUP BY tenant_id
+spans AS (
+    SELECT tenant_id, metric, kind, min(day) AS first_day
+    FROM usage
+    WHERE n > 0 AND (kind <> 'gauge' OR q > 0)
+    GROUP BY ALL
 ),
 series AS (
-    SELECT s.tenant_id, s.metric,
-           unnest(generate_series(f.first_day, $as_of::TIMESTAMP, INTERVAL 1 DAY))::DATE
-               AS usage_date
-    FROM (SELECT DISTINCT tenant_id, metric FROM usage) s
-    JOIN first_day f USING (tenant_id)
-),
-filled AS (
-    SELECT s.tenant_id, s.metric, s.usage_date,
-           CASE WHEN list_contains($gauges, s.metric)
-                THEN coalesce(last_value(u.quantity IGNORE NULLS) OVER carried, 0)
-                ELSE coalesce(u.quantity, 0)
-           END AS x
-    FROM series s LEFT JOIN usage u USING (tenant_id, metric, usage_date)
-    WINDOW carried AS (PARTITION BY s.tenant_id, s.metric ORDER BY s.usage_date
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-scored AS (
-    SELECT *,
-           median(x) OVER previous AS b,
-           row_number() OVER days - 1 AS prior_days
-    FROM filled
-    WINDOW days AS (PARTITION BY tenant_id, metric ORDER BY usage_date),
-           previous AS (PARTITION BY tenant_id, metric ORDER BY usage_date
-                        ROWS BETWEEN $baseline_days PRECEDING AND 1 PRECEDING)
+    SELECT tenant_id, metric, kind,
+           unnest(generate_series(first_day, $as_of::TIMESTAMP, INTERVAL 1 DAY))::DATE AS day
+    FROM spans
 )
-SELECT tenant_id, metric, usage_date, x, b
-FROM scored
-WHERE prior_days >= $min_history_days
-  AND x >= $ratio * greatest(b, 1)
-  AND x - b >= $noise_sigmas * sqrt(greatest(b, 1))
-  AND (NOT $poisson_guard OR 2 * (sqrt(x + 0.375) - sqrt(b + 0.375)) >= $noise_sigmas)
-ORDER BY tenant_id, metric, usage_date
+SELECT s.tenant_id, s.metric, s.kind, s.day,
+       CASE WHEN s.kind = 'gauge'
+            THEN coalesce(last_value(CASE WHEN u.n > 0 THEN u.q END IGNORE NULLS) OVER carried, 0)
+            ELSE coalesce(u.q, 0)
+       END AS x,
+       coalesce(u.n, 0) AS n
+FROM series s LEFT JOIN usage u USING (tenant_id, metric, day)
+WINDOW carried AS (PARTITION BY s.tenant_id, s.metric ORDER BY s.day
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+"""
+
+_STARTS = """
+CREATE TEMP TABLE starts AS
+SELECT tenant_id, metric, min(day) AS day, 'start' AS why FROM daily GROUP BY ALL
+"""
+
+# Every day with its regime and the statistics of the days before it in that regime.
+_SCORED = """
+WITH regimed AS (
+    SELECT d.*, s.day AS regime, s.why,
+           row_number() OVER (PARTITION BY d.tenant_id, d.metric, s.day ORDER BY d.day) - 1
+               AS prior,
+           dayofweek(d.day) AS dow
+    FROM daily d
+    ASOF JOIN starts s
+        ON d.tenant_id = s.tenant_id AND d.metric = s.metric AND d.day >= s.day
+    WHERE d.kind IN (SELECT unnest($kinds))
+),
+windowed AS (
+    SELECT *,
+           median(x) OVER w AS b,
+           quantile_cont(x, 0.25) OVER w AS lo,
+           quantile_cont(x, 0.75) OVER w AS hi,
+           quantile_cont(x, 0.9) OVER w AS top,
+           1.4826 * mad(ln(x + 1)) OVER w AS spread,
+           count(*) OVER wd AS dow_n,
+           median(x) OVER wd AS bd,
+           quantile_cont(x, 0.25) OVER wd AS lod,
+           quantile_cont(x, 0.75) OVER wd AS hid,
+           quantile_cont(x, 0.25) OVER wall AS lo_all,
+           quantile_cont(x, 0.75) OVER wall AS hi_all,
+           lag(x) OVER (PARTITION BY tenant_id, metric ORDER BY day) AS before
+    FROM regimed
+    WINDOW w AS (PARTITION BY tenant_id, metric, regime ORDER BY day
+                 ROWS BETWEEN $baseline_days PRECEDING AND 1 PRECEDING),
+           wd AS (PARTITION BY tenant_id, metric, regime, dow ORDER BY day
+                  ROWS BETWEEN $seasonal_weeks PRECEDING AND 1 PRECEDING),
+           wall AS (PARTITION BY tenant_id, metric ORDER BY day
+                    ROWS BETWEEN $baseline_days PRECEDING AND 1 PRECEDING)
+),
+active AS (
+    SELECT tenant_id, metric, day,
+           count(*) OVER wa AS a_days,
+           median(x) OVER wa AS a_x,
+           quantile_cont(x, 0.25) OVER wa AS a_lo,
+           quantile_cont(x, 0.75) OVER wa AS a_hi,
+           max(x) OVER wa AS a_max,
+           median(n) OVER wa AS a_n,
+           quantile_cont(n, 0.25) OVER wa AS a_nlo,
+           quantile_cont(n, 0.75) OVER wa AS a_nhi,
+           quantile_cont(n, 0.9) OVER wa AS a_ntop,
+           1.4826 * mad(ln(n + 1)) OVER wa AS a_spread
+    FROM regimed
+    WHERE kind = 'sum' AND n > 0
+    WINDOW wa AS (PARTITION BY tenant_id, metric, regime ORDER BY day
+                  ROWS BETWEEN $baseline_days PRECEDING AND 1 PRECEDING)
+)
+SELECT w.*, a.* EXCLUDE (tenant_id, metric, day),
+       prior >= CASE WHEN why = 'start' THEN $min_history_days ELSE 1 END AS judged,
+       $seasonal_weeks > 0 AND dow_n >= least($seasonal_weeks, 4) AS seasonal,
+       CASE WHEN $seasonal_weeks > 0 AND dow_n >= least($seasonal_weeks, 4) THEN bd ELSE b END
+           AS ref
+FROM windowed w LEFT JOIN active a USING (tenant_id, metric, day)
 """
 
 
-def _daily(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+def _count_test(value: str, base: str, ratio: str, sigmas: str) -> str:
+    """SQL: ``value`` is ``ratio`` times ``base`` and ``sigmas`` apart on the Anscombe scale."""
+    return (
+        f"({value} >= {ratio} * greatest({base}, 1) AND "
+        f"2 * (sqrt({value} + 0.375) - sqrt(greatest({base}, 0) + 0.375)) >= {sigmas})"
+    )
+
+
+def _flags(rule: AnomalyRule, *, shifts_found: bool = True) -> tuple[str, str]:
+    """SQL for (opens an episode, continues one), per kind. Once ``_find_shifts`` has run, a
+    gauge's episode is the first day of each regime it started."""
+    r, s, half_r, half_s = rule.ratio, rule.noise_sigmas, rule.ratio / 2, rule.noise_sigmas / 2
+    count_open = (
+        f"{_count_test('x', 'ref', str(r), str(s))} AND x >= {rule.novelty} * top "
+        f"AND ln((x + 1) / (greatest(ref, 0) + 1)) >= {rule.spread_sigmas} * greatest(spread, 0.1)"
+    )
+    count_go_on = _count_test("x", "ref", str(half_r), str(half_s))
+    sums_active = f"n > 0 AND a_days >= {rule.min_active_days}"
+    sum_open = (
+        f"{sums_active} AND {_count_test('n', 'a_n', str(r), str(s))} "
+        f"AND ln((n + 1) / (greatest(a_n, 0) + 1)) >= {rule.spread_sigmas} * greatest(a_spread, 0.1) "
+        f"AND n >= {rule.novelty} * a_ntop AND x >= {r} * a_x"
+    )
+    sum_go_on = (
+        f"{sums_active} AND {_count_test('n', 'a_n', str(half_r), str(half_s))} "
+        f"AND x >= {half_r} * a_x"
+    )
+    gauge_shift = (
+        "(why = 'shift' AND day = regime)" if shifts_found else f"x >= {r} * greatest(b, 1)"
+    )
+    opens = (
+        f"CASE kind WHEN 'count' THEN judged AND {count_open} "
+        f"WHEN 'sum' THEN judged AND {sum_open} "
+        f"ELSE {gauge_shift} END"
+    )
+    goes_on = (
+        f"CASE kind WHEN 'count' THEN judged AND {count_go_on} "
+        f"WHEN 'sum' THEN judged AND {sum_go_on} "
+        f"ELSE {gauge_shift} END"
+    )
+    return opens, goes_on
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping) -> duckdb.DuckDBPyConnection:
+    """Execute with the parameters the statement names (DuckDB refuses any other)."""
+    return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+
+
+def _find_shifts(con: duckdb.DuckDBPyConnection, rule: AnomalyRule, params: dict) -> None:
+    """Add every gauge's level shifts to ``starts``, earliest first, so each re-anchors the
+    baseline the next one is judged against."""
+    opens, _ = _flags(rule, shifts_found=False)
+    for _ in range(_MAX_SHIFT_PASSES):
+        added = _run(
+            con,
+            f"""
+            INSERT INTO starts
+            SELECT tenant_id, metric, min(day), 'shift'
+            FROM ({_SCORED})
+            WHERE judged AND {opens} AND day > regime
+            GROUP BY ALL
+            RETURNING 1
+            """,
+            {**params, "kinds": ["gauge"]},
+        ).fetchall()
+        if not added:
+            return
+
+
+_EPISODES = """
+WITH scored AS ({scored}),
+flagged AS (
+    SELECT *, {opens} AS opens, {goes_on} AS goes_on FROM scored
+),
+runs AS (
+    SELECT *,
+           sum(CASE WHEN gap > $episode_gap_days THEN 1 ELSE 0 END)
+               OVER (PARTITION BY tenant_id, metric ORDER BY day) AS run
+    FROM (
+        SELECT *, coalesce(datediff('day', lag(day) OVER (PARTITION BY tenant_id, metric
+                                                          ORDER BY day), day) - 1, 1e9) AS gap
+        FROM flagged WHERE goes_on OR opens
+    )
+),
+opened AS (
+    SELECT *, min(CASE WHEN opens THEN day END)
+                  OVER (PARTITION BY tenant_id, metric, run) AS start
+    FROM runs
+),
+episode_days AS (SELECT * FROM opened WHERE start IS NOT NULL AND day >= start)
+SELECT e.tenant_id, e.metric, any_value(e.kind) AS kind, e.start,
+       max(e.day) AS "end",
+       list(strftime(e.day, '%Y-%m-%d') ORDER BY e.day) AS days,
+       arg_max(e.day, e.x) AS peak_day,
+       max(e.x) AS peak,
+       arg_max(e.n, e.x) AS peak_events,
+       any_value(CASE WHEN e.day = e.start THEN
+           CASE WHEN e.kind = 'sum' THEN e.a_x WHEN e.kind = 'gauge' THEN e.before ELSE e.ref END
+       END) AS expected,
+       any_value(CASE WHEN e.day = e.start THEN
+           CASE WHEN e.kind = 'sum' THEN e.a_lo WHEN e.kind = 'gauge' THEN e.lo_all
+                WHEN e.seasonal THEN e.lod ELSE e.lo END
+       END) AS usual_low,
+       any_value(CASE WHEN e.day = e.start THEN
+           CASE WHEN e.kind = 'sum' THEN e.a_hi WHEN e.kind = 'gauge' THEN e.hi_all
+                WHEN e.seasonal THEN e.hid ELSE e.hi END
+       END) AS usual_high,
+       any_value(CASE WHEN e.day = e.start THEN e.a_nlo END) AS usual_events_low,
+       any_value(CASE WHEN e.day = e.start THEN e.a_nhi END) AS usual_events_high,
+       any_value(CASE WHEN e.day = e.start THEN e.before END) AS previous,
+       bool_or(e.day = e.start AND e.seasonal AND e.kind = 'count') AS seasonal,
+       (SELECT median(d.x) FROM daily d
+        WHERE d.tenant_id = e.tenant_id AND d.metric = e.metric
+          AND d.day > e.start AND d.day <= e.start + $explained_days::INTEGER) AS level_after,
+       (SELECT 'entitlement change on ' || strftime(min(c.day), '%Y-%m-%d')
+        FROM changes_in c
+        WHERE c.tenant_id = e.tenant_id
+          AND abs(datediff('day', c.day, e.start)) <= $explained_days) AS change
+FROM episode_days e
+GROUP BY e.tenant_id, e.metric, e.start
+ORDER BY e.tenant_id, e.metric, e.start
+"""
+
+# A change explains an episode only when the level it brought stays: the median of the days
+# after the start is still at half the ratio (a one-day spike next to an upgrade is news).
+_EXPLAINED = """
+SELECT * EXCLUDE (level_after, change),
+       CASE WHEN change IS NOT NULL
+             AND coalesce(level_after >= $half_ratio * greatest(expected, 0), TRUE)
+            THEN change END AS suppressed_by
+FROM found
+"""
+
+
+def _frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     frame = require(frame, list(columns))
     out = pd.DataFrame(
         {
@@ -98,77 +316,170 @@ def _daily(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
             if kind == "text"
             else day_series(frame[name]).dt.date
             if kind == "day"
-            else number_series(frame[name]).fillna(0.0)
+            else number_series(frame[name])
             for name, kind in columns.items()
         }
     )
-    return out.dropna().astype({n: object for n, k in columns.items() if k == "text"})
+    texts = [n for n, k in columns.items() if k == "text"]
+    days = [n for n, k in columns.items() if k == "day"]
+    return out.dropna(subset=texts + days).astype({n: object for n in texts})
 
 
-def _explain(metric: str, day: str, x: float, b: float, baseline_days: int) -> str:
-    usual = (
-        f"your typical daily usage of {fmt_number(b)} (median of the previous {baseline_days} days)"
+def anomaly_episodes(
+    usage_daily: pd.DataFrame,
+    as_of: date,
+    rule: AnomalyRule | None = None,
+    *,
+    aggregations: Mapping[str, str] | None = None,
+    changes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Every anomaly episode up to as-of (EPISODES columns), suppressed ones included.
+
+    ``usage_daily`` has tenant_id, metric, usage_date, quantity and events; ``aggregations``
+    maps each metric to its catalog aggregation; ``changes`` (tenant_id, changed_on) lists the
+    days a tenant's entitlement changed. The windows run in an in-memory DuckDB over the daily
+    aggregates, never over events.
+    """
+    rule = rule or AnomalyRule()
+    usage = _frame(
+        usage_daily,
+        {
+            "tenant_id": "text",
+            "metric": "text",
+            "usage_date": "day",
+            "quantity": "number",
+            "events": "number",
+        },
     )
-    if b >= 1:
-        return f"{metric} usage of {fmt_number(x)} on {day} is {x / b:,.1f} times {usual}."
-    return f"{metric} usage of {fmt_number(x)} on {day} is far above {usual}."
+    # Without an event count, a day with usage is one event.
+    usage["events"] = usage["events"].fillna((usage["quantity"].fillna(0) != 0).astype(float))
+    usage["quantity"] = usage["quantity"].fillna(0.0)
+    kinds = pd.DataFrame(
+        [
+            (metric, KINDS.get(str(aggregation).upper(), "count"))
+            for metric, aggregation in (aggregations or {}).items()
+        ],
+        columns=["metric", "kind"],
+        dtype=object,
+    )
+    days_changed = _frame(
+        changes if changes is not None else pd.DataFrame(), {"tenant_id": "text", "day": "day"}
+    ).drop_duplicates()
+    params = {
+        "as_of": as_day(as_of).date(),
+        "baseline_days": int(rule.baseline_days),
+        "seasonal_weeks": int(rule.seasonal_weeks),
+        "min_history_days": int(rule.min_history_days),
+    }
+    con = duckdb.connect()
+    try:
+        con.register("usage_in", usage)
+        con.register("kinds_in", kinds)
+        con.register("changes_in", days_changed)
+        _run(con, _SERIES, params)
+        _run(con, _STARTS, params)
+        _find_shifts(con, rule, params)
+        opens, goes_on = _flags(rule)
+        params |= {
+            "kinds": ["count", "sum", "gauge"],
+            "episode_gap_days": int(rule.episode_gap_days),
+            "explained_days": int(rule.explained_days),
+            "half_ratio": rule.ratio / 2,
+        }
+        episodes = _EPISODES.format(scored=_SCORED, opens=opens, goes_on=goes_on)
+        _run(con, f"CREATE TEMP TABLE found AS {episodes}", params)
+        found = _run(con, _EXPLAINED, params).df()
+    finally:
+        con.close()
+    for column in ("start", "end", "peak_day"):
+        found[column] = day_series(found[column])
+    found["days"] = found["days"].map(list)
+    return found.astype(EPISODES)[list(EPISODES)]
+
+
+_WEEKDAYS = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", "Saturdays", "Sundays")
+
+
+def _range(low: float, high: float) -> str:
+    if pd.isna(low) or pd.isna(high) or fmt_number(low) == fmt_number(high):
+        return fmt_number(high if pd.notna(high) else low if pd.notna(low) else 0.0)
+    return f"{fmt_number(low)}–{fmt_number(high)}"
+
+
+def explain(episode: Mapping, rule: AnomalyRule) -> str:
+    """What was expected and what was seen, in plain words."""
+    metric, kind = episode["metric"], episode["kind"]
+    start, peak_day = episode["start"], episode["peak_day"]
+    on = f"on {peak_day:%Y-%m-%d}"
+    if kind == "gauge":
+        seen = (
+            f"{metric} rose to {fmt_number(episode['peak'])} {on}, from "
+            f"{fmt_number(episode['expected'])} the day before "
+            f"({_range(episode['usual_low'], episode['usual_high'])} over the previous "
+            f"{rule.baseline_days} days)"
+        )
+    elif kind == "sum":
+        seen = (
+            f"{metric} of {fmt_number(episode['peak'])} in {fmt_number(episode['peak_events'])} "
+            f"event(s) {on} against a usual {_range(episode['usual_low'], episode['usual_high'])} "
+            f"in {_range(episode['usual_events_low'], episode['usual_events_high'])} event(s) "
+            "on the days with any"
+        )
+    else:
+        when = (
+            f"on {_WEEKDAYS[start.weekday()]}" if episode["seasonal"] else "a day"
+        )  # seasonal baselines are per weekday of the first day
+        seen = (
+            f"{fmt_number(episode['peak'])} {metric} {on} against a usual "
+            f"{_range(episode['usual_low'], episode['usual_high'])} {when}"
+        )
+    days = list(episode["days"])
+    if len(days) > 1:
+        return f"{seen}; anomalous on {len(days)} days from {days[0]}: {', '.join(days)}."
+    return f"{seen}."
+
+
+def anomaly_results(
+    episodes: pd.DataFrame, rule: AnomalyRule, entitlements: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One usage_anomaly result per episode that no entitlement change explains."""
+    found = episodes[episodes["suppressed_by"].isna()].reset_index(drop=True)
+    if found.empty:
+        return check_results(found)
+    out = pd.DataFrame(
+        {
+            "tenant_id": found["tenant_id"],
+            "check": "usage_anomaly",
+            "subject": found["metric"],
+            "period": found["start"].dt.strftime("%Y-%m-%d"),
+            "observed": found["peak"].astype(float),
+            "allowed": found["expected"].astype(float),
+            "details": [explain(row, rule) for row in found.to_dict("records")],
+        }
+    )
+    if entitlements is not None:
+        months = out.assign(period=found["start"].dt.strftime("%Y-%m"))
+        out["enforcement"] = enforcement_for(entitlements, months)
+    return check_results(out)
 
 
 def usage_anomalies(
     usage_daily: pd.DataFrame,
-    activity: pd.DataFrame,
     as_of: date,
     rule: AnomalyRule | None = None,
+    *,
+    aggregations: Mapping[str, str] | None = None,
+    contracts: pd.DataFrame | None = None,
     entitlements: pd.DataFrame | None = None,
-    poisson_guard: bool = True,
-    gauges: Collection[str] = (),
-) -> pd.DataFrame:
-    """usage_anomaly per (tenant, metric, day); period is the day 'YYYY-MM-DD'.
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(usage_anomaly results, every episode): what the nightly asset and the backtest run.
 
-    ``activity`` (tenant_activity_daily) fixes each tenant's first usage day, so a metric
-    a tenant starts using late is measured against the zeros before it. ``entitlements``
-    only supplies the contract's enforcement; ``gauges`` names the metrics whose daily value is
-    a level (MAX, LATEST) rather than a flow. The window runs in an in-memory DuckDB
-    over the daily aggregates, never over events. ``poisson_guard=False`` drops the
-    variance-stabilised test (the first two tests alone, as the policy file words them).
+    The entitlement changes that explain a shift come from ``contracts``; a result's period is
+    its episode's first day 'YYYY-MM-DD'.
     """
     rule = rule or AnomalyRule()
-    usage = _daily(
-        usage_daily,
-        {"tenant_id": "text", "metric": "text", "usage_date": "day", "quantity": "number"},
+    changes = entitlement_changes(contracts) if contracts is not None else None
+    episodes = anomaly_episodes(
+        usage_daily, as_of, rule, aggregations=aggregations, changes=changes
     )
-    days = _daily(activity, {"tenant_id": "text", "usage_date": "day"})
-    con = duckdb.connect()
-    try:
-        con.register("usage_in", usage)
-        con.register("activity_in", days)
-        found = con.execute(
-            _SQL,
-            {
-                "as_of": as_day(as_of).date(),
-                "ratio": float(rule.ratio),
-                "noise_sigmas": float(rule.noise_sigmas),
-                "baseline_days": int(rule.baseline_days),
-                "min_history_days": int(rule.min_history_days),
-                "poisson_guard": bool(poisson_guard),
-                "gauges": sorted(gauges),
-            },
-        ).df()
-    finally:
-        con.close()
-    if found.empty:
-        return check_results(found)
-    stamps = day_series(found["usage_date"])
-    found["check"] = "usage_anomaly"
-    found["subject"] = found["metric"]
-    found["period"] = stamps.dt.strftime("%Y-%m-%d")
-    found["observed"] = found["x"].astype(float)
-    found["allowed"] = found["b"].astype(float)
-    if entitlements is not None:
-        months = found.assign(period=stamps.dt.strftime("%Y-%m"))
-        found["enforcement"] = enforcement_for(entitlements, months)
-    found["details"] = [
-        _explain(metric, day, x, b, rule.baseline_days)
-        for metric, day, x, b in found[["metric", "period", "x", "b"]].itertuples(index=False)
-    ]
-    return check_results(found)
+    return anomaly_results(episodes, rule, entitlements), episodes

@@ -213,7 +213,11 @@ def billing_reconciliation(
 @dg.asset(
     group_name=GROUP,
     kinds={"duckdb"},
-    description="usage_anomaly: a day's usage far outside the tenant's own recent baseline.",
+    description=(
+        "usage_anomaly: episodes of usage far outside the tenant's own recent level, by a rule "
+        "per kind of metric (counts, sums, gauges); shifts an entitlement change explains are "
+        "suppressed and listed in the metadata."
+    ),
 )
 def usage_anomalies(
     context: dg.AssetExecutionContext,
@@ -221,16 +225,29 @@ def usage_anomalies(
     policy: PolicyResource,
     catalog: pd.DataFrame,
     usage_daily: pd.DataFrame,
-    tenant_activity_daily: pd.DataFrame,
+    contracts: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
 ) -> pd.DataFrame:
-    results = anomalies.usage_anomalies(
+    results, episodes = anomalies.usage_anomalies(
         usage_daily,
-        tenant_activity_daily,
         run_settings.as_of_date(),
         policy.load().anomaly,
+        aggregations=Catalog.from_frame(catalog).aggregations(),
+        contracts=contracts,
         entitlements=effective_entitlements,
-        gauges=Catalog.from_frame(catalog).gauge_metrics(),
+    )
+    suppressed = episodes[episodes["suppressed_by"].notna()]
+    context.add_output_metadata(
+        {
+            "suppressed": dg.MetadataValue.int(len(suppressed)),
+            "suppressed_episodes": dg.MetadataValue.md(
+                suppressed[["tenant_id", "metric", "start", "peak", "suppressed_by"]]
+                .assign(start=suppressed["start"].dt.strftime("%Y-%m-%d"))
+                .to_markdown(index=False)
+                if len(suppressed)
+                else "_none_"
+            ),
+        }
     )
     return _describe(context, results, anomalies.CHECKS)
 

@@ -279,3 +279,59 @@ def resolve_entitlements(
     out["segment"] = out["tenant_id"].map(tenants.set_index("tenant_id")["segment"])
     out = out.sort_values(["tenant_id", "period"], kind="stable")
     return conform(out, EFFECTIVE_ENTITLEMENTS)
+
+
+def _terms_on(contracts: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
+    """The terms in force on each (tenant_id, day) of ``days``, chosen as resolution chooses."""
+    candidates = days.merge(contracts, on="tenant_id", how="inner")
+    in_force = (candidates["start_date"] <= candidates["day"]) & (
+        candidates["end_date"].isna() | (candidates["end_date"] >= candidates["day"])
+    )
+    chosen = (
+        candidates[in_force]
+        .assign(_inactive=lambda f: f["status"] != "active")
+        .sort_values(
+            ["tenant_id", "day", "_inactive", "start_date", "contract_id"],
+            ascending=[True, True, True, False, True],
+            kind="stable",
+        )
+        .drop_duplicates(["tenant_id", "day"], keep="first")
+    )
+    terms = ["status", "plan", "addons", "quota_overrides"]
+    out = days.merge(chosen[["tenant_id", "day", *terms]], on=["tenant_id", "day"], how="left")
+    out["addons"] = out["addons"].map(lambda a: ";".join(sorted(_split_addons(a))))
+    out["quota_overrides"] = out["quota_overrides"].map(
+        lambda text: json.dumps(_json(text) or {}, sort_keys=True)
+    )
+    return out[terms].astype("string").fillna("")
+
+
+def entitlement_changes(contracts: pd.DataFrame) -> pd.DataFrame:
+    """The days a tenant's entitlement changed: tenant_id, day, before, after.
+
+    A contract starting or ending is a change only when the terms in force (status, plan,
+    add-ons, overrides) differ from the day before: a renewal on the same terms is none.
+    """
+    frame = _normalise_contracts(contracts)
+    ends = frame.dropna(subset=["end_date"])
+    days = (
+        pd.concat(
+            [
+                frame[["tenant_id", "start_date"]].rename(columns={"start_date": "day"}),
+                ends[["tenant_id"]].assign(day=ends["end_date"] + pd.Timedelta(days=1)),
+            ],
+            ignore_index=True,
+        )
+        .drop_duplicates()
+        .sort_values(["tenant_id", "day"], ignore_index=True)
+    )
+    after = _terms_on(frame, days)
+    before = _terms_on(frame, days.assign(day=days["day"] - pd.Timedelta(days=1)))
+    changed = (after != before).any(axis=1).to_numpy()
+
+    def label(terms: pd.DataFrame) -> pd.Series:
+        text = terms["status"] + " " + terms["plan"] + " " + terms["addons"]
+        return text.str.strip().replace("", "no contract")
+
+    out = days.assign(before=label(before), after=label(after))[changed]
+    return out.reset_index(drop=True)

@@ -74,6 +74,10 @@ class Catalog:
         """Metrics whose daily value is a level (MAX, LATEST), not a flow of events."""
         return [m.name for m in self.metrics.values() if m.aggregation in GAUGE_AGGREGATIONS]
 
+    def aggregations(self) -> dict[str, str]:
+        """metric -> its aggregation, which decides how the anomaly rule reads its series."""
+        return {m.name: m.aggregation for m in self.metrics.values()}
+
     def to_frame(self) -> pd.DataFrame:
         """One row per catalog item, so the warehouse (and dbt) can read the catalog as a table."""
         rows: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ It works on small per-tenant aggregates; event-scale work is one pass of pandas 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -29,10 +29,8 @@ class Thresholds:
 
     near_limit_ratio: float = 0.8
     billing_tolerance: float = 0.01
-    anomaly_ratio: float = 5.0
-    noise_sigmas: float = 6.0
     baseline_days: int = 28
-    min_history_days: int = 14
+    seasonal_weeks: int = 8
 
 
 @dataclass(frozen=True)
@@ -244,34 +242,39 @@ def _months_between(first: date, last: date) -> list[str]:
 
 
 def _anomalies(
-    usage: UsageAggregates, as_of: date, t: Thresholds, gauges: Collection[str]
+    usage: UsageAggregates, as_of: date, t: Thresholds, seeded: Iterable[tuple[str, str, date]]
 ) -> list[dict[str, Any]]:
+    """The seeded anomalies (count metrics), each measured against the usual level of its
+    weekday: the median of the same weekday over the previous weeks once four exist, else of
+    the previous days. Clean traffic is planned never to look anomalous, so nothing else is."""
     rows: list[dict[str, Any]] = []
-    if usage.daily.empty:
-        return rows
-    first_day = usage.activity_daily.groupby("tenant_id")["usage_date"].min()
-    for (tenant, metric), group in usage.daily.groupby(["tenant_id", "metric"], sort=True):
-        days = pd.date_range(first_day[tenant], as_of, freq="D")
-        daily = group.set_index(pd.to_datetime(group["usage_date"]))["quantity"].reindex(days)
-        if metric in gauges:
-            daily = daily.ffill()
-        series = daily.fillna(0.0).astype(float)
-        baseline = series.shift(1).rolling(t.baseline_days, min_periods=t.min_history_days).median()
-        floor = baseline.clip(lower=1.0)
-        flagged = (series >= t.anomaly_ratio * floor) & (
-            series - baseline >= t.noise_sigmas * np.sqrt(floor)
+    for tenant, metric, day in seeded:
+        if day > as_of:
+            continue
+        group = usage.daily[
+            (usage.daily["tenant_id"] == tenant) & (usage.daily["metric"] == metric)
+        ]
+        stamps = pd.to_datetime(group["usage_date"])
+        days = pd.date_range(stamps.min(), as_of, freq="D")
+        daily = group.set_index(stamps)["quantity"].reindex(days).fillna(0.0).astype(float)
+        stamp = pd.Timestamp(day)
+        before = daily[daily.index < stamp]
+        same_weekday = before[before.index.weekday == stamp.weekday()].tail(t.seasonal_weeks)
+        usual = (
+            same_weekday.median()
+            if len(same_weekday) >= min(4, t.seasonal_weeks)
+            else before.tail(t.baseline_days).median()
         )
-        for day in series.index[flagged.fillna(False).to_numpy(dtype=bool)]:
-            rows.append(
-                {
-                    "tenant_id": tenant,
-                    "check": "usage_anomaly",
-                    "subject": metric,
-                    "period": day.strftime("%Y-%m-%d"),
-                    "observed": float(series[day]),
-                    "allowed": float(baseline[day]),
-                }
-            )
+        rows.append(
+            {
+                "tenant_id": tenant,
+                "check": "usage_anomaly",
+                "subject": metric,
+                "period": day.isoformat(),
+                "observed": float(daily[stamp]),
+                "allowed": float(usual),
+            }
+        )
     return rows
 
 
@@ -294,11 +297,13 @@ def expected_findings(
     residency: Mapping[str, str],
     exceptions: pd.DataFrame,
     as_of: date,
+    seeded_anomalies: Iterable[tuple[str, str, date]] = (),
     thresholds: Thresholds | None = None,
 ) -> pd.DataFrame:
     """Every finding the brief's semantics produce, with its expected status.
 
-    ``billing``: tenant_id, period, metric, billed_quantity. ``deployments``: tenant_id,
+    ``seeded_anomalies``: (tenant_id, metric, day) of the usage anomalies the data was built
+    with, the labels a usage_anomaly must match. ``billing``: tenant_id, period, metric, billed_quantity. ``deployments``: tenant_id,
     deployment, region, enabled_features (list), quota_limits (dict), observed_at (naive
     UTC timestamp). ``exceptions``: tenant_id, check, subject, expires_on (date).
     """
@@ -482,7 +487,7 @@ def expected_findings(
                         }
                     )
 
-    rows.extend(_anomalies(usage, as_of, t, catalog.gauge_metrics()))
+    rows.extend(_anomalies(usage, as_of, t, seeded_anomalies))
 
     # Exceptions: waived while as-of is on or before expires_on.
     waivers = [

@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +342,11 @@ def _evaluate(
             }
         ),
         as_of=cal.as_of,
+        seeded_anomalies=[
+            (t.tenant_id, "api_calls", cal.start + timedelta(days=spike_day(cal)))
+            for t in plan
+            if t.role == ANOMALY
+        ],
         thresholds=Thresholds(),
     )
     return findings, billing, deployments, exceptions

@@ -40,10 +40,33 @@ RANGE_FIELDS = ("at_least", "below")
 
 @dataclass(frozen=True)
 class AnomalyRule:
+    """The usage_anomaly thresholds; the defaults are the backtest's choice (README)."""
+
     ratio: float = 5.0
-    noise_sigmas: float = 6.0
+    noise_sigmas: float = 4.5
     baseline_days: int = 28
-    min_history_days: int = 14
+    min_history_days: int = 28
+    seasonal_weeks: int = 8
+    novelty: float = 2.0
+    spread_sigmas: float = 2.0
+    min_active_days: int = 3
+    explained_days: int = 7
+    episode_gap_days: int = 1
+
+
+# Each anomaly setting with its lowest valid value and whether it counts days or weeks.
+ANOMALY_FIELDS: tuple[tuple[str, float, bool], ...] = (
+    ("ratio", 1, False),
+    ("noise_sigmas", 0, False),
+    ("baseline_days", 1, True),
+    ("min_history_days", 1, True),
+    ("seasonal_weeks", 0, True),
+    ("novelty", 0, False),
+    ("spread_sigmas", 0, False),
+    ("min_active_days", 1, True),
+    ("explained_days", 0, True),
+    ("episode_gap_days", 0, True),
+)
 
 
 @dataclass(frozen=True)
@@ -642,7 +665,7 @@ def parse_policy_texts(
         settings_doc,
         problems,
         data.get("anomaly"),
-        ("ratio", "noise_sigmas", "baseline_days", "min_history_days"),
+        tuple(name for name, _, _ in ANOMALY_FIELDS),
         "anomaly",
     )
     raw_defaults = _mapping(
@@ -712,47 +735,23 @@ def parse_policy_texts(
         "thresholds",
         "billing_tolerance",
     )
-    anomaly_rule = AnomalyRule(
-        ratio=_number(
-            settings_doc, problems, anomaly.get("ratio"), 5.0, 1, None, "anomaly", "ratio"
-        ),
-        noise_sigmas=_number(
-            settings_doc,
-            problems,
-            anomaly.get("noise_sigmas"),
-            6.0,
-            0,
-            None,
-            "anomaly",
-            "noise_sigmas",
-        ),
-        baseline_days=int(
+    anomaly_values: dict[str, Any] = {
+        name: (int if integer else float)(
             _number(
                 settings_doc,
                 problems,
-                anomaly.get("baseline_days"),
-                28,
-                1,
+                anomaly.get(name),
+                getattr(AnomalyRule, name),
+                low,
                 None,
                 "anomaly",
-                "baseline_days",
-                integer=True,
+                name,
+                integer=integer,
             )
-        ),
-        min_history_days=int(
-            _number(
-                settings_doc,
-                problems,
-                anomaly.get("min_history_days"),
-                14,
-                1,
-                None,
-                "anomaly",
-                "min_history_days",
-                integer=True,
-            )
-        ),
-    )
+        )
+        for name, low, integer in ANOMALY_FIELDS
+    }
+    anomaly_rule = AnomalyRule(**anomaly_values)
     description = data.get("description") or ""
     if problems.errors:
         raise PolicyValidationError(problems.errors)

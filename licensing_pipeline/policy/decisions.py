@@ -374,6 +374,9 @@ def explain(evaluation: pd.Series, bundle: PolicyBundle) -> list[str]:
         f"segment={facts.segment or '-'}, jurisdiction={facts.jurisdiction or '-'}, "
         f"ratio={ratio}, consecutive_periods={facts.consecutive_periods}",
     ]
+    if facts.check == "usage_anomaly":
+        settings = ", ".join(f"{k}={v:g}" for k, v in vars(bundle.anomaly).items())
+        lines.append(f"anomaly thresholds of policy {bundle.version}: {settings}")
     fired = bundle.decide_facts(facts)
     candidates = [r for r in bundle.rules if facts.check in r.checks]
     if not candidates:

@@ -6,174 +6,291 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from licensing_pipeline.compliance.anomalies import usage_anomalies
+from licensing_pipeline.compliance.anomalies import anomaly_episodes, usage_anomalies
 from licensing_pipeline.contract.schemas import CHECK_RESULTS
 from licensing_pipeline.policy.bundle import AnomalyRule
 from licensing_pipeline_tests.compliance.builders import entitlement, entitlements, via_duckdb
 
-START = date(2026, 6, 1)  # a Monday
-RULE = AnomalyRule()  # the shipped defaults: ratio 5, 6 sigmas, 28-day median, 14 days' history
-
-
-def series(values, tenant: str = "t1", metric: str = "api_calls", start: date = START):
-    """usage_daily rows for one (tenant, metric); days with 0 have no row, as in dbt."""
-    rows = [
-        {
-            "tenant_id": tenant,
-            "metric": metric,
-            "usage_date": start + timedelta(days=i),
-            "quantity": float(v),
-            "events": int(v),
-        }
-        for i, v in enumerate(values)
-        if v
-    ]
-    return pd.DataFrame(rows, columns=["tenant_id", "metric", "usage_date", "quantity", "events"])
-
-
-def activity_of(usage: pd.DataFrame) -> pd.DataFrame:
-    return usage.groupby(["tenant_id", "usage_date"], as_index=False)["events"].sum()
-
-
-def detect(usage: pd.DataFrame, as_of: date, activity=None, **kwargs) -> pd.DataFrame:
-    return usage_anomalies(
-        usage, activity if activity is not None else activity_of(usage), as_of, RULE, **kwargs
-    )
+START = date(2026, 5, 4)  # a Monday
+RULE = AnomalyRule()  # the shipped defaults
+AGGREGATIONS = {
+    "api_calls": "COUNT",
+    "seats": "UNIQUE_COUNT",
+    "export_gb": "SUM",
+    "storage_gb": "MAX",
+}
 
 
 def day_n(n: int) -> date:
     return START + timedelta(days=n)
 
 
-def test_a_one_day_tenfold_spike_is_caught_once():
-    values = [100] * 60
-    values[45] = 1000
-    results = detect(series(values), day_n(59))
+def series(values, tenant="t1", metric="api_calls", events=None) -> pd.DataFrame:
+    """usage_daily rows for one (tenant, metric); days without events have no row, as in dbt."""
+    counts = list(values) if events is None else list(events)
+    rows = [
+        {
+            "tenant_id": tenant,
+            "metric": metric,
+            "usage_date": day_n(i),
+            "quantity": float(v),
+            "events": int(n),
+        }
+        for i, (v, n) in enumerate(zip(values, counts, strict=True))
+        if n
+    ]
+    return pd.DataFrame(rows, columns=["tenant_id", "metric", "usage_date", "quantity", "events"])
+
+
+def detect(usage: pd.DataFrame, as_of: date, **kwargs) -> pd.DataFrame:
+    results, _ = usage_anomalies(usage, as_of, RULE, aggregations=AGGREGATIONS, **kwargs)
+    return results
+
+
+def contracts(*changes: tuple[str, date, date | None]) -> pd.DataFrame:
+    """A contracts export: (plan, start, end) per contract of tenant t1."""
+    return pd.DataFrame(
+        [
+            {
+                "contract_id": f"c{i}",
+                "tenant_id": "t1",
+                "plan": plan,
+                "addons": "",
+                "quota_overrides": "",
+                "start_date": start,
+                "end_date": end,
+                "status": "active",
+                "enforcement": "hard",
+            }
+            for i, (plan, start, end) in enumerate(changes)
+        ]
+    )
+
+
+# --- counts ---------------------------------------------------------------------------------
+
+
+def test_a_one_day_tenfold_spike_is_one_finding_that_says_what_was_expected():
+    values = [100] * 70
+    values[60] = 1000
+    results = detect(series(values), day_n(69))
     assert list(results.columns) == list(CHECK_RESULTS)
     assert len(results) == 1
     row = results.iloc[0]
     assert (row["check"], row["subject"], row["period"]) == (
         "usage_anomaly",
         "api_calls",
-        day_n(45).isoformat(),
+        day_n(60).isoformat(),
     )
     assert (row["observed"], row["allowed"]) == (1000, 100)
+    weekday = day_n(60).strftime("%A")
     assert row["details"] == (
-        f"api_calls usage of 1,000 on {day_n(45).isoformat()} is 10.0 times your typical daily "
-        "usage of 100 (median of the previous 28 days)."
+        f"1,000 api_calls on {day_n(60).isoformat()} against a usual 100 on {weekday}s."
     )
 
 
-def test_a_spike_on_two_days_is_two_results():
-    values = [100] * 60
-    values[45] = values[46] = 1000
-    assert list(detect(series(values), day_n(59))["period"]) == [
-        day_n(45).isoformat(),
-        day_n(46).isoformat(),
+def test_a_three_day_surge_is_one_episode_named_by_its_first_day():
+    values = [100] * 70
+    values[60:63] = [900, 1200, 700]
+    results = detect(series(values), day_n(69))
+    assert list(results["period"]) == [day_n(60).isoformat()]
+    assert results["observed"].iloc[0] == 1200
+    days = ", ".join(day_n(n).isoformat() for n in (60, 61, 62))
+    assert f"anomalous on 3 days from {day_n(60).isoformat()}: {days}." in results["details"][0]
+
+
+def test_an_episode_survives_one_quieter_day_and_ends_after_two():
+    values = [100] * 80
+    values[60], values[61], values[62] = 900, 150, 900  # one ordinary day inside: one episode
+    assert list(detect(series(values), day_n(79))["period"]) == [day_n(60).isoformat()]
+    values[61], values[62], values[63] = 100, 100, 900  # two ordinary days: a new episode
+    assert list(detect(series(values), day_n(79))["period"]) == [
+        day_n(60).isoformat(),
+        day_n(63).isoformat(),
     ]
 
 
-@pytest.mark.parametrize(("weekday", "weekend"), [(100, 30), (30, 100)])
-def test_a_weekly_swing_is_not_an_anomaly(weekday, weekend):
+def test_an_ongoing_episode_keeps_its_first_day_night_after_night():
+    values = [100] * 70
+    values[60:66] = [1000] * 6
+    periods = {
+        night: list(detect(series(values[: night + 1]), day_n(night))["period"])
+        for night in range(60, 70)
+    }
+    assert all(found == [day_n(60).isoformat()] for found in periods.values())
+
+
+@pytest.mark.parametrize(("weekday", "weekend"), [(100, 8), (30, 120)])
+def test_a_weekly_rhythm_is_not_an_anomaly_but_a_spike_on_top_of_it_is(weekday, weekend):
     rng = np.random.default_rng(7)
-    values = [rng.poisson(weekend if day_n(i).weekday() >= 5 else weekday) for i in range(90)]
-    assert detect(series(values), day_n(89)).empty
-    values[60] = 10 * weekday  # ... but a spike on top of it is
-    assert list(detect(series(values), day_n(89))["period"]) == [day_n(60).isoformat()]
+    level = [weekend if day_n(i).weekday() >= 5 else weekday for i in range(120)]
+    values = [int(rng.poisson(v)) for v in level]
+    assert detect(series(values), day_n(119)).empty
+    values[100] = 12 * level[100]
+    assert list(detect(series(values), day_n(119))["period"]) == [day_n(100).isoformat()]
 
 
-def poisson_tenants(lam: float, tenants: int = 200, days: int = 90) -> pd.DataFrame:
-    counts = np.random.default_rng(20261001).poisson(lam, size=(tenants, days))
-    return pd.concat(
+def test_a_saturday_spike_is_judged_against_saturdays():
+    # 200 on weekdays, 20 on weekends: 240 on a Saturday is busy for a Saturday but no busier
+    # than an ordinary weekday, so not news; 4,000 is news.
+    values = [20 if day_n(i).weekday() >= 5 else 200 for i in range(84)]
+    saturday = next(i for i in range(70, 84) if day_n(i).weekday() == 5)
+    values[saturday] = 240
+    assert detect(series(values), day_n(83)).empty
+    values[saturday] = 4000
+    results = detect(series(values), day_n(83))
+    assert list(results["period"]) == [day_n(saturday).isoformat()]
+    assert "against a usual 20 on Saturdays" in results["details"][0]
+
+
+@pytest.mark.parametrize("lam", [0.5, 2, 5, 40])
+def test_poisson_noise_is_not_an_anomaly(lam):
+    counts = np.random.default_rng(20261001).poisson(lam, size=(200, 120))
+    usage = pd.concat(
         [series(row, tenant=f"t{i:03d}") for i, row in enumerate(counts)], ignore_index=True
     )
+    assert detect(usage, day_n(119)).empty
 
 
-@pytest.mark.parametrize("lam", [0.5, 1, 2, 5])
-def test_poisson_noise_at_small_volumes_is_not_an_anomaly(lam):
-    assert detect(poisson_tenants(lam), day_n(89)).empty
+def test_a_new_tenant_is_not_judged_before_four_weeks_of_its_metric():
+    values = [0] * 40 + [50] * 30
+    values[40 + 20] = 1000  # 20 days after the metric's first use
+    assert detect(series(values), day_n(69)).empty
+    values[40 + 20], values[40 + 29] = 50, 1000  # 29 days after: judged
+    assert list(detect(series(values), day_n(69))["period"]) == [day_n(69).isoformat()]
 
 
-def test_without_the_poisson_guard_small_counts_raise_false_alarms():
-    """Why the variance-stabilised test exists: at about 2 a day the 28-day median is often
-    1, and 7 then passes both the ratio and the normal-approximation noise tests."""
-    usage = poisson_tenants(2)
-    literal = usage_anomalies(usage, activity_of(usage), day_n(89), RULE, poisson_guard=False)
-    assert len(literal) > 0
-    assert (literal["allowed"] <= 2).all()
-
-
-def test_not_enough_history():
-    values = [100] * 30
-    values[13] = 1000  # 13 prior days
-    assert detect(series(values), day_n(29)).empty
-    values[13], values[14] = 100, 1000  # 14 prior days: enough
-    assert list(detect(series(values), day_n(29))["period"]) == [day_n(14).isoformat()]
-
-
-def test_days_without_usage_count_as_zero_in_the_baseline():
-    values = [100 if i % 2 else 0 for i in range(60)]
-    values[45] = 300  # 3x the usage days, but 6x the zero-filled median of 50
-    results = detect(series(values), day_n(59))
-    assert list(results["period"]) == [day_n(45).isoformat()]
-    assert results["allowed"].iloc[0] == 50
-
-
-def test_history_starts_at_the_tenants_first_usage_of_any_kind():
-    storage = series([0] * 20 + [50] * 5, metric="storage_gb")
-    # only the metric's own days: no history yet, nothing to say
-    assert detect(storage, day_n(24)).empty
-    # the tenant has been active for 20 days: a new 50 GB against a baseline of 0 stands out
-    earlier = activity_of(series([5] * 25, metric="api_calls"))
-    results = detect(storage, day_n(24), activity=earlier)
-    # (a step change stays anomalous until it dominates the 28-day median)
-    assert results["period"].iloc[0] == day_n(20).isoformat()
-    assert "far above your typical daily usage of 0" in results["details"].iloc[0]
+def test_a_churned_tenant_going_to_zero_is_not_an_anomaly():
+    values = [300] * 60 + [0] * 40
+    assert detect(series(values), day_n(99)).empty
 
 
 def test_days_after_as_of_are_not_evaluated():
-    values = [100] * 60
-    values[59] = 1000
-    assert detect(series(values), day_n(58)).empty
+    values = [100] * 70
+    values[69] = 1000
+    assert detect(series(values), day_n(68)).empty
+
+
+# --- sums -----------------------------------------------------------------------------------
+
+
+def sporadic_exports(days: int = 180, seed: int = 3):
+    """Six exports a month of 5-70 GB, one event each, on random days."""
+    rng = np.random.default_rng(seed)
+    gb, events = np.zeros(days), np.zeros(days, dtype=int)
+    chosen = rng.choice(days, size=days // 5, replace=False)
+    gb[chosen] = rng.uniform(5, 70, len(chosen))
+    events[chosen] = 1
+    return gb, events
+
+
+def test_a_quiet_tenants_ordinary_exports_are_not_anomalies():
+    gb, events = sporadic_exports()
+    usage = series(gb, metric="export_gb", events=events)
+    assert detect(usage, day_n(179)).empty
+
+
+def test_a_runaway_export_day_is_an_anomaly_but_one_big_export_is_not():
+    gb, events = sporadic_exports()
+    gb[150], events[150] = 900.0, 1  # one big export: size alone is not news
+    assert detect(series(gb, metric="export_gb", events=events), day_n(179)).empty
+    gb[150], events[150] = 900.0, 25  # 25 exports, 900 GB: far more events and far more GB
+    results = detect(series(gb, metric="export_gb", events=events), day_n(179))
+    assert list(results["period"]) == [day_n(150).isoformat()]
+    assert "export_gb of 900 in 25 event(s)" in results["details"][0]
+
+
+def test_many_small_events_of_an_ordinary_size_are_not_an_anomaly():
+    gb, events = sporadic_exports()
+    gb[150], events[150] = 20.0, 25  # 25 events but 20 GB: the size is ordinary
+    assert detect(series(gb, metric="export_gb", events=events), day_n(179)).empty
+
+
+# --- gauges ---------------------------------------------------------------------------------
+
+
+def stepping_storage(step_day: int = 90, days: int = 150):
+    """3.5 GB growing slowly, then 40 GB from step_day on, growing slowly."""
+    return [(3.5 + 0.01 * i) if i < step_day else (40 + 0.05 * (i - step_day)) for i in range(days)]
+
+
+def test_a_gauge_that_steps_is_one_finding_on_the_day_then_the_baseline_re_anchors():
+    results = detect(series(stepping_storage(), metric="storage_gb"), day_n(149))
+    assert list(results["period"]) == [day_n(90).isoformat()]
+    assert "storage_gb rose to 40" in results["details"][0]
+
+
+def test_a_second_jump_soon_after_the_first_is_judged_against_the_new_level():
+    values = stepping_storage()
+    values[100:] = [v * 6 for v in values[100:]]
+    results = detect(series(values, metric="storage_gb"), day_n(149))
+    assert list(results["period"]) == [day_n(90).isoformat(), day_n(100).isoformat()]
+
+
+def test_an_upgrade_explains_the_step_and_the_suppression_is_reported():
+    usage = series(stepping_storage(), metric="storage_gb")
+    upgrade = contracts(("starter", START, day_n(89)), ("growth", day_n(90), None))
+    results, episodes = usage_anomalies(
+        usage, day_n(149), RULE, aggregations=AGGREGATIONS, contracts=upgrade
+    )
+    assert results.empty
+    assert list(episodes["suppressed_by"]) == [f"entitlement change on {day_n(90).isoformat()}"]
+
+
+def test_a_renewal_on_the_same_terms_explains_nothing():
+    usage = series(stepping_storage(), metric="storage_gb")
+    renewal = contracts(("starter", START, day_n(89)), ("starter", day_n(90), None))
+    assert len(detect(usage, day_n(149), contracts=renewal)) == 1
+
+
+def test_a_one_day_spike_next_to_an_upgrade_is_still_news():
+    values = [100] * 120
+    values[95] = 2000
+    upgrade = contracts(("starter", START, day_n(97)), ("growth", day_n(98), None))
+    assert list(detect(series(values), day_n(119), contracts=upgrade)["period"]) == [
+        day_n(95).isoformat()
+    ]
+
+
+def test_a_gauge_reported_every_few_days_carries_its_level():
+    values = [500 + (i % 5) if i % 3 == 0 else 0 for i in range(90)]
+    assert detect(series(values, metric="storage_gb"), day_n(89)).empty
+
+
+def test_a_slow_climb_of_a_gauge_is_not_an_anomaly():
+    values = [5 * 1.03**i for i in range(150)]  # x80 over five months, 3 % a day
+    assert detect(series(values, metric="storage_gb"), day_n(149)).empty
+
+
+# --- inputs ---------------------------------------------------------------------------------
 
 
 def test_enforcement_from_the_entitlement_of_the_month():
-    values = [100] * 60
-    values[45] = 1000
-    month = day_n(45).strftime("%Y-%m")
+    values = [100] * 70
+    values[60] = 1000
+    month = day_n(60).strftime("%Y-%m")
     results = detect(
         series(values),
-        day_n(59),
+        day_n(69),
         entitlements=entitlements(entitlement("t1", month, enforcement="soft")),
     )
     assert list(results["enforcement"]) == ["soft"]
 
 
 def test_frames_from_duckdb_and_empty_input():
-    values = [100] * 60
-    values[45] = 1000
+    values = [100] * 70
+    values[60] = 1000
     usage = via_duckdb(series(values))
     assert usage["usage_date"].dtype == "datetime64[us]"
-    assert (
-        len(usage_anomalies(usage, via_duckdb(activity_of(series(values))), day_n(59), RULE)) == 1
-    )
-    empty = usage_anomalies(series([]), activity_of(series([])), day_n(59), RULE)
+    assert len(detect(usage, day_n(69))) == 1
+    empty, episodes = usage_anomalies(series([]), day_n(69), RULE)
     assert empty.empty and dict(empty.dtypes.astype(str)) == CHECK_RESULTS
+    assert episodes.empty
 
 
-def test_a_gauge_reported_every_few_days_carries_its_level_between_reports():
-    # storage_gb reported every third day at ~500 GB: zero-filled, each report would be a
-    # tenfold "spike" over a median of 0; carried forward, the level is simply 500.
-    values = [500 + (i % 5) if i % 3 == 0 else 0 for i in range(60)]
-    usage = series(values, metric="storage_gb")
-    assert detect(usage, day_n(59), gauges=["storage_gb"]).empty
-    assert not detect(usage, day_n(59)).empty  # the same days read as a flow do fire
-
-
-def test_a_real_jump_of_a_gauge_is_still_caught():
-    values = [500 if i % 3 == 0 else 0 for i in range(60)]
-    values[45] = 5000
-    results = detect(series(values, metric="storage_gb"), day_n(59), gauges=["storage_gb"])
-    # The level stays at 5000 until the next report (day 48): three anomalous days.
-    assert list(results["period"]) == [day_n(n).isoformat() for n in (45, 46, 47)]
-    assert set(results["allowed"]) == {500}
+def test_every_threshold_is_read_from_the_rule():
+    values = [100] * 70
+    values[60] = 450  # 4.5x: under the shipped ratio of 5
+    usage = series(values)
+    assert anomaly_episodes(usage, day_n(69), RULE).empty
+    assert len(anomaly_episodes(usage, day_n(69), AnomalyRule(ratio=4.0))) == 1

@@ -21,7 +21,7 @@ from licensing_pipeline.demo.expected import (
     contracts_from_frame,
     expected_findings,
 )
-from licensing_pipeline.demo.generator import DemoManifest, generate_demo
+from licensing_pipeline.demo.generator import MANIFEST_NAME, DemoManifest, generate_demo
 from licensing_pipeline.demo.plan import MIN_TENANTS, SCENARIOS
 
 SMALL = {"tenants": 24, "months": 3, "events_per_tenant": 1200, "seed": 11}
@@ -121,6 +121,7 @@ def read_usage(folder: Path, catalog: Catalog) -> tuple[pd.DataFrame, int, int, 
 
 
 def findings_from_files(folder: Path, as_of: date) -> pd.DataFrame:
+    """The findings recomputed from the files; the anomalies' labels come from the manifest."""
     catalog = load_catalog(folder / "catalog.yaml")
     events, _, _, _ = read_usage(folder, catalog)
 
@@ -149,6 +150,11 @@ def findings_from_files(folder: Path, as_of: date) -> pd.DataFrame:
         ),
         exceptions=exceptions,
         as_of=as_of,
+        seeded_anomalies=[
+            (v.tenant_id, v.subject, date.fromisoformat(v.period))
+            for v in DemoManifest.load(folder / MANIFEST_NAME).violations
+            if v.check == "usage_anomaly"
+        ],
     )
 
 

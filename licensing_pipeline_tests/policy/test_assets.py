@@ -95,12 +95,12 @@ def test_a_changed_bundle_applies_at_the_next_run_and_logs_what_changed(home: Ho
     residency_rule = "    check: residency_violation\n    severity: critical\n    action: suspend\n"
     second = copy_of_default(
         tmp_path,
-        ('version: "2026.11.0"', 'version: "2026.12.0"'),
+        ('version: "2026.12.0"', 'version: "2026.12.1"'),
         (residency_rule, residency_rule.replace("suspend", "throttle")),
     )
     assert home.materialize(second).success
     records = home.repository.load_finding_records().set_index("tenant_id")
-    assert records.loc["t-3", "policy_version"] == "2026.12.0"
+    assert records.loc["t-3", "policy_version"] == "2026.12.1"
     assert records.loc["t-3", "policy_hash"] == load_policy(second).content_hash
     assert records.loc["t-3", "action"] == "throttle"
     log = (home.enforcement_dir / "changes.jsonl").read_text().splitlines()
@@ -110,7 +110,7 @@ def test_a_changed_bundle_applies_at_the_next_run_and_logs_what_changed(home: Ho
         ("suspend", "throttle"),
     ]
     assert [c["seq"] for c in changes] == sorted(c["seq"] for c in changes)
-    assert changes[-1]["policy_version"] == "2026.12.0"
+    assert changes[-1]["policy_version"] == "2026.12.1"
 
 
 def test_a_bad_bundle_leaves_the_previous_one_in_force_and_says_so(home: Home, tmp_path: Path):

@@ -50,7 +50,7 @@ def test_validate_the_configured_bundle_and_a_bad_one(
     home: Home, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     code, out, _ = run(capsys, "policy", "validate")
-    assert code == 0 and "OK" in out and "2026.11.0" in out
+    assert code == 0 and "OK" in out and "2026.12.0" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text(
         DEFAULT_POLICY_PATH.read_text()
@@ -68,7 +68,7 @@ def test_diff_shows_the_findings_a_new_bundle_would_change(
     new = tmp_path / "new.yaml"
     new.write_text(
         DEFAULT_POLICY_PATH.read_text()
-        .replace('version: "2026.11.0"', 'version: "2026.12.0"')
+        .replace('version: "2026.12.0"', 'version: "2026.12.1"')
         .replace(SOFT_QUOTA_RULE, SOFT_QUOTA_RULE.replace("action: warn", "action: throttle"))
     )
     old = str(DEFAULT_POLICY_PATH)
@@ -85,7 +85,7 @@ def test_diff_shows_the_findings_a_new_bundle_would_change(
     code, out, _ = run(capsys, "policy", "diff", old, old)
     assert "No finding changes severity or action" in out
     # a dry run: nothing was decided under the new bundle
-    assert set(home.repository.load_finding_records()["policy_version"]) == {"2026.11.0"}
+    assert set(home.repository.load_finding_records()["policy_version"]) == {"2026.12.0"}
 
 
 def test_explain_names_the_rule_that_fired_and_why(home: Home, capsys: pytest.CaptureFixture[str]):
