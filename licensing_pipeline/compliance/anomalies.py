@@ -132,13 +132,13 @@ windowed AS (
            quantile_cont(x, 0.25) OVER w AS lo,
            quantile_cont(x, 0.75) OVER w AS hi,
            quantile_cont(x, 0.9) OVER w AS top,
-           1.4826 * mad(ln(x + 1)) OVER w AS spread,
            count(*) OVER wd AS dow_n,
            median(x) OVER wd AS bd,
            quantile_cont(x, 0.25) OVER wd AS lod,
            quantile_cont(x, 0.75) OVER wd AS hid,
            quantile_cont(x, 0.25) OVER wall AS lo_all,
            quantile_cont(x, 0.75) OVER wall AS hi_all,
+           1.4826 * mad(ln(x + 1)) OVER w AS spread,
            lag(x) OVER (PARTITION BY tenant_id, metric ORDER BY day) AS before
     FROM regimed
     WINDOW w AS (PARTITION BY tenant_id, metric, regime ORDER BY day
@@ -192,8 +192,10 @@ def _flags(rule: AnomalyRule, *, shifts_found: bool = True) -> tuple[str, str]:
     )
     count_go_on = _count_test("x", "ref", str(half_r), str(half_s))
     sums_active = f"n > 0 AND a_days >= {rule.min_active_days}"
+    # Events and size must both stand out, each a check on the other: the events' noise test
+    # runs at half the sigmas.
     sum_open = (
-        f"{sums_active} AND {_count_test('n', 'a_n', str(r), str(s))} "
+        f"{sums_active} AND {_count_test('n', 'a_n', str(r), str(half_s))} "
         f"AND ln((n + 1) / (greatest(a_n, 0) + 1)) >= {rule.spread_sigmas} * greatest(a_spread, 0.1) "
         f"AND n >= {rule.novelty} * a_ntop AND x >= {r} * a_x"
     )
@@ -201,8 +203,11 @@ def _flags(rule: AnomalyRule, *, shifts_found: bool = True) -> tuple[str, str]:
         f"{sums_active} AND {_count_test('n', 'a_n', str(half_r), str(half_s))} "
         f"AND x >= {half_r} * a_x"
     )
+    # A shift is a step: far above the regime's level and a jump from the day before.
     gauge_shift = (
-        "(why = 'shift' AND day = regime)" if shifts_found else f"x >= {r} * greatest(b, 1)"
+        "(why = 'shift' AND day = regime)"
+        if shifts_found
+        else f"x >= {r} * greatest(b, 1) AND x >= {half_r} * greatest(before, 0)"
     )
     opens = (
         f"CASE kind WHEN 'count' THEN judged AND {count_open} "
@@ -271,7 +276,7 @@ SELECT e.tenant_id, e.metric, any_value(e.kind) AS kind, e.start,
        max(e.x) AS peak,
        arg_max(e.n, e.x) AS peak_events,
        any_value(CASE WHEN e.day = e.start THEN
-           CASE WHEN e.kind = 'sum' THEN e.a_x WHEN e.kind = 'gauge' THEN e.before ELSE e.ref END
+           CASE WHEN e.kind = 'sum' THEN e.a_x WHEN e.kind = 'gauge' THEN e.b ELSE e.ref END
        END) AS expected,
        any_value(CASE WHEN e.day = e.start THEN
            CASE WHEN e.kind = 'sum' THEN e.a_lo WHEN e.kind = 'gauge' THEN e.lo_all
@@ -288,8 +293,7 @@ SELECT e.tenant_id, e.metric, any_value(e.kind) AS kind, e.start,
        (SELECT median(d.x) FROM daily d
         WHERE d.tenant_id = e.tenant_id AND d.metric = e.metric
           AND d.day > e.start AND d.day <= e.start + $explained_days::INTEGER) AS level_after,
-       (SELECT 'entitlement change on ' || strftime(min(c.day), '%Y-%m-%d')
-        FROM changes_in c
+       (SELECT arg_min(c.day, abs(datediff('day', c.day, e.start))) FROM changes_in c
         WHERE c.tenant_id = e.tenant_id
           AND abs(datediff('day', c.day, e.start)) <= $explained_days) AS change
 FROM episode_days e
@@ -297,14 +301,19 @@ GROUP BY e.tenant_id, e.metric, e.start
 ORDER BY e.tenant_id, e.metric, e.start
 """
 
-# A change explains an episode only when the level it brought stays: the median of the days
-# after the start is still at half the ratio (a one-day spike next to an upgrade is news).
+# A change explains the one episode of a metric nearest to it, and only when the level it
+# brought stays: the median of the days after the start is still at half the ratio (a one-day
+# spike next to an upgrade, or a second jump after the upgrade's own, is news).
 _EXPLAINED = """
-SELECT * EXCLUDE (level_after, change),
-       CASE WHEN change IS NOT NULL
-             AND coalesce(level_after >= $half_ratio * greatest(expected, 0), TRUE)
-            THEN change END AS suppressed_by
-FROM found
+SELECT * EXCLUDE (level_after, change, nearest),
+       CASE WHEN nearest = 1 AND coalesce(level_after >= $half_ratio * greatest(expected, 0), TRUE)
+            THEN 'entitlement change on ' || strftime(change, '%Y-%m-%d') END AS suppressed_by
+FROM (
+    SELECT *, row_number() OVER (PARTITION BY tenant_id, metric, change
+                                 ORDER BY abs(datediff('day', change, start)), start) AS nearest
+    FROM found
+)
+ORDER BY tenant_id, metric, start
 """
 
 
@@ -414,7 +423,7 @@ def explain(episode: Mapping, rule: AnomalyRule) -> str:
     if kind == "gauge":
         seen = (
             f"{metric} rose to {fmt_number(episode['peak'])} {on}, from "
-            f"{fmt_number(episode['expected'])} the day before "
+            f"{fmt_number(episode['previous'])} the day before "
             f"({_range(episode['usual_low'], episode['usual_high'])} over the previous "
             f"{rule.baseline_days} days)"
         )
