@@ -107,8 +107,9 @@ def cmd_grant_reader(args: argparse.Namespace, settings: Settings) -> int:
         ensure_current(engine)
         grant_reader(engine, args.role)
     print(
-        f"Role {args.role}: SELECT on {', '.join(TENANT_TABLES)}, rows of the tenant in "
-        "`licensing.tenant_id` only (NOLOGIN, no BYPASSRLS)."
+        f"Role {args.role}: SELECT on {', '.join(TENANT_TABLES)} (NOLOGIN, no BYPASSRLS); "
+        "the owner switched to it reads the tenant in `licensing.tenant_id` only, any other "
+        "member no rows."
     )
     return 0
 

@@ -28,7 +28,7 @@ READER_ROLE = "licensing_reader"
 TENANT_SETTING = "licensing.tenant_id"
 BINDINGS = "licensing_tenant_roles"  # role_name -> tenant_id; only the owner writes it
 # Tables with row-level security; the reader and bound tenant roles may SELECT these and
-# nothing else. A migration that adds one grants SELECT to the roles in BINDINGS.
+# nothing else (after a migration adds one: `db grant-reader`, `db grant-tenant` again).
 TENANT_TABLES = (
     "compliance_findings",
     "managed_exceptions",

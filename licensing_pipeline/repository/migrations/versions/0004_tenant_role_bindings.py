@@ -13,7 +13,7 @@ ROLE`` and SECURITY DEFINER functions leave alone) decides:
 ``licensing_owner_all`` no longer applies to a bound login either, so a function or view
 owned by the owner that a tenant reaches still shows it only its tenant. Only the owner
 writes the binding table; every role may read its own binding row, which the policies read
-as the querying role. Migrations that add a tenant table grant SELECT to the bound roles.
+as the querying role.
 
 Revision ID: 0004
 Revises: 0003
