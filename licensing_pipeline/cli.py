@@ -365,8 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    settings: Settings | None = None
     try:
-        return int(args.func(args, load_settings()))
+        settings = load_settings()
+        return int(args.func(args, settings))
     except (
         CliError,
         ContractError,
@@ -381,6 +383,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from licensing_pipeline.unreachable import unreachable_postgres
+
+        urls = (
+            (settings.database_url, settings.warehouse_url, settings.dagster_storage_url)
+            if settings
+            else ()
+        )
+        unreachable = unreachable_postgres(exc, urls)
+        if unreachable is None:
+            raise
+        print(f"licensing-pipeline: {unreachable}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

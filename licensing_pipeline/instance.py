@@ -37,16 +37,16 @@ def _template(on_postgres: bool) -> str:
     return POSTGRES_TEMPLATE if on_postgres else EMBEDDED_TEMPLATE
 
 
-def _create_schema(storage_url: str) -> None:
-    """Dagster creates its tables but not the schema its search_path names."""
+def _prepare_storage(storage_url: str) -> None:
+    """Dagster creates its tables but not the schema its search_path names. Connecting here
+    also makes a server that does not answer one error now, not a minute of Dagster's retries."""
     url = sa.make_url(storage_url)
     options = str(url.query.get("options", ""))
-    if f"search_path={DAGSTER_SCHEMA}" not in options:
-        return
     engine = sa.create_engine(url.difference_update_query(["options"]))
     try:
         with engine.begin() as con:
-            con.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{DAGSTER_SCHEMA}"'))
+            if f"search_path={DAGSTER_SCHEMA}" in options:
+                con.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{DAGSTER_SCHEMA}"'))
     finally:
         engine.dispose()
 
@@ -69,7 +69,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
     os.environ["DAGSTER_HOME"] = str(home)
     if settings.dagster_storage_url:
         os.environ[STORAGE_URL_VARIABLE] = settings.dagster_storage_url
-        _create_schema(settings.dagster_storage_url)
+        _prepare_storage(settings.dagster_storage_url)
     return home
 
 

@@ -1,4 +1,5 @@
-"""`licensing-pipeline db upgrade|current|status|grant-reader|revision`: the repository schema."""
+"""`licensing-pipeline db upgrade|current|status|grant-reader|grant-tenant|revoke-tenant|revision`:
+the repository schema and who may read which tenant's rows."""
 
 from __future__ import annotations
 
@@ -27,13 +28,15 @@ def _engine(settings: Settings) -> Iterator[sa.Engine]:
     from licensing_pipeline.cli import CliError
     from licensing_pipeline.repository.resources import raw_engine
     from licensing_pipeline.repository.schema import display_url
+    from licensing_pipeline.unreachable import unreachable_postgres
 
     engine = raw_engine(settings.database_url)
     try:
         yield engine
     except sa.exc.OperationalError as exc:
+        unreachable = unreachable_postgres(exc, [settings.database_url])
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise CliError(f"cannot use {display_url(engine.url)}: {reason}") from None
+        raise CliError(unreachable or f"cannot use {display_url(engine.url)}: {reason}") from None
     finally:
         engine.dispose()
 
@@ -104,9 +107,60 @@ def cmd_grant_reader(args: argparse.Namespace, settings: Settings) -> int:
         ensure_current(engine)
         grant_reader(engine, args.role)
     print(
-        f"Role {args.role}: SELECT on {', '.join(TENANT_TABLES)}, rows of the tenant in "
-        "`licensing.tenant_id` only (NOLOGIN, no BYPASSRLS)."
+        f"Role {args.role}: SELECT on {', '.join(TENANT_TABLES)} (NOLOGIN, no BYPASSRLS); "
+        "the owner switched to it reads the tenant in `licensing.tenant_id` only, any other "
+        "member no rows."
     )
+    return 0
+
+
+def _check_known_tenant(settings: Settings, tenant: str) -> None:
+    """A binding to a mistyped tenant would show its login nothing, silently."""
+    from licensing_pipeline.cli import CliError
+    from licensing_pipeline.warehouse.resources import SCHEMA, warehouse_for
+
+    warehouse = warehouse_for(settings)
+    if not warehouse.table_exists("tenants"):
+        raise CliError(
+            "the warehouse has no tenants yet to check the tenant against: "
+            "run `licensing-pipeline run` first"
+        )
+    with warehouse.connect(read_only=True) as con:
+        sql = f"SELECT 1 FROM {SCHEMA}.tenants WHERE tenant_id = ?"
+        if con.execute(sql, [tenant]).fetchone() is None:
+            raise CliError(
+                f"no tenant {tenant!r} in the warehouse's tenants (tenants.csv): check the id"
+            )
+
+
+def cmd_grant_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.repository.schema import ensure_current
+    from licensing_pipeline.repository.tenancy import grant_tenant, require_postgres
+
+    with _engine(settings) as engine:
+        require_postgres(engine)
+        ensure_current(engine)
+        _check_known_tenant(settings, args.tenant)
+        added = grant_tenant(engine, args.tenant, args.role)
+    state = "is now bound" if added else "was already bound"
+    print(
+        f"Role {args.role} {state} to tenant {args.tenant}: logged in as it, any SQL reads "
+        "that tenant's rows of the tenant tables and nothing else."
+    )
+    return 0
+
+
+def cmd_revoke_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.repository.schema import ensure_current
+    from licensing_pipeline.repository.tenancy import revoke_tenant
+
+    with _engine(settings) as engine:
+        ensure_current(engine)
+        tenant = revoke_tenant(engine, args.role)
+    if tenant is None:
+        print(f"Role {args.role} was bound to no tenant; nothing changed.")
+    else:
+        print(f"Role {args.role} is no longer bound to tenant {tenant} and reads no tenant table.")
     return 0
 
 
@@ -127,7 +181,9 @@ def add_db_commands(sub: Any) -> None:
     """Add ``db`` to the ``licensing-pipeline`` parser."""
     from licensing_pipeline.repository.tenancy import READER_ROLE
 
-    db = sub.add_parser("db", help="the licensing repository's schema: migrations, reader role")
+    db = sub.add_parser(
+        "db", help="the licensing repository's schema: migrations, reader and tenant roles"
+    )
     commands = db.add_subparsers(dest="db_command", required=True)
 
     up = commands.add_parser("upgrade", help="apply pending migrations (adopts a pre-migration db)")
@@ -147,6 +203,20 @@ def add_db_commands(sub: Any) -> None:
     )
     grant.add_argument("--role", default=READER_ROLE, help=f"role name (default: {READER_ROLE})")
     grant.set_defaults(func=cmd_grant_reader)
+
+    tenant = commands.add_parser(
+        "grant-tenant",
+        help="bind a tenant's login role to its tenant: it reads that tenant's rows only",
+    )
+    tenant.add_argument("tenant", help="the tenant_id, as in tenants.csv")
+    tenant.add_argument("role", help="an existing LOGIN role, exactly as named in PostgreSQL")
+    tenant.set_defaults(func=cmd_grant_tenant)
+
+    untenant = commands.add_parser(
+        "revoke-tenant", help="unbind a tenant's login role and revoke its SELECT"
+    )
+    untenant.add_argument("role")
+    untenant.set_defaults(func=cmd_revoke_tenant)
 
     revision = commands.add_parser(
         "revision", help="developers: autogenerate a migration from the table models"

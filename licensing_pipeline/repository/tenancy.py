@@ -1,19 +1,21 @@
-"""Per-tenant reads under PostgreSQL row-level security (policies: migration 0002).
+"""Per-tenant reads under PostgreSQL row-level security (policies: migrations 0002, 0004).
 
-The pipeline connects as the tables' owner and sees every row. A per-tenant read runs in a
-read-only transaction as the reader role (neither owner nor BYPASSRLS, SELECT only) with
+The pipeline connects as the tables' owner and sees every row. Its own per-tenant reads run
+in a read-only transaction as the reader role (neither owner nor BYPASSRLS, SELECT only) with
 ``licensing.tenant_id`` set for that transaction alone, so the database, not a WHERE clause,
-keeps tenant B's rows out of tenant A's statement.
+keeps tenant B's rows out of tenant A's statement. The setting counts only for a login that
+may act as the owner: anyone could set it.
 
-``SET LOCAL ROLE`` separates the statements this code issues; it is no barrier to SQL a
-tenant writes (``RESET ROLE`` returns to the owner). A service that runs such SQL should log
-in as its own LOGIN role that is a member of the reader role.
+SQL a tenant writes runs on a login of its own, bound to its tenant in
+``licensing_tenant_roles`` (``grant_tenant``): the policies key on that login, so setting
+the tenant, ``SET ROLE``/``RESET ROLE`` or calling a function changes nothing it sees.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -24,7 +26,9 @@ from licensing_pipeline.repository.tables import compliance_findings
 
 READER_ROLE = "licensing_reader"
 TENANT_SETTING = "licensing.tenant_id"
-# Tables with row-level security; the reader may SELECT these and nothing else.
+BINDINGS = "licensing_tenant_roles"  # role_name -> tenant_id; only the owner writes it
+# Tables with row-level security; the reader and bound tenant roles may SELECT these and
+# nothing else (after a migration adds one: `db grant-reader`, `db grant-tenant` again).
 TENANT_TABLES = (
     "compliance_findings",
     "managed_exceptions",
@@ -36,7 +40,7 @@ TENANT_TABLES = (
 )
 
 
-def _require_postgres(engine: sa.Engine) -> None:
+def require_postgres(engine: sa.Engine) -> None:
     if engine.dialect.name != "postgresql":
         raise TenantIsolationError(
             f"tenant isolation relies on PostgreSQL row-level security; {engine.dialect.name} "
@@ -51,7 +55,7 @@ def grant_reader(engine: sa.Engine, role: str = READER_ROLE) -> None:
     trusted. The connecting role becomes a member, so ``tenant_session`` can switch to it.
     Run again after a migration that adds a tenant table.
     """
-    _require_postgres(engine)
+    require_postgres(engine)
     quote = engine.dialect.identifier_preparer.quote
     name = quote(role)
     with engine.begin() as con:
@@ -92,10 +96,7 @@ def grant_reader(engine: sa.Engine, role: str = READER_ROLE) -> None:
                 f"role {role} owns {', '.join(owned)}: an owner passes row-level security; "
                 "choose another --role"
             )
-        schema = quote(con.execute(sa.text("SELECT current_schema()")).scalar_one())
-        tables = ", ".join(quote(t) for t in TENANT_TABLES)
-        con.execute(sa.text(f"GRANT USAGE ON SCHEMA {schema} TO {name}"))
-        con.execute(sa.text(f"GRANT SELECT ON {tables} TO {name}"))
+        _grant_select(con, name)
         member: bool = con.execute(
             sa.text("SELECT pg_has_role(current_user, :role, 'MEMBER')"), {"role": role}
         ).scalar_one()
@@ -103,12 +104,100 @@ def grant_reader(engine: sa.Engine, role: str = READER_ROLE) -> None:
             con.execute(sa.text(f"GRANT {name} TO CURRENT_USER"))
 
 
+def _grant_select(con: sa.Connection, name: str) -> None:
+    quote = con.dialect.identifier_preparer.quote
+    schema = quote(con.execute(sa.text("SELECT current_schema()")).scalar_one())
+    tables = ", ".join(quote(t) for t in TENANT_TABLES)
+    # exec_driver_sql: a quoted name may hold what text() would take for a bind parameter
+    con.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {name}")
+    con.exec_driver_sql(f"GRANT SELECT ON {tables} TO {name}")
+
+
+def _refusal(attributes: tuple[Any, ...] | None, role: str) -> str | None:
+    """Why ``role`` cannot be a tenant's login, if it cannot."""
+    if attributes is None:
+        return (
+            f"no role {role!r} in this PostgreSQL cluster: create the tenant's login first "
+            "(CREATE ROLE ... LOGIN PASSWORD ...)"
+        )
+    superuser, bypassrls, createrole, can_login, acts_as_owner = attributes
+    if superuser or bypassrls:
+        return f"role {role} is a superuser or has BYPASSRLS: it would see every tenant"
+    if acts_as_owner:
+        return f"role {role} is the tables' owner or a member of it: it would see every tenant"
+    if createrole:
+        return f"role {role} has CREATEROLE: it could grant itself a role that sees every tenant"
+    if not can_login:
+        return (
+            f"role {role} cannot log in (NOLOGIN): the binding is on the login, so bind the "
+            "role the tenant's SQL connects as"
+        )
+    return None
+
+
+def grant_tenant(engine: sa.Engine, tenant_id: str, role: str) -> bool:
+    """Bind the login ``role`` to ``tenant_id`` and let it SELECT; True if newly bound.
+
+    Idempotent (run again after a migration adds a tenant table). Refuses a role that would
+    pass or could escape row-level security, a NOLOGIN role, and one bound to another tenant.
+    """
+    require_postgres(engine)
+    if not tenant_id or len(tenant_id) > 200 or not tenant_id.isprintable():
+        raise TenantIsolationError(f"not a tenant id: {tenant_id!r}")
+    with engine.begin() as con:
+        row = con.execute(
+            sa.text(
+                "SELECT r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcanlogin, "
+                "pg_has_role(r.oid, c.relowner, 'MEMBER') FROM pg_roles r, pg_class c "
+                "WHERE r.rolname = :role AND c.oid = CAST(:table AS regclass)"
+            ),
+            {"role": role, "table": TENANT_TABLES[0]},
+        ).first()
+        refusal = _refusal(None if row is None else tuple(row), role)
+        if refusal:
+            raise TenantIsolationError(refusal)
+        binding = {"role": role, "tenant": tenant_id}
+        added = con.execute(
+            sa.text(
+                f"INSERT INTO {BINDINGS} (role_name, tenant_id) VALUES (:role, :tenant) "
+                "ON CONFLICT (role_name) DO NOTHING RETURNING role_name"
+            ),
+            binding,
+        ).first()
+        bound: str = con.execute(
+            sa.text(f"SELECT tenant_id FROM {BINDINGS} WHERE role_name = :role"), binding
+        ).scalar_one()
+        if bound != tenant_id:
+            raise TenantIsolationError(
+                f"role {role} is bound to tenant {bound!r}: one login per tenant; "
+                f"`licensing-pipeline db revoke-tenant {role}` first to move it"
+            )
+        _grant_select(con, engine.dialect.identifier_preparer.quote(role))
+    return added is not None
+
+
+def revoke_tenant(engine: sa.Engine, role: str) -> str | None:
+    """Unbind ``role`` and revoke its SELECT; the tenant it was bound to (None: it was not)."""
+    require_postgres(engine)
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as con:
+        tenant: str | None = con.execute(
+            sa.text(f"DELETE FROM {BINDINGS} WHERE role_name = :role RETURNING tenant_id"),
+            {"role": role},
+        ).scalar()
+        exists = sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role")
+        if tenant is not None and con.execute(exists, {"role": role}).first() is not None:
+            tables = ", ".join(quote(t) for t in TENANT_TABLES)
+            con.exec_driver_sql(f"REVOKE SELECT ON {tables} FROM {quote(role)}")
+    return tenant
+
+
 @contextmanager
 def tenant_session(
     engine: sa.Engine, tenant_id: str, *, role: str = READER_ROLE
 ) -> Iterator[sa.Connection]:
     """A read-only transaction as ``role`` that sees only ``tenant_id``'s rows."""
-    _require_postgres(engine)
+    require_postgres(engine)
     if not tenant_id:
         raise ValueError("tenant_id must not be empty")
     quote = engine.dialect.identifier_preparer.quote

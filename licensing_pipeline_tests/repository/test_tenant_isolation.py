@@ -15,19 +15,25 @@ import pytest
 import sqlalchemy as sa
 
 from licensing_pipeline.remediation.tables import alert_outbox, remediation_tickets, ticket_history
+from licensing_pipeline.repository import schema
 from licensing_pipeline.repository.errors import TenantIsolationError
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.repository.tables import compliance_findings, finding_runs
 from licensing_pipeline.repository.tenancy import (
+    BINDINGS,
     READER_ROLE,
+    TENANT_SETTING,
     TENANT_TABLES,
     grant_reader,
+    grant_tenant,
+    revoke_tenant,
     tenant_findings,
     tenant_session,
 )
 from licensing_pipeline_tests.postgres import SERVER_URL, fresh_database
 
 NOW = datetime(2026, 11, 20, 2, 0)
+quote = sa.create_engine(SERVER_URL).dialect.identifier_preparer.quote
 
 
 @dataclass
@@ -35,12 +41,28 @@ class Cluster:
     admin: sa.Engine  # postgres, superuser: sets the stage only
     pipeline: sa.Engine  # the owner role the pipeline connects as
     owner: str
+    roles: list[str]  # more roles of this test, dropped with the owner
+    engines: list[sa.Engine]
+
+    def role(self, kind: str, attributes: str = "LOGIN") -> str:
+        """A role of this test only (roles are cluster-wide; other tests run meanwhile)."""
+        name = f"licensing_test_{kind}_{uuid.uuid4().hex[:10]}"
+        with self.admin.begin() as con:
+            con.exec_driver_sql(f"CREATE ROLE {quote(name)} {attributes}")
+        self.roles.append(name)
+        return name
+
+    def login(self, role: str) -> sa.Engine:
+        engine = sa.create_engine(self.admin.url.set(username=role))
+        self.engines.append(engine)
+        return engine
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     owner = f"licensing_test_owner_{uuid.uuid4().hex[:10]}"
     server = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    roles = [owner]
     try:
         with fresh_database() as url:
             database = sa.make_url(url).database
@@ -49,14 +71,16 @@ def cluster() -> Iterator[Cluster]:
                 con.execute(sa.text(f'ALTER DATABASE "{database}" OWNER TO "{owner}"'))
             admin = sa.create_engine(url)
             pipeline = sa.create_engine(sa.make_url(url).set(username=owner))
+            engines = [admin, pipeline]
             try:
-                yield Cluster(admin, pipeline, owner)
+                yield Cluster(admin, pipeline, owner, roles, engines)
             finally:
-                admin.dispose()
-                pipeline.dispose()
+                for engine in engines:
+                    engine.dispose()
     finally:
         with server.connect() as con:
-            con.execute(sa.text(f'DROP ROLE IF EXISTS "{owner}"'))
+            for role in roles:  # their grants went with the database
+                con.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(role)}")
         server.dispose()
 
 
@@ -157,6 +181,18 @@ def readable(con: sa.Connection) -> dict[str, int]:
     }
 
 
+# What tenant A reads of seed(): its findings, its ticket with its history and alert.
+A_ROWS = {
+    "compliance_findings": 2,
+    "managed_exceptions": 0,
+    "enforcement_state": 0,
+    "enforcement_changes": 0,
+    "remediation_tickets": 1,
+    "ticket_history": 1,
+    "alert_outbox": 1,
+}
+
+
 def test_a_tenant_session_reads_only_its_own_rows(cluster: Cluster):
     seed(cluster)
     # FORCE row-level security, and the pipeline (the owner) still reads and writes all rows.
@@ -189,15 +225,7 @@ def test_a_tenant_session_reads_only_its_own_rows(cluster: Cluster):
             ).scalar_one()
             == 0
         )
-        assert readable(con) == {
-            "compliance_findings": 2,
-            "managed_exceptions": 0,
-            "enforcement_state": 0,
-            "enforcement_changes": 0,
-            "remediation_tickets": 1,
-            "ticket_history": 1,
-            "alert_outbox": 1,
-        }
+        assert readable(con) == A_ROWS
         history = con.execute(sa.select(ticket_history.c.ticket_id)).scalars().all()
         assert history == [1]
 
@@ -275,3 +303,159 @@ def test_tenant_sessions_are_refused_on_sqlite(tmp_path):
     repo = LicensingRepository(database_url=f"sqlite:///{tmp_path / 'licensing.db'}")
     with pytest.raises(TenantIsolationError, match="row-level security"):
         repo.load_tenant_findings("A")
+
+
+def other_tenants_rows(con: sa.Connection, tenant: str) -> dict[str, int]:
+    """Rows of tenants other than ``tenant`` this connection reads, per tenant table."""
+    own_ticket = "(SELECT ticket_id FROM remediation_tickets WHERE tenant_id = :t)"
+    where = {
+        "ticket_history": f"ticket_id NOT IN {own_ticket}",
+        "alert_outbox": f"ticket_id IS NULL OR ticket_id NOT IN {own_ticket}",
+    }
+    return {
+        table: int(
+            con.execute(
+                sa.text(
+                    f"SELECT count(*) FROM {table} WHERE {where.get(table, 'tenant_id <> :t')}"
+                ),
+                {"t": tenant},
+            ).scalar_one()
+        )
+        for table in TENANT_TABLES
+    }
+
+
+def test_a_reader_member_cannot_choose_its_tenant_with_the_setting(cluster: Cluster):
+    """The adversarial report: a login in licensing_reader set the setting and read it all."""
+    seed(cluster)
+    grant_reader(cluster.admin)
+    service = cluster.role("service")
+    with cluster.admin.begin() as con:
+        con.exec_driver_sql(f'GRANT "{READER_ROLE}" TO "{service}"')
+    with cluster.login(service).connect() as con:
+        for tenant in ("A", "B"):
+            con.execute(sa.select(sa.func.set_config(TENANT_SETTING, tenant, False)))
+            assert set(readable(con).values()) == {0}
+            con.exec_driver_sql(f'SET ROLE "{READER_ROLE}"')
+            assert set(readable(con).values()) == {0}
+            con.exec_driver_sql("RESET ROLE")
+
+
+def test_a_bound_tenant_login_reads_only_its_tenant_whatever_its_sql_does(cluster: Cluster):
+    seed(cluster)
+    grant_reader(cluster.admin)
+    tenant = cluster.role("tenant")
+    with cluster.admin.begin() as con:
+        con.exec_driver_sql(f'GRANT "{READER_ROLE}" TO "{tenant}"')  # as the old README said
+    assert grant_tenant(cluster.pipeline, "A", tenant) is True
+    # What the owner offers a tenant by mistake: a SECURITY DEFINER function and a view.
+    with cluster.pipeline.begin() as con:
+        con.exec_driver_sql(
+            "CREATE FUNCTION every_finding() RETURNS SETOF compliance_findings LANGUAGE sql "
+            "SECURITY DEFINER SET search_path = public AS 'SELECT * FROM compliance_findings'"
+        )
+        con.exec_driver_sql("CREATE VIEW every_ticket AS SELECT * FROM remediation_tickets")
+        con.exec_driver_sql("GRANT SELECT ON every_ticket TO PUBLIC")
+        assert con.execute(sa.text("SELECT count(*) FROM every_finding()")).scalar_one() == 3
+
+    with cluster.login(tenant).connect() as con:
+        assert readable(con) == A_ROWS
+        attempts = [
+            f"SELECT set_config('{TENANT_SETTING}', 'B', false)",
+            f"SET {TENANT_SETTING} = 'B'",
+            f'SET ROLE "{READER_ROLE}"',
+            "RESET ROLE",
+            f"SET SESSION ROLE \"{READER_ROLE}\"; SELECT set_config('{TENANT_SETTING}', 'B', true)",
+        ]
+        for attempt in attempts:
+            con.exec_driver_sql(attempt)
+            assert readable(con) == A_ROWS, attempt
+            assert set(other_tenants_rows(con, "A").values()) == {0}, attempt
+            through_owner = con.execute(sa.text("SELECT DISTINCT tenant_id FROM every_finding()"))
+            assert set(through_owner.scalars()) == {"A"}, attempt
+            view = con.execute(sa.text("SELECT DISTINCT tenant_id FROM every_ticket"))
+            assert set(view.scalars()) == {"A"}, attempt
+        con.exec_driver_sql("RESET ROLE")
+        # The only SECURITY DEFINER function it can run is the one made above.
+        definers = con.execute(
+            sa.text(
+                "SELECT proname FROM pg_proc "
+                "WHERE prosecdef AND has_function_privilege(oid, 'EXECUTE')"
+            )
+        ).scalars()
+        assert list(definers) == ["every_finding"]
+        # It reads its own binding and cannot change any.
+        assert con.execute(sa.text(f"SELECT * FROM {BINDINGS}")).all() == [(tenant, "A")]
+        con.commit()
+        for write in (
+            f"INSERT INTO {BINDINGS} VALUES ('{tenant}x', 'B')",
+            f"UPDATE {BINDINGS} SET tenant_id = 'B'",
+            f"DELETE FROM {BINDINGS}",
+        ):
+            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), con.begin():
+                con.exec_driver_sql(write)
+
+    # The pipeline's own per-tenant read (the `statement` command) still picks any tenant.
+    with cluster.admin.begin() as con:
+        con.exec_driver_sql(f'GRANT "{READER_ROLE}" TO "{cluster.owner}"')
+    assert tenant_findings(cluster.pipeline, "B")["finding_id"].tolist() == ["fb1"]
+    with cluster.pipeline.connect() as con:
+        assert readable(con)["compliance_findings"] == 3
+
+
+def test_granting_a_tenant_is_idempotent_checked_and_revocable(cluster: Cluster):
+    seed(cluster)
+    tenant = cluster.role('we:ird %s "name"')  # quoted, never spliced
+    assert grant_tenant(cluster.pipeline, "B", tenant) is True
+    assert grant_tenant(cluster.pipeline, "B", tenant) is False
+    with pytest.raises(TenantIsolationError, match=r"bound to tenant 'B'.*revoke-tenant"):
+        grant_tenant(cluster.pipeline, "A", tenant)
+    with cluster.login(tenant).connect() as con:
+        assert set(con.execute(sa.text("SELECT tenant_id FROM compliance_findings")).scalars()) == {
+            "B"
+        }
+
+    assert revoke_tenant(cluster.pipeline, tenant) == "B"
+    assert revoke_tenant(cluster.pipeline, tenant) is None
+    with (
+        cluster.login(tenant).connect() as con,
+        pytest.raises(sa.exc.ProgrammingError, match="permission denied"),
+    ):
+        con.execute(sa.text("SELECT count(*) FROM compliance_findings"))
+    assert grant_tenant(cluster.pipeline, "A", tenant) is True  # moved to another tenant
+
+    member_of_owner = cluster.role("owner_member")
+    with cluster.admin.begin() as con:
+        con.exec_driver_sql(f'GRANT "{cluster.owner}" TO "{member_of_owner}"')
+    refused = {
+        "nobody_" + uuid.uuid4().hex[:10]: "no role",
+        cluster.role("super", "LOGIN SUPERUSER"): "superuser or has BYPASSRLS",
+        cluster.role("bypass", "LOGIN BYPASSRLS"): "superuser or has BYPASSRLS",
+        cluster.role("creator", "LOGIN CREATEROLE"): "CREATEROLE",
+        cluster.role("group", "NOLOGIN"): "cannot log in",
+        cluster.owner: "owner or a member of it",
+        member_of_owner: "owner or a member of it",
+    }
+    for role, reason in refused.items():
+        with pytest.raises(TenantIsolationError, match=reason):
+            grant_tenant(cluster.pipeline, "A", role)
+    for tenant_id in ("", "A\n", "x" * 201):
+        with pytest.raises(TenantIsolationError, match="not a tenant id"):
+            grant_tenant(cluster.pipeline, tenant_id, tenant)
+    with cluster.pipeline.connect() as con:
+        bindings = con.execute(sa.text(f"SELECT role_name, tenant_id FROM {BINDINGS}")).all()
+    assert bindings == [(tenant, "A")]
+
+
+def test_downgrading_below_the_bindings_takes_the_bound_logins_select(cluster: Cluster):
+    """Under 0002's policies a bound login could pick any tenant again: it reads nothing."""
+    seed(cluster)
+    tenant = cluster.role("tenant :x")
+    grant_tenant(cluster.pipeline, "A", tenant)
+    schema.downgrade(cluster.pipeline, "0003")
+    with (
+        cluster.login(tenant).connect() as con,
+        pytest.raises(sa.exc.ProgrammingError, match="permission denied"),
+    ):
+        con.execute(sa.text("SELECT count(*) FROM compliance_findings"))
+    schema.upgrade(cluster.pipeline)
