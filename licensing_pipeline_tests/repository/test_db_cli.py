@@ -49,12 +49,12 @@ def test_a_behind_schema_stops_commands_with_one_line_and_exit_2(
     assert err.startswith("licensing-pipeline: the licensing repository at ")
     assert err.strip().endswith("run `licensing-pipeline db upgrade`")
     assert cli.main(["run", "--data-dir", str(tmp_path)]) == 2  # before the job starts
-    assert "behind 0003" in capsys.readouterr().err
+    assert "behind 0004" in capsys.readouterr().err
 
     assert cli.main(["db", "status"]) == 1
-    assert "pending:  0002, 0003" in capsys.readouterr().out
+    assert "pending:  0002, 0003, 0004" in capsys.readouterr().out
     assert cli.main(["db", "upgrade"]) == 0
-    assert "from 0001 to 0003 (head)" in capsys.readouterr().out
+    assert "from 0001 to 0004 (head)" in capsys.readouterr().out
     assert cli.main(["findings"]) == 0
 
 
