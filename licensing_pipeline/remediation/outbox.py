@@ -35,6 +35,7 @@ from licensing_pipeline.remediation.messages import Message
 from licensing_pipeline.remediation.slack import (
     HISTORY_SCOPES,
     NO_TOKEN,
+    OUT_OF_TIME,
     Failure,
     PostResult,
     SlackAlerts,
@@ -345,7 +346,7 @@ def flush(
         )
     for index, alert_id in enumerate(alert_ids):
         if index and time.monotonic() >= deadline:
-            report.stopped = f"out of time ({budget_seconds:g} s per pass)"
+            report.stopped = OUT_OF_TIME
             break
         row = _claim(engine, alert_id, now)
         if row is None:
@@ -367,12 +368,15 @@ def _deliver(
     """Deliver one claimed alert and record the outcome; a Failure stops the pass."""
     alert_id, key = int(row["alert_id"]), str(row["alert_key"])
     caution = None
-    if row["unconfirmed_since"] is not None:  # an earlier attempt may have gone through
+    since = row["unconfirmed_since"]
+    if since is not None:  # an earlier attempt may have gone through
         where = str(row["posted_channel"] or row["channel"] or slack.default_channel)
         lookup = slack.find_posted(
             where,
             str(row["delivery_key"]),
-            oldest=row["unconfirmed_since"] - LOOKUP_MARGIN,
+            oldest=since - LOOKUP_MARGIN,
+            latest=row["searched_before"]
+            or since + timedelta(seconds=slack.timeout_seconds) + LOOKUP_MARGIN,
             deadline=deadline,
         )
         if lookup.ts is not None:
@@ -384,10 +388,29 @@ def _deliver(
                 slack_ts=lookup.ts,
                 sent_at=utcnow(),
                 unconfirmed_since=None,
+                searched_before=None,
                 last_error="Slack's answer was lost; found in the channel, not posted again",
             )
             report.already_posted += 1
             return None
+        if not (lookup.absent or lookup.cannot_check):  # cut short: go on from here next pass
+            failure = lookup.failure or Failure("no answer", unanswered=True)
+            _update(
+                engine,
+                alert_id,
+                status="unconfirmed",
+                searched_before=lookup.read_to or row["searched_before"],
+                last_error=f"could not look in {where} yet: {failure.error}",
+            )
+            if failure.error != OUT_OF_TIME:
+                report.errors.append(f"{key} → {where}: could not check: {failure.error}")
+            return failure
+        if time.monotonic() >= deadline:  # the look took the time: post next pass
+            if lookup.absent:
+                _update(engine, alert_id, status="pending", unconfirmed_since=None)
+            else:
+                _update(engine, alert_id, status="unconfirmed")
+            return Failure(OUT_OF_TIME)
         if lookup.cannot_check:
             reason = lookup.failure.error if lookup.failure else "unknown"
             caution = (
@@ -396,19 +419,15 @@ def _deliver(
                 "posted again, it may appear twice"
             )
             report.warnings.append(f"{key}: {caution}")
-        elif not lookup.absent:  # not looked through: ask again next pass
-            failure = lookup.failure or Failure("no answer", unanswered=True)
-            _update(
-                engine,
-                alert_id,
-                status="unconfirmed",
-                last_error=f"could not look in {where} yet: {failure.error}",
-            )
-            report.errors.append(f"{key} → {where}: could not check: {failure.error}")
-            return failure
 
     def record_attempt(channel: str) -> None:
-        _update(engine, alert_id, posted_channel=channel, unconfirmed_since=utcnow())
+        _update(
+            engine,
+            alert_id,
+            posted_channel=channel,
+            unconfirmed_since=utcnow(),
+            searched_before=None,
+        )
 
     result = slack.post(
         row["channel"] or None,
@@ -481,6 +500,8 @@ def _stop(
         )
     elif failure.unreachable:
         report.stopped = f"Slack could not be reached ({failure.error})"
+    elif failure.error == OUT_OF_TIME:
+        report.stopped = OUT_OF_TIME
     else:
         report.stopped = f"Slack did not answer ({failure.error})"
 
@@ -492,6 +513,18 @@ def _failure(result: PostResult) -> str:
             f"default channel {result.channel}: {result.error}"
         )
     return str(result.error)
+
+
+def queued(engine: sa.Engine, *, now: datetime | None = None) -> dict[str, int]:
+    """What a pass would take up, by status (a claim only once stale)."""
+    now = now or utcnow()
+    with engine.connect() as con:
+        rows = con.execute(
+            sa.select(alert_outbox.c.status, sa.func.count().label("n"))
+            .where(_postable(), _claimable(now))
+            .group_by(alert_outbox.c.status)
+        ).all()
+    return {str(row.status): int(row.n) for row in rows}
 
 
 def post_now(engine: sa.Engine, slack: SlackAlerts, alerts: Sequence[OutboxAlert]) -> FlushReport:

@@ -17,7 +17,7 @@ import time
 import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -62,9 +62,10 @@ CHANNEL_ERRORS = frozenset(
 METADATA_EVENT = "licensing_alert"
 HISTORY_SCOPES = "channels:history, groups:history, channels:read and groups:read"
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without a usable Retry-After
+OUT_OF_TIME = "out of time for this pass"
 MAX_RETRY_AFTER = 3600.0
 LIST_PAGE, LIST_PAGES = 1000, 5  # conversations.list: channel name → id
-HISTORY_PAGE, HISTORY_PAGES = 200, 5
+HISTORY_PAGE, HISTORY_PAGES = 200, 5  # per look; a longer window is read on by the next one
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 
 # slack-sdk logs request details at DEBUG; keep its chatter (never the token: it redacts
@@ -113,9 +114,26 @@ class Lookup:
 
     channel: str
     ts: str | None = None  # the message is there
-    absent: bool = False  # every message since ``oldest`` was read: it is not there
+    absent: bool = False  # the whole window was read: it is not there
     failure: Failure | None = None
     cannot_check: bool = False  # Slack will not show the history (scope, membership, ...)
+    read_to: datetime | None = None  # cut short: the window below this is still to read
+
+    def upto(self, ts: str) -> Lookup:
+        return self if self.cannot_check else replace(self, read_to=slack_time(ts))
+
+
+def slack_ts(when: datetime) -> str:
+    """A naive UTC time as Slack's "seconds.microseconds" timestamp, exactly."""
+    delta = when - datetime(1970, 1, 1)
+    return f"{delta.days * 86400 + delta.seconds}.{delta.microseconds:06d}"
+
+
+def slack_time(ts: str) -> datetime:
+    seconds, _, fraction = ts.partition(".")
+    return datetime(1970, 1, 1) + timedelta(
+        seconds=int(seconds), microseconds=int((fraction + "000000")[:6])
+    )
 
 
 def token_fingerprint(token: str) -> str:
@@ -240,11 +258,19 @@ class SlackAlerts(dg.ConfigurableResource):
         return PostResult(ok=True, channel=channel, ts=str(response.get("ts") or ""))
 
     def find_posted(
-        self, channel: str, delivery_key: str, *, oldest: datetime, deadline: float | None = None
+        self,
+        channel: str,
+        delivery_key: str,
+        *,
+        oldest: datetime,
+        latest: datetime,
+        deadline: float | None = None,
     ) -> Lookup:
         """Look for the message carrying ``delivery_key`` among those posted to ``channel``
-        since ``oldest`` (naive UTC), newest first, at most HISTORY_PAGES pages; no request is
-        started after ``deadline`` (time.monotonic)."""
+        from ``oldest`` to before ``latest`` (naive UTC), newest first, at most HISTORY_PAGES
+        pages; no request is started after ``deadline`` (time.monotonic). A look cut short
+        says where it got to (``read_to``), so the next one goes on from there: Slack may
+        allow a non-Marketplace app one history request a minute."""
         client = self.client()
         channel_id = channel.strip()
         if not _CHANNEL_ID.fullmatch(channel_id):
@@ -252,33 +278,32 @@ class SlackAlerts(dg.ConfigurableResource):
             if isinstance(found, Lookup):
                 return found
             channel_id = found
-        since = f"{oldest.replace(tzinfo=UTC).timestamp():.6f}"
-        cursor: str | None = None
+        before = slack_ts(latest)
         for _ in range(HISTORY_PAGES):
             if deadline is not None and time.monotonic() >= deadline:
-                return Lookup(channel, failure=Failure("out of time", unanswered=True))
+                return Lookup(channel, failure=Failure(OUT_OF_TIME, unanswered=True)).upto(before)
             response, failure = _call(
                 client.conversations_history,
                 channel=channel_id,
-                oldest=since,
+                oldest=slack_ts(oldest),
+                latest=before,
                 limit=HISTORY_PAGE,
                 include_all_metadata=True,
-                cursor=cursor,
             )
             if failure is not None:
-                return _failed_lookup(channel, failure)
+                return _failed_lookup(channel, failure).upto(before)
             assert response is not None
-            for message in response.get("messages") or []:
+            messages = response.get("messages") or []
+            for message in messages:
                 if _delivery_key(message) == delivery_key:
                     return Lookup(channel, ts=str(message.get("ts") or ""))
-            cursor = _next_cursor(response)
-            if not cursor:
+            if not response.get("has_more") or not messages:
                 return Lookup(channel, absent=True)
+            before = str(messages[-1]["ts"])  # newest first: go on below the oldest read
         return Lookup(
             channel,
-            cannot_check=True,
-            failure=Failure(f"more than {HISTORY_PAGES * HISTORY_PAGE} messages since the post"),
-        )
+            failure=Failure(f"{HISTORY_PAGES * HISTORY_PAGE} messages read, more to go"),
+        ).upto(before)
 
     def _channel_id(self, client: WebClient, channel: str, deadline: float | None) -> str | Lookup:
         """conversations.history wants a channel's id; chat.postMessage also takes its name."""
@@ -286,7 +311,7 @@ class SlackAlerts(dg.ConfigurableResource):
         cursor: str | None = None
         for _ in range(LIST_PAGES):
             if deadline is not None and time.monotonic() >= deadline:
-                return Lookup(channel, failure=Failure("out of time", unanswered=True))
+                return Lookup(channel, failure=Failure(OUT_OF_TIME, unanswered=True))
             response, failure = _call(
                 client.conversations_list,
                 types="public_channel,private_channel",

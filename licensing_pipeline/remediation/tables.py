@@ -109,8 +109,10 @@ alert_outbox = sa.Table(
     # Carried in the message's metadata, so a post whose answer was lost can be found.
     sa.Column("delivery_key", sa.String(64)),
     # Set before each post, cleared once its outcome is known: while set, the alert may be
-    # in ``posted_channel`` already, and is looked for there (from this time) before posting.
+    # in ``posted_channel`` already, and is looked for there (around this time) before posting.
     sa.Column("unconfirmed_since", sa.DateTime),
+    # How far down (newest first) that look has read without finding it, when cut short.
+    sa.Column("searched_before", sa.DateTime),
 )
 
 # A destination that asked to be left alone (Slack's 429 Retry-After): no pass sends there

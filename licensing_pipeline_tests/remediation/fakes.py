@@ -110,9 +110,9 @@ class FakeSlack(_Server):
     otherwise: ``script`` (one-shot behaviours of chat.postMessage, in order),
     ``history_script`` (of conversations.history), ``unknown_channels`` (channel_not_found),
     ``revoked_tokens`` (invalid_auth). Behaviours: ok, slow (accept and keep the message, answer
-    after ``answer_delay`` seconds), ratelimited (429 + Retry-After), channel_not_found,
-    invalid_auth, server_error (a 500 with an HTML page); for history also missing_scope and
-    not_in_channel.
+    after ``answer_delay`` seconds; for history, answer late), ratelimited (429 +
+    Retry-After), channel_not_found, invalid_auth, server_error (a 500 with an HTML page); for
+    history also missing_scope and not_in_channel.
     """
 
     def __init__(self, retry_after: int = 1, answer_delay: float = 1.0) -> None:
@@ -147,12 +147,19 @@ class FakeSlack(_Server):
     def messages_in(self, channel: str) -> list[dict[str, Any]]:
         return list(self.messages.get(self.channel_id(channel), []))
 
-    def keep(self, channel: str, text: str, metadata: dict[str, Any] | None = None) -> str:
-        """Store a message as if it had been posted; returns its ts."""
+    def keep(
+        self,
+        channel: str,
+        text: str,
+        metadata: dict[str, Any] | None = None,
+        ts: str | None = None,
+    ) -> str:
+        """Store a message as if it had been posted (now, or at ``ts``); returns its ts."""
         channel_id = self.channel_id(channel)
         with self._lock:
-            self._last_ts = max(time.time(), self._last_ts + 0.000001)
-            ts = f"{self._last_ts:.6f}"
+            if ts is None:
+                self._last_ts = max(time.time(), self._last_ts + 0.000001)
+                ts = f"{self._last_ts:.6f}"
             message = {"type": "message", "ts": ts, "text": text}
             if metadata:
                 message["metadata"] = metadata
@@ -215,13 +222,16 @@ class FakeSlack(_Server):
         if channel not in self.channel_ids.values():  # Slack wants the id, not "#name"
             return Reply(200, {"ok": False, "error": "channel_not_found"})
         oldest = float(body.get("oldest") or 0)
+        latest = float(body.get("latest") or "inf")
         with_metadata = body.get("include_all_metadata") in ("1", "true")
         newest_first = [
             {k: v for k, v in m.items() if k != "metadata" or with_metadata}
             for m in reversed(self.messages.get(channel, []))
-            if float(m["ts"]) > oldest
+            if oldest < float(m["ts"]) < latest
         ]
-        return self._page(body, "messages", newest_first, default_limit=100)
+        reply = self._page(body, "messages", newest_first, default_limit=100)
+        reply.delay = self.answer_delay if behaviour == "slow" else 0.0
+        return reply
 
     def _list(self, body: dict[str, Any]) -> Reply:
         channels = [

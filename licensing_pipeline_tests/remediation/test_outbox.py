@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from licensing_pipeline.remediation import messages
+from licensing_pipeline.remediation import slack as slack_module
 from licensing_pipeline.remediation.outbox import (
     OutboxAlert,
     enqueue,
@@ -14,7 +15,7 @@ from licensing_pipeline.remediation.outbox import (
     outbox_rows,
     utcnow,
 )
-from licensing_pipeline.remediation.slack import NO_TOKEN, SlackAlerts
+from licensing_pipeline.remediation.slack import NO_TOKEN, SlackAlerts, slack_ts
 from licensing_pipeline.remediation.tables import alert_outbox
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
@@ -236,6 +237,7 @@ def test_a_poster_that_died_after_posting_is_not_posted_again(
         "#acme",
         "alert 1",
         {"event_type": "licensing_alert", "event_payload": {"delivery_key": "k-dead-run"}},
+        ts=slack_ts(long_ago + timedelta(seconds=1)),
     )
     report = flush(engine, slack(fake_slack))
     assert texts_in(fake_slack) == ["alert 1", "alert 2"]
@@ -297,3 +299,53 @@ def test_a_pass_starts_no_alert_after_its_time_budget(engine: sa.Engine, fake_sl
     assert (report.sent, report.waiting) == (1, 2)  # one alert, then out of time
     assert len(fake_slack.requests) == 1
     assert flush(engine, slack(fake_slack)).sent == 2
+
+
+def test_a_search_cut_short_goes_on_where_it_stopped(
+    engine: sa.Engine, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+):
+    """Slack may allow one history request a minute: each pass must get further."""
+    monkeypatch.setattr(slack_module, "HISTORY_PAGE", 2)
+    add(engine, alert(1))
+    with engine.begin() as con:  # a pass posted alert 1 and lost the answer
+        con.execute(
+            sa.update(alert_outbox).values(
+                status="unconfirmed",
+                attempts=1,
+                delivery_key="k-1",
+                unconfirmed_since=utcnow() - timedelta(seconds=1),
+                posted_channel="#acme",
+            )
+        )
+    metadata = {"event_type": "licensing_alert", "event_payload": {"delivery_key": "k-1"}}
+    fake_slack.keep("#acme", "alert 1", metadata)
+    for n in range(1, 6):  # then the channel moved on
+        fake_slack.keep("#acme", f"chatter {n}")
+    for seconds in (0, 2, 4):  # each pass: one page, then 429 (Retry-After: 1)
+        fake_slack.history_script.extend(["ok", "ratelimited"])
+        flush(engine, slack(fake_slack), now=utcnow() + timedelta(seconds=seconds))
+    row = outbox_rows(engine)[0]
+    assert (row["status"], row["last_error"]) == (
+        "sent",
+        "Slack's answer was lost; found in the channel, not posted again",
+    )
+    assert fake_slack.posts() == [] and len(fake_slack.messages_in("#acme")) == 6
+    pages = [float(r.body["latest"]) for r in fake_slack.calls("conversations.history")]
+    stored = [float(m["ts"]) for m in fake_slack.messages_in("#acme")]
+    assert pages[2] == pages[1] == stored[4]  # pass 2 went on below what pass 1 had read
+    assert pages[4] == pages[3] == stored[2]
+
+
+def test_a_search_that_uses_up_the_pass_posts_next_pass_without_searching_again(
+    engine: sa.Engine, fake_slack: FakeSlack
+):
+    add(engine, alert(1), alert(2))
+    fake_slack.script.append("server_error")
+    flush(engine, slack(fake_slack))  # alert 1: no answer
+    fake_slack.history_script.append("slow")  # the search answers after the pass's time
+    report = flush(engine, slack(fake_slack), budget_seconds=0.5)
+    assert (report.sent, report.stopped, report.waiting) == (0, "out of time for this pass", 2)
+    assert [r["status"] for r in outbox_rows(engine)] == ["pending", "pending"]  # not there
+    assert flush(engine, slack(fake_slack)).sent == 2
+    assert len(fake_slack.calls("conversations.history")) == 1
+    assert texts_in(fake_slack) == ["alert 1", "alert 2"]

@@ -4,7 +4,13 @@ from datetime import timedelta
 
 from licensing_pipeline.remediation import messages
 from licensing_pipeline.remediation.outbox import utcnow
-from licensing_pipeline.remediation.slack import METADATA_EVENT, NO_TOKEN, SlackAlerts
+from licensing_pipeline.remediation.slack import (
+    METADATA_EVENT,
+    NO_TOKEN,
+    SlackAlerts,
+    slack_time,
+    slack_ts,
+)
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
 from licensing_pipeline_tests.remediation.test_messages import URL, ticket
 
@@ -109,33 +115,43 @@ def test_an_unreachable_slack_is_an_error_not_an_exception():
 
 
 def test_a_post_is_found_by_its_delivery_key_through_the_channel_id(fake_slack: FakeSlack):
-    before = utcnow() - timedelta(minutes=2)
+    window = {"oldest": utcnow() - timedelta(minutes=2), "latest": utcnow() + timedelta(minutes=2)}
     client = slack(fake_slack)
     client.post("#acme", messages.test_message("#acme"), delivery_key="k-other")
     posted = client.post("#acme", messages.test_message("#acme"), delivery_key="k-1")
-    found = client.find_posted("#acme", "k-1", oldest=before)
+    found = client.find_posted("#acme", "k-1", **window)
     assert found.ts == posted.ts and not found.cannot_check
     assert len(fake_slack.calls("conversations.list")) == 1  # history wants the id
     (history,) = fake_slack.calls("conversations.history")
     assert history.body["channel"] == fake_slack.channel_id("#acme")
-    assert float(history.body["oldest"]) <= float(str(posted.ts))
-    assert client.find_posted("#acme", "k-2", oldest=before).absent
-    later = client.find_posted("#acme", "k-1", oldest=utcnow() + timedelta(minutes=1))
-    assert later.absent  # only messages since ``oldest`` are read
+    assert float(history.body["oldest"]) < float(str(posted.ts)) < float(history.body["latest"])
+    assert client.find_posted("#acme", "k-2", **window).absent
+    earlier = client.find_posted(
+        "#acme", "k-1", oldest=window["oldest"], latest=utcnow() + timedelta(seconds=1)
+    )
+    assert earlier.ts == posted.ts
+    outside = client.find_posted("#acme", "k-1", oldest=window["oldest"], latest=window["oldest"])
+    assert outside.absent  # only the window is read
+
+
+def test_slack_timestamps_convert_exactly():
+    assert slack_ts(slack_time("1790000000.000123")) == "1790000000.000123"
+    assert slack_time("1790000000.5") == slack_time("1790000000.500000")
 
 
 def test_history_slack_will_not_show_cannot_be_checked(fake_slack: FakeSlack):
     client = slack(fake_slack)
     client.post("#acme", messages.test_message("#acme"), delivery_key="k-1")
-    since = utcnow() - timedelta(minutes=2)
+    window = {"oldest": utcnow() - timedelta(minutes=2), "latest": utcnow() + timedelta(minutes=2)}
     for error in ("missing_scope", "not_in_channel"):
         fake_slack.history_script.append(error)
-        lookup = client.find_posted("#acme", "k-1", oldest=since)
+        lookup = client.find_posted("#acme", "k-1", **window)
         assert lookup.cannot_check and lookup.failure and lookup.failure.error == error
-        assert not lookup.failure.auth_failed
+        assert not lookup.failure.auth_failed and lookup.read_to is None
     fake_slack.history_script.append("ratelimited")
-    limited = client.find_posted("#acme", "k-1", oldest=since)
+    limited = client.find_posted("#acme", "k-1", **window)
     assert not limited.cannot_check and limited.failure and limited.failure.retry_after == 1
-    unknown = client.find_posted("#nowhere", "k-1", oldest=since)
+    assert limited.read_to == window["latest"]  # nothing read: the next look starts over
+    unknown = client.find_posted("#nowhere", "k-1", **window)
     assert unknown.cannot_check and unknown.failure
     assert "channel_not_found" in unknown.failure.error

@@ -2,7 +2,8 @@
 
 ``alert_outbox.delivery_key``: carried in each post's metadata, so a pass can find a post
 whose answer was lost in the channel's history instead of posting it again.
-``alert_outbox.unconfirmed_since``: when such an attempt was made (set before sending).
+``alert_outbox.unconfirmed_since``: when such an attempt was made (set before sending);
+``alert_outbox.searched_before``: how far a search cut short got (the next goes on from there).
 ``delivery_holds``: a destination's "not before" time after a 429, shared by every pass.
 Alerts already in the outbox start without a key, as if never attempted with one.
 
@@ -28,6 +29,7 @@ def upgrade() -> None:
     with op.batch_alter_table("alert_outbox") as batch:
         batch.add_column(sa.Column("delivery_key", sa.String(64)))
         batch.add_column(sa.Column("unconfirmed_since", sa.DateTime()))
+        batch.add_column(sa.Column("searched_before", sa.DateTime()))
     op.create_table(
         "delivery_holds",
         sa.Column("destination", sa.String(length=64), nullable=False),
@@ -41,5 +43,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("delivery_holds")
     with op.batch_alter_table("alert_outbox") as batch:
+        batch.drop_column("searched_before")
         batch.drop_column("unconfirmed_since")
         batch.drop_column("delivery_key")
