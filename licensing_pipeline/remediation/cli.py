@@ -154,12 +154,17 @@ def _change_ticket(args: argparse.Namespace, settings: Settings, *, resolve: boo
             remediation = settings.remediation
             alert = resolution_alert(closed, dagster_url=remediation.dagster_webserver_url)
             report = post_now(engine, slack_alerts(remediation), [alert])
-            if report.sent:
+            if report.sent or report.already_posted:
                 print(f"Posted the resolution to {closed['channel']}.")
             elif report.not_sent:
                 print("Resolution not posted to Slack: no token (SLACK_BOT_TOKEN).")
             else:
-                reason = report.auth_error or "; ".join(report.errors) or "already posted"
+                reason = (
+                    report.auth_error
+                    or "; ".join(report.errors)
+                    or report.stopped
+                    or "already posted"
+                )
                 print(f"Resolution not posted yet ({reason}); it will be retried.")
     finally:
         engine.dispose()

@@ -357,7 +357,7 @@ def flush(
             break
     if report.stopped:
         report.waiting = _count_waiting(engine, keys)
-    if report.sent or report.already_posted:
+    if (report.sent or report.already_posted) and not report.auth_error:
         _clear_token_alerts(engine, now)
     return report
 

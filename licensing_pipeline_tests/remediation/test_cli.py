@@ -89,6 +89,16 @@ def test_ack_then_resolve_records_history_and_posts_the_resolution(
     engine.dispose()
 
 
+def test_a_resolution_held_by_a_rate_limit_says_so(
+    home: Path, capsys: pytest.CaptureFixture[str], fake_slack: FakeSlack
+):
+    fake_slack.script.append("ratelimited")
+    assert cli.main(["tickets", "resolve", "1", "--reason", "region moved", "--by", "ana"]) == 0
+    out = capsys.readouterr().out
+    assert "Resolution not posted yet (Slack asked to wait until " in out
+    assert "it will be retried" in out and fake_slack.posts() == []
+
+
 def test_show_prints_the_ticket_its_history_and_alerts(
     home: Path, capsys: pytest.CaptureFixture[str]
 ):

@@ -349,3 +349,14 @@ def test_a_search_that_uses_up_the_pass_posts_next_pass_without_searching_again(
     assert flush(engine, slack(fake_slack)).sent == 2
     assert len(fake_slack.calls("conversations.history")) == 1
     assert texts_in(fake_slack) == ["alert 1", "alert 2"]
+
+
+def test_a_token_rejected_mid_pass_keeps_its_operator_alert(
+    engine: sa.Engine, fake_slack: FakeSlack
+):
+    add(engine, alert(1), alert(2), alert(3))
+    fake_slack.script.extend(["ok", "invalid_auth"])
+    report = flush(engine, slack(fake_slack))
+    assert (report.sent, report.auth_error, report.waiting) == (1, "invalid_auth", 2)
+    assert report.operator_alert_raised
+    assert outbox_rows(engine, kind="operator")[0]["status"] == "raised"
