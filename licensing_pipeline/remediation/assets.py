@@ -28,12 +28,14 @@ def delivery_check(report: FlushReport, export_errors: list[str]) -> dg.AssetChe
         "failed": report.failed,
         "not_sent_no_token": report.not_sent,
         "waiting": report.waiting,
+        "unanswered": report.unanswered,
+        "found_already_posted": report.already_posted,
     }
     if report.fallbacks:
         metadata["channel_fallbacks"] = dg.MetadataValue.md(
             "\n".join(f"- {line}" for line in report.fallbacks[:50])
         )
-    problems = [*report.errors, *export_errors]
+    problems = [*report.errors, *report.warnings, *export_errors]
     if problems:
         metadata["errors"] = dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:50]))
     if report.auth_error:
@@ -47,10 +49,22 @@ def delivery_check(report: FlushReport, export_errors: list[str]) -> dg.AssetChe
             ),
             metadata=metadata,
         )
-    if problems or report.fallbacks:
+    if problems or report.fallbacks or report.waiting:
         parts = []
         if report.failed:
             parts.append(f"{report.failed} alert(s) failed and will be retried")
+        if report.unanswered:
+            parts.append(
+                f"{report.unanswered} alert(s) got no answer from Slack: looked for in the "
+                "channel before any retry"
+            )
+        if report.warnings:
+            parts.append(
+                f"{len(report.warnings)} alert(s) posted again without checking the channel "
+                "(grant the history scopes): they may appear twice"
+            )
+        if report.waiting:
+            parts.append(f"{report.waiting} alert(s) wait in the outbox ({report.stopped})")
         if export_errors:
             parts.append(f"{len(export_errors)} ticket export(s) failed and will be retried")
         if report.fallbacks:

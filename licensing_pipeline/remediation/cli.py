@@ -1,4 +1,4 @@
-"""`licensing-pipeline tickets list|show|ack|resolve` and `licensing-pipeline alerts test`."""
+"""`licensing-pipeline tickets list|show|ack|resolve` and `licensing-pipeline alerts test|flush`."""
 
 from __future__ import annotations
 
@@ -154,12 +154,17 @@ def _change_ticket(args: argparse.Namespace, settings: Settings, *, resolve: boo
             remediation = settings.remediation
             alert = resolution_alert(closed, dagster_url=remediation.dagster_webserver_url)
             report = post_now(engine, slack_alerts(remediation), [alert])
-            if report.sent:
+            if report.sent or report.already_posted:
                 print(f"Posted the resolution to {closed['channel']}.")
             elif report.not_sent:
                 print("Resolution not posted to Slack: no token (SLACK_BOT_TOKEN).")
             else:
-                reason = report.auth_error or "; ".join(report.errors) or "already posted"
+                reason = (
+                    report.auth_error
+                    or "; ".join(report.errors)
+                    or report.stopped
+                    or "already posted"
+                )
                 print(f"Resolution not posted yet ({reason}); it will be retried.")
     finally:
         engine.dispose()
@@ -195,6 +200,65 @@ def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _dry_run(engine: Any, sink: Any) -> str:
+    from licensing_pipeline.remediation.outbox import held_until, queued, utcnow
+    from licensing_pipeline.remediation.service import STALE_EXPORT
+    from licensing_pipeline.remediation.store import tickets_to_export, tickets_to_update
+
+    counts = queued(engine)
+    parts = [f"{counts.get(s, 0)} {s}" for s in ("pending", "failed") if counts.get(s)]
+    if counts.get("unconfirmed"):
+        parts.append(f"{counts['unconfirmed']} unanswered (looked for in Slack first)")
+    if counts.get("sending"):
+        parts.append(f"{counts['sending']} left mid-post by a stopped pass (looked for first)")
+    line = f"Would deliver {sum(counts.values())} alert(s)" + (
+        f": {', '.join(parts)}" if parts else ""
+    )
+    hold = held_until(engine)
+    if hold is not None and hold > utcnow():
+        line += f"; Slack asked to wait until {hold:%Y-%m-%d %H:%M:%S} UTC"
+    if sink.enabled:
+        exports = tickets_to_export(engine, stale_before=utcnow() - STALE_EXPORT)
+        line += f"; tickets: {len(exports)} to export, {len(tickets_to_update(engine))} to update"
+    return line + "."
+
+
+def cmd_alerts_flush(args: argparse.Namespace, settings: Settings) -> int:
+    """One delivery pass without the daemon: the same claims as the sensors and the
+    remediation job, so running it while they run posts nothing twice."""
+    from licensing_pipeline.remediation.outbox import flush
+    from licensing_pipeline.remediation.resources import slack_alerts, ticket_sink
+    from licensing_pipeline.remediation.service import export_tickets
+
+    slack = slack_alerts(settings.remediation)
+    sink = ticket_sink(settings.remediation)
+    engine = _engine(settings)
+    try:
+        if args.dry_run:
+            print(_dry_run(engine, sink))
+            return 0
+        if not slack.configured:
+            raise _fail(
+                "not sent: no token. Set SLACK_BOT_TOKEN (and SLACK_API_URL for a test server)."
+            )
+        report = flush(engine, slack)
+        export = export_tickets(engine, sink) if sink.enabled else None
+    finally:
+        engine.dispose()
+    line = f"Alerts: {report.summary()}"
+    if export is not None:
+        line += (
+            f"; tickets: {export.exported} exported, {export.updated} updated, "
+            f"{export.failed} failed"
+        )
+    print(line + ".")
+    problems = [*report.errors, *report.warnings, *(export.errors if export else [])]
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    left = report.failed or report.unanswered or report.waiting or report.auth_error
+    return 1 if left or (export is not None and export.failed) else 0
 
 
 def add_remediation_commands(subparsers: Any) -> None:
@@ -236,3 +300,10 @@ def add_remediation_commands(subparsers: Any) -> None:
     test = alert_verbs.add_parser("test", help="send one test message to the configured channel")
     test.add_argument("--channel", help="channel to post to (default: the default channel)")
     test.set_defaults(func=cmd_alerts_test)
+    flush = alert_verbs.add_parser(
+        "flush",
+        help="deliver queued alerts (and ticket exports) now, without the daemon; "
+        "exit 1 if any is left",
+    )
+    flush.add_argument("--dry-run", action="store_true", help="only count what would be delivered")
+    flush.set_defaults(func=cmd_alerts_flush)

@@ -1,7 +1,8 @@
-"""Sensors: remediation after new findings, failed asset checks and failed runs to Slack.
+"""Sensors: remediation after new findings, failed asset checks and failed runs to Slack,
+and the delivery of what the outbox still holds.
 
-All are on by default. The two alerting sensors post through the outbox, so a re-tick,
-or a sensor and a run racing, never posts the same alert twice.
+All are on by default. The alerting sensors post through the outbox, so a re-tick, or a
+sensor and a run racing, never posts the same alert twice.
 """
 
 # No `from __future__ import annotations`: Dagster reads these annotations at runtime.
@@ -20,7 +21,7 @@ from dagster._core.storage.asset_check_execution_record import (
 from licensing_pipeline.jobs import nightly_compliance
 from licensing_pipeline.remediation import messages
 from licensing_pipeline.remediation.jobs import remediation_job
-from licensing_pipeline.remediation.outbox import FlushReport, OutboxAlert, post_now
+from licensing_pipeline.remediation.outbox import FlushReport, OutboxAlert, flush, post_now
 from licensing_pipeline.remediation.service import RemediationConfig
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.repository.resources import LicensingRepository
@@ -56,17 +57,6 @@ def _owners(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> list[str]:
         return list(repository.asset_graph.get(key).owners)
     except Exception:  # an asset outside this code location, or no repository in a test
         return []
-
-
-def _summary(report: FlushReport) -> str:
-    parts = [f"{report.sent} posted"]
-    if report.failed:
-        parts.append(f"{report.failed} failed (retried next tick)")
-    if report.not_sent:
-        parts.append(f"{report.not_sent} not sent: no token")
-    if report.auth_error:
-        parts.append(f"Slack token rejected: {report.auth_error}")
-    return ", ".join(parts)
 
 
 def _check_keys(context: dg.SensorEvaluationContext) -> list[dg.AssetCheckKey]:
@@ -140,7 +130,7 @@ def alert_on_failed_asset_checks(
     context.update_cursor(json.dumps(seen, sort_keys=True))
     if not alerts:
         return dg.SkipReason("no new failed asset checks")
-    return dg.SkipReason(f"{len(alerts)} failed asset check(s): {_summary(report)}")
+    return dg.SkipReason(f"{len(alerts)} failed asset check(s): {report.summary()}")
 
 
 def _post(
@@ -193,11 +183,30 @@ def post_failed_runs_to_slack(
         ),
     )
     report = _post(repository, slack, [alert])
-    context.log.info(f"run {run.run_id} failed: {_summary(report)}")
+    context.log.info(f"run {run.run_id} failed: {report.summary()}")
+
+
+@dg.sensor(
+    name="deliver_queued_alerts",
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Posts what the alert outbox still holds (after a rate limit, a lost answer or an "
+        "outage) once Slack takes it, checking first that a lost post is not already there."
+    ),
+)
+def deliver_queued_alerts(slack: SlackAlerts, repository: LicensingRepository) -> dg.SkipReason:
+    engine = repository.engine()
+    try:
+        report = flush(engine, slack, retry_failed=False)
+    finally:
+        engine.dispose()
+    return dg.SkipReason(f"alert outbox: {report.summary()}")
 
 
 remediation_sensors = [
     remediation_after_findings,
     alert_on_failed_asset_checks,
     post_failed_runs_to_slack,
+    deliver_queued_alerts,
 ]

@@ -13,9 +13,19 @@ TICKET_STATUSES = ("open", "acknowledged", "resolved", "wont_fix")
 LIVE_TICKET_STATUSES = ("open", "acknowledged")
 SINK_STATUSES = ("pending", "synced", "failed", "disabled")
 # pending: written, not yet posted; sending: claimed by a poster; sent: posted;
-# failed: will be retried; not_sent: recorded without posting (no token);
+# failed: will be retried; unconfirmed: posted, but Slack's answer was lost (looked for in
+# the channel before it is posted again); not_sent: recorded without posting (no token);
 # raised / cleared: operator alerts (about the alerting itself).
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "not_sent", "raised", "cleared")
+OUTBOX_STATUSES = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "unconfirmed",
+    "not_sent",
+    "raised",
+    "cleared",
+)
 
 # One ticket per finding, ever: a recurring finding reopens its ticket.
 remediation_tickets = sa.Table(
@@ -95,5 +105,23 @@ alert_outbox = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("claimed_at", sa.DateTime),
     sa.Column("sent_at", sa.DateTime),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    # Carried in the message's metadata, so a post whose answer was lost can be found.
+    sa.Column("delivery_key", sa.String(64)),
+    # Set before each post, cleared once its outcome is known: while set, the alert may be
+    # in ``posted_channel`` already, and is looked for there (around this time) before posting.
+    sa.Column("unconfirmed_since", sa.DateTime),
+    # How far down (newest first) that look has read without finding it, when cut short.
+    sa.Column("searched_before", sa.DateTime),
+)
+
+# A destination that asked to be left alone (Slack's 429 Retry-After): no pass sends there
+# before ``not_before``.
+delivery_holds = sa.Table(
+    "delivery_holds",
+    metadata,
+    sa.Column("destination", sa.String(64), primary_key=True),
+    sa.Column("not_before", sa.DateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
 )

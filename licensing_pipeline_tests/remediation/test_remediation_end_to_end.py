@@ -285,5 +285,6 @@ def test_the_code_location_keeps_remediation_out_of_the_nightly_job():
         "remediation_after_findings",
         "alert_on_failed_asset_checks",
         "post_failed_runs_to_slack",
+        "deliver_queued_alerts",
     ):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING

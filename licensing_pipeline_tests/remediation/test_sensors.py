@@ -1,22 +1,26 @@
 """The sensors and the remediation asset, evaluated in-process against a real Dagster instance."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from licensing_pipeline.remediation.assets import DELIVERY_CHECK, remediation_tickets
-from licensing_pipeline.remediation.outbox import outbox_rows
+from licensing_pipeline.remediation.outbox import OutboxAlert, enqueue, outbox_rows, utcnow
 from licensing_pipeline.remediation.sensors import (
     alert_on_failed_asset_checks,
+    deliver_queued_alerts,
     post_failed_runs_to_slack,
     remediation_after_findings,
 )
 from licensing_pipeline.remediation.service import RemediationConfig
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.store import ticket_records
+from licensing_pipeline.remediation.tables import delivery_holds
 from licensing_pipeline.remediation.ticket_sink import TicketSink
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.builders import finding, findings, quota_warning
@@ -40,7 +44,6 @@ def resources(tmp_path: Path, fake_slack: FakeSlack) -> dict:
             token=TOKEN,
             base_url=fake_slack.base_url,
             data_channel="#data-engineering",
-            server_error_backoff_seconds=0.01,
         ),
         "repository": LicensingRepository(database_url=f"sqlite:///{tmp_path / 'licensing.db'}"),
         "remediation": RemediationConfig(dagster_url="http://dagster:3000"),
@@ -216,3 +219,35 @@ def test_without_a_token_the_run_succeeds_and_alerts_are_recorded(
     engine.dispose()
     assert {(r["status"], r["last_error"]) for r in rows} == {("not_sent", "not sent: no token")}
     assert fake_slack.requests == []
+
+
+def queued(n: int) -> OutboxAlert:
+    return OutboxAlert("run_failed", f"job-{n}", "run-1", "#data-engineering", {"text": f"run {n}"})
+
+
+def test_queued_alerts_go_out_on_a_later_tick_once_slack_takes_them(
+    resources: dict, fake_slack: FakeSlack
+):
+    engine = resources["repository"].engine()
+    with engine.begin() as con:
+        enqueue(con, [queued(1), queued(2)])
+
+    def tick() -> str:
+        result = deliver_queued_alerts.evaluate_tick(dg.build_sensor_context(resources=resources))
+        return str(result.skip_message)
+
+    fake_slack.script.append("ratelimited")
+    assert tick().startswith("alert outbox: 0 posted, 2 waiting: Slack asked to wait until")
+    assert len(fake_slack.requests) == 1
+    with engine.begin() as con:  # the Retry-After is over
+        con.execute(sa.update(delivery_holds).values(not_before=utcnow() - timedelta(seconds=1)))
+    assert tick() == "alert outbox: 2 posted"
+    assert sorted(p["text"] for p in fake_slack.posts()) == ["run 1", "run 2"]
+    # a message Slack refuses is not retried every minute, but by the next remediation run
+    with engine.begin() as con:
+        enqueue(con, [queued(3)])
+    fake_slack.script.append("msg_too_long")
+    assert tick() == "alert outbox: 0 posted, 1 failed (retried next pass)"
+    requests = len(fake_slack.requests)
+    assert tick() == "alert outbox: 0 posted" and len(fake_slack.requests) == requests
+    engine.dispose()

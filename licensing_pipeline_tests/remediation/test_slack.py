@@ -1,9 +1,16 @@
 """The real slack-sdk WebClient against a fake Slack Web API on 127.0.0.1."""
 
-import time
+from datetime import timedelta
 
 from licensing_pipeline.remediation import messages
-from licensing_pipeline.remediation.slack import NO_TOKEN, SlackAlerts
+from licensing_pipeline.remediation.outbox import utcnow
+from licensing_pipeline.remediation.slack import (
+    METADATA_EVENT,
+    NO_TOKEN,
+    SlackAlerts,
+    slack_time,
+    slack_ts,
+)
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
 from licensing_pipeline_tests.remediation.test_messages import URL, ticket
 
@@ -15,7 +22,6 @@ def slack(fake: FakeSlack, **kwargs) -> SlackAlerts:
         token=TOKEN,
         base_url=fake.base_url,
         default_channel="#licensing-compliance",
-        server_error_backoff_seconds=0.05,
         **kwargs,
     )
 
@@ -36,27 +42,40 @@ def test_posts_the_exact_block_kit_payload_with_the_bot_token(fake_slack: FakeSl
     }
 
 
-def test_a_rate_limit_is_waited_out_and_retried(fake_slack: FakeSlack):
-    fake_slack.script.extend(["ratelimited"])
-    started = time.monotonic()
-    result = slack(fake_slack).post("#acme", messages.test_message("#acme"))
+def test_the_delivery_key_travels_in_the_message_metadata(fake_slack: FakeSlack):
+    result = slack(fake_slack).post("#acme", messages.test_message("#acme"), delivery_key="k-1")
     assert result.ok
-    assert len(fake_slack.requests) == 2
-    assert time.monotonic() - started >= 1.0  # Retry-After: 1
+    (request,) = fake_slack.requests
+    assert request.body["metadata"] == {
+        "event_type": METADATA_EVENT,
+        "event_payload": {"delivery_key": "k-1"},
+    }
 
 
-def test_a_server_error_is_retried(fake_slack: FakeSlack):
-    fake_slack.script.extend(["server_error"])
+def test_a_rate_limit_is_reported_with_its_retry_after_not_waited_out(fake_slack: FakeSlack):
+    fake_slack.script.append("ratelimited")
     result = slack(fake_slack).post("#acme", messages.test_message("#acme"))
-    assert result.ok and len(fake_slack.requests) == 2
+    assert not result.ok and result.retry_after == 1  # the fake's Retry-After
+    assert len(fake_slack.requests) == 1  # slack-sdk's retry handlers are off
+    assert fake_slack.messages_in("#acme") == []
 
 
-def test_a_lasting_server_error_is_reported_not_raised(fake_slack: FakeSlack):
-    fake_slack.script.extend(["server_error"] * 3)
+def test_a_server_error_is_unanswered_and_not_sent_again(fake_slack: FakeSlack):
+    fake_slack.script.append("server_error")
     result = slack(fake_slack).post("#acme", messages.test_message("#acme"))
-    assert not result.ok and not result.auth_failed
-    assert len(fake_slack.requests) == 3  # the first try and two retries
-    assert result.error
+    assert not result.ok and result.unanswered and not result.auth_failed
+    assert result.error == "http_500"
+    assert len(fake_slack.requests) == 1
+
+
+def test_an_answer_after_the_timeout_is_unanswered_though_slack_kept_the_post(
+    fake_slack: FakeSlack,
+):
+    fake_slack.answer_delay = 2.5
+    fake_slack.script.append("slow")
+    result = slack(fake_slack, timeout_seconds=1).post("#acme", messages.test_message("#acme"))
+    assert not result.ok and result.unanswered and "TimeoutError" in str(result.error)
+    assert len(fake_slack.messages_in("#acme")) == 1 and len(fake_slack.requests) == 1
 
 
 def test_a_bad_channel_falls_back_to_the_default_channel_and_says_so(fake_slack: FakeSlack):
@@ -92,4 +111,47 @@ def test_an_unreachable_slack_is_an_error_not_an_exception():
     result = SlackAlerts(token=TOKEN, base_url="http://127.0.0.1:9/api/", timeout_seconds=2).post(
         "#acme", messages.test_message("#acme")
     )
-    assert not result.ok and result.error
+    assert not result.ok and result.error and result.unreachable and not result.unanswered
+
+
+def test_a_post_is_found_by_its_delivery_key_through_the_channel_id(fake_slack: FakeSlack):
+    window = {"oldest": utcnow() - timedelta(minutes=2), "latest": utcnow() + timedelta(minutes=2)}
+    client = slack(fake_slack)
+    client.post("#acme", messages.test_message("#acme"), delivery_key="k-other")
+    posted = client.post("#acme", messages.test_message("#acme"), delivery_key="k-1")
+    found = client.find_posted("#acme", "k-1", **window)
+    assert found.ts == posted.ts and not found.cannot_check
+    assert len(fake_slack.calls("conversations.list")) == 1  # history wants the id
+    (history,) = fake_slack.calls("conversations.history")
+    assert history.body["channel"] == fake_slack.channel_id("#acme")
+    assert float(history.body["oldest"]) < float(str(posted.ts)) < float(history.body["latest"])
+    assert client.find_posted("#acme", "k-2", **window).absent
+    earlier = client.find_posted(
+        "#acme", "k-1", oldest=window["oldest"], latest=utcnow() + timedelta(seconds=1)
+    )
+    assert earlier.ts == posted.ts
+    outside = client.find_posted("#acme", "k-1", oldest=window["oldest"], latest=window["oldest"])
+    assert outside.absent  # only the window is read
+
+
+def test_slack_timestamps_convert_exactly():
+    assert slack_ts(slack_time("1790000000.000123")) == "1790000000.000123"
+    assert slack_time("1790000000.5") == slack_time("1790000000.500000")
+
+
+def test_history_slack_will_not_show_cannot_be_checked(fake_slack: FakeSlack):
+    client = slack(fake_slack)
+    client.post("#acme", messages.test_message("#acme"), delivery_key="k-1")
+    window = {"oldest": utcnow() - timedelta(minutes=2), "latest": utcnow() + timedelta(minutes=2)}
+    for error in ("missing_scope", "not_in_channel"):
+        fake_slack.history_script.append(error)
+        lookup = client.find_posted("#acme", "k-1", **window)
+        assert lookup.cannot_check and lookup.failure and lookup.failure.error == error
+        assert not lookup.failure.auth_failed and lookup.read_to is None
+    fake_slack.history_script.append("ratelimited")
+    limited = client.find_posted("#acme", "k-1", **window)
+    assert not limited.cannot_check and limited.failure and limited.failure.retry_after == 1
+    assert limited.read_to == window["latest"]  # nothing read: the next look starts over
+    unknown = client.find_posted("#nowhere", "k-1", **window)
+    assert unknown.cannot_check and unknown.failure
+    assert "channel_not_found" in unknown.failure.error

@@ -56,7 +56,7 @@ def test_a_behind_schema_stops_commands_with_one_line_and_exit_2(
     assert f"behind {head}" in capsys.readouterr().err
 
     assert cli.main(["db", "status"]) == 1
-    assert "pending:  0002, 0003, 0004" in capsys.readouterr().out
+    assert "pending:  0002, 0003, 0004, 0005" in capsys.readouterr().out
     assert cli.main(["db", "upgrade"]) == 0
     assert f"from 0001 to {head} (head)" in capsys.readouterr().out
     assert cli.main(["findings"]) == 0

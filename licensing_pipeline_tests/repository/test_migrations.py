@@ -179,3 +179,35 @@ def test_the_migration_files_ship_with_the_package():
         "0002_tenant_row_security.py",
         "0003_ticket_sink_status.py",
     ]
+
+
+def test_alerts_queued_before_0005_keep_their_data_and_are_posted_as_new(engine: sa.Engine):
+    schema.upgrade(engine, "0004")
+    with engine.begin() as con:
+        con.execute(
+            sa.text(
+                "INSERT INTO alert_outbox (alert_key, kind, ref, period, channel, payload, "
+                "status, attempts, created_at, updated_at) VALUES ('critical|f1|cycle-1', "
+                "'critical', 'f1', 'cycle-1', '#acme', '{}', 'failed', 2, "
+                "'2026-11-20 03:00:00', '2026-11-20 03:00:00')"
+            )
+        )
+    schema.upgrade(engine)
+    with engine.connect() as con:
+        row = con.execute(sa.text("SELECT * FROM alert_outbox")).mappings().one()
+        holds = con.execute(sa.text("SELECT count(*) FROM delivery_holds")).scalar_one()
+    assert (row["alert_key"], row["status"], row["attempts"]) == (
+        "critical|f1|cycle-1",
+        "failed",
+        2,
+    )
+    assert row["delivery_key"] is None and row["unconfirmed_since"] is None  # no lookup first
+    assert holds == 0
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as con:  # still unique
+        con.execute(
+            sa.text(
+                "INSERT INTO alert_outbox (alert_key, kind, ref, period, channel, payload, "
+                "status, attempts, created_at, updated_at) SELECT alert_key, kind, ref, period, "
+                "channel, payload, status, attempts, created_at, updated_at FROM alert_outbox"
+            )
+        )
