@@ -109,9 +109,21 @@ WINDOW carried AS (PARTITION BY s.tenant_id, s.metric ORDER BY s.day
                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 """
 
+# A series starts at the metric's first day of use, and a count starts anew on a day of use that
+# follows more than ``baseline_days`` days without any: a tenant back from a long pause (or a
+# stray event years early) is not judged against a baseline of zeros.
 _STARTS = """
 CREATE TEMP TABLE starts AS
-SELECT tenant_id, metric, min(day) AS day, 'start' AS why FROM daily GROUP BY ALL
+SELECT tenant_id, metric, day, 'start' AS why
+FROM (
+    SELECT tenant_id, metric, kind, day,
+           lag(day) OVER (PARTITION BY tenant_id, metric ORDER BY day) AS used_before
+    FROM daily
+    WHERE n > 0 OR day = (SELECT min(d.day) FROM daily d
+                          WHERE d.tenant_id = daily.tenant_id AND d.metric = daily.metric)
+)
+WHERE used_before IS NULL
+   OR (kind = 'count' AND datediff('day', used_before, day) > $baseline_days)
 """
 
 # Every day with its regime and the statistics of the days before it in that regime.
@@ -165,12 +177,21 @@ active AS (
     WINDOW wa AS (PARTITION BY tenant_id, metric, regime ORDER BY day
                   ROWS BETWEEN $baseline_days PRECEDING AND 1 PRECEDING)
 )
-SELECT w.*, a.* EXCLUDE (tenant_id, metric, day),
-       prior >= CASE WHEN why = 'start' THEN $min_history_days ELSE 1 END AS judged,
-       $seasonal_weeks > 0 AND dow_n >= least($seasonal_weeks, 4) AS seasonal,
-       CASE WHEN $seasonal_weeks > 0 AND dow_n >= least($seasonal_weeks, 4) THEN bd ELSE b END
-           AS ref
-FROM windowed w LEFT JOIN active a USING (tenant_id, metric, day)
+SELECT *,
+       -- A day that only makes up for a short day before it (a late delivery) is judged
+       -- without what the day before fell short by.
+       x - greatest(0, CASE WHEN kind = 'sum' THEN coalesce(lag(a_x) OVER series, a_x)
+                            ELSE lag(ref) OVER series END - lag(x) OVER series, 0) AS x_net,
+       n - greatest(0, coalesce(lag(a_n) OVER series, a_n) - lag(n) OVER series, 0) AS n_net
+FROM (
+    SELECT w.*, a.* EXCLUDE (tenant_id, metric, day),
+           prior >= CASE WHEN why = 'start' THEN $min_history_days ELSE 1 END AS judged,
+           $seasonal_weeks > 0 AND dow_n >= least($seasonal_weeks, 4) AS seasonal,
+           CASE WHEN $seasonal_weeks > 0 AND dow_n >= least($seasonal_weeks, 4) THEN bd ELSE b END
+               AS ref
+    FROM windowed w LEFT JOIN active a USING (tenant_id, metric, day)
+)
+WINDOW series AS (PARTITION BY tenant_id, metric ORDER BY day)
 """
 
 
@@ -187,17 +208,19 @@ def _flags(rule: AnomalyRule, *, shifts_found: bool = True) -> tuple[str, str]:
     gauge's episode is the first day of each regime it started."""
     r, s, half_r, half_s = rule.ratio, rule.noise_sigmas, rule.ratio / 2, rule.noise_sigmas / 2
     count_open = (
-        f"{_count_test('x', 'ref', str(r), str(s))} AND x >= {rule.novelty} * top "
-        f"AND ln((x + 1) / (greatest(ref, 0) + 1)) >= {rule.spread_sigmas} * greatest(spread, 0.1)"
+        f"{_count_test('x_net', 'ref', str(r), str(s))} AND x_net >= {rule.novelty} * top "
+        f"AND ln((x_net + 1) / (greatest(ref, 0) + 1)) >= "
+        f"{rule.spread_sigmas} * greatest(spread, 0.1)"
     )
     count_go_on = _count_test("x", "ref", str(half_r), str(half_s))
     sums_active = f"n > 0 AND a_days >= {rule.min_active_days}"
     # Events and size must both stand out, each a check on the other: the events' noise test
     # runs at half the sigmas.
     sum_open = (
-        f"{sums_active} AND {_count_test('n', 'a_n', str(r), str(half_s))} "
-        f"AND ln((n + 1) / (greatest(a_n, 0) + 1)) >= {rule.spread_sigmas} * greatest(a_spread, 0.1) "
-        f"AND n >= {rule.novelty} * a_ntop AND x >= {r} * a_x"
+        f"{sums_active} AND {_count_test('n_net', 'a_n', str(r), str(half_s))} "
+        f"AND ln((n_net + 1) / (greatest(a_n, 0) + 1)) >= "
+        f"{rule.spread_sigmas} * greatest(a_spread, 0.1) "
+        f"AND n_net >= {rule.novelty} * a_ntop AND x_net >= {r} * a_x"
     )
     sum_go_on = (
         f"{sums_active} AND {_count_test('n', 'a_n', str(half_r), str(half_s))} "

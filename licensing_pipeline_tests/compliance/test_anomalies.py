@@ -294,3 +294,13 @@ def test_every_threshold_is_read_from_the_rule():
     usage = series(values)
     assert anomaly_episodes(usage, day_n(69), RULE).empty
     assert len(anomaly_episodes(usage, day_n(69), AnomalyRule(ratio=4.0))) == 1
+
+
+def test_a_tenant_back_from_a_long_pause_starts_a_new_history():
+    values = [100] * 40 + [0] * 40 + [100] * 20
+    assert detect(series(values), day_n(99)).empty  # not judged against 40 days of zeros
+    values[95] = 1500  # ... until it has 28 days of the new history
+    assert detect(series(values), day_n(99)).empty
+    values = [1] + [0] * 400 + [100] * 60  # a stray early event does not start the history
+    values[450] = 1500
+    assert list(detect(series(values), day_n(460))["period"]) == [day_n(450).isoformat()]
