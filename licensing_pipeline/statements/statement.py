@@ -10,6 +10,7 @@ a self-contained HTML page with every value escaped.
 import hashlib
 import html
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -59,7 +60,11 @@ def _own_rows(frame: pd.DataFrame, tenant_id: str, what: str) -> pd.DataFrame:
 
 
 def _number(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
+    """A figure, or None when missing or not finite (JSON has no infinity, and a customer
+    must never read 'inf')."""
+    if value is None or pd.isna(value) or not math.isfinite(float(value)):
+        return None
+    return float(value)
 
 
 def _addons(value: Any) -> list[str]:
@@ -88,20 +93,20 @@ def tenant_statement(
     usage = _own_rows(usage, tenant_id, "usage rows")
     findings = _own_rows(findings, tenant_id, "findings")
     month = usage[usage["period"] == period]
-    used = {str(r.metric): float(r.quantity) for r in month.itertuples()}
+    used = {str(r.metric): _number(r.quantity) for r in month.itertuples()}
     # A paused, cancelled or expired contract covers nothing: no limits to set usage against.
     entitled = bool(entitlement and entitlement.get("entitled"))
     quotas = parse_quotas(entitlement.get("quotas")) if entitlement and entitled else {}
     lines = []
     for metric in sorted(set(used) | set(quotas)):
-        allowed = quotas.get(metric)
+        allowed = _number(quotas.get(metric))
         quantity = used.get(metric, 0.0)
         lines.append(
             {
                 "metric": metric,
                 "used": quantity,
                 "allowed": allowed,
-                "share": quantity / allowed if allowed else None,
+                "share": quantity / allowed if allowed and quantity is not None else None,
             }
         )
     in_month = findings[findings["period"].astype(str).str.startswith(period)]
