@@ -227,10 +227,29 @@ def test_a_figure_that_is_not_finite_never_reaches_the_customer() -> None:
         [finding("acme", "quota_exceeded", "api_calls", "2026-10", "open", observed=float("nan"))]
     )
     statement = acme(usage=usage, findings=findings)
-    text = render_json(statement)
-    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
-    assert parsed["usage"][0]["used"] is None and parsed["findings"][0]["observed"] is None
-    assert not re.search(r"\b(inf|nan)\b", render_html(statement), re.IGNORECASE)
+    # A tenant with usage and no contract: the warehouse row's contract_id and plan are NaN.
+    uncontracted = tenant_statement(
+        "acme",
+        "2026-10",
+        as_of=AS_OF,
+        tenant=None,
+        entitlement={
+            **ENTITLEMENTS.iloc[0].to_dict(),
+            "contract_id": float("nan"),
+            "plan": float("nan"),
+            "contract_status": "none",
+            "entitled": False,
+        },
+        usage=USAGE[USAGE["tenant_id"] == "acme"],
+        findings=FINDINGS.iloc[0:0],
+    )
+    for each in (statement, uncontracted):
+        parsed = json.loads(
+            render_json(each), parse_constant=lambda name: pytest.fail(f"{name} in the JSON")
+        )
+        assert not re.search(r"\b(inf|nan)\b", render_html(each), re.IGNORECASE)
+    assert parsed["contract"]["contract_id"] is None and parsed["contract"]["plan"] is None
+    assert statement["usage"][0]["used"] is None and statement["findings"][0]["observed"] is None
 
 
 def test_statements_are_the_owners_only_unless_shared_on_purpose(tmp_path: Path) -> None:
