@@ -39,8 +39,11 @@ nightly_compliance = define_nightly_compliance()
 
 
 def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
-    """Run config that points one run at an exports folder and an as-of day."""
-    return {"resources": {"run_settings": {"config": {"data_dir": data_dir, "as_of": as_of}}}}
+    """Run config that points one run at an exports folder and an as-of day. Run config
+    replaces the resource's whole configuration, so the rest comes from the environment."""
+    earliest = load_settings().earliest_event_date.isoformat()
+    config = {"data_dir": data_dir, "as_of": as_of, "earliest_event_date": earliest}
+    return {"resources": {"run_settings": {"config": config}}}
 
 
 @dg.schedule(

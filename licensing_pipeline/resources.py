@@ -19,7 +19,11 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or load_settings()
     warehouse = warehouse_for(settings)
     return {
-        "run_settings": RunSettings(data_dir=str(settings.data_dir), as_of=settings.as_of),
+        "run_settings": RunSettings(
+            data_dir=str(settings.data_dir),
+            as_of=settings.as_of,
+            earliest_event_date=settings.earliest_event_date.isoformat(),
+        ),
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
         "dbt": dbt_resource(settings),
@@ -27,7 +31,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, Any]:
             path=str(settings.policy_path), database_url=settings.database_url
         ),
         "enforcement": EnforcementFeed(directory=str(settings.enforcement_dir)),
-        "statements": StatementFolder(directory=str(settings.statements_dir)),
+        "statements": StatementFolder(
+            directory=str(settings.statements_dir), file_mode=settings.statements_mode
+        ),
         "dashboard": DashboardFolder(directory=str(settings.dashboard_dir)),
         "repository": LicensingRepository(database_url=settings.database_url),
         **remediation_resources(settings.remediation),

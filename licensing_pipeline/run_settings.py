@@ -7,16 +7,20 @@ from pathlib import Path
 
 import dagster as dg
 
+from licensing_pipeline.settings import DEFAULT_EARLIEST_EVENT_DATE
+
 
 class RunSettings(dg.ConfigurableResource):
     """The exports folder and the as-of date; the schedule and the CLI override them per run.
 
     ``as_of`` is a day (YYYY-MM-DD): events up to the end of that day (UTC) are evaluated,
-    later ones are kept but not evaluated. Empty means today in UTC.
+    later ones are kept but not evaluated. Empty means today in UTC. Usage events dated
+    before ``earliest_event_date`` (``LICENSING_EARLIEST_EVENT_DATE``) are quarantined.
     """
 
     data_dir: str
     as_of: str | None = None
+    earliest_event_date: str = DEFAULT_EARLIEST_EVENT_DATE.isoformat()
 
     def as_of_date(self) -> date:
         if not self.as_of:
@@ -25,6 +29,15 @@ class RunSettings(dg.ConfigurableResource):
             return date.fromisoformat(self.as_of)
         except ValueError:
             raise dg.Failure(f"as_of must be a date like 2026-11-27, got {self.as_of!r}") from None
+
+    def earliest_event_day(self) -> date:
+        try:
+            return date.fromisoformat(self.earliest_event_date)
+        except ValueError:
+            raise dg.Failure(
+                f"earliest_event_date must be a date like 2000-01-01, "
+                f"got {self.earliest_event_date!r}"
+            ) from None
 
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser()

@@ -16,6 +16,7 @@ PROJECT_DIR = PACKAGE_DIR.parent
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 DEFAULT_POLICY_PATH = PACKAGE_DIR / "policy" / "default_policy.yaml"
 DEFAULT_HISTORY_START = date(2025, 1, 1)
+DEFAULT_EARLIEST_EVENT_DATE = date(2000, 1, 1)
 
 
 def _path(name: str, default: Path) -> Path:
@@ -42,6 +43,23 @@ def _optional_day(name: str) -> str | None:
     stops every command with one line instead of deep inside a run."""
     value = os.environ.get(name, "").strip()
     return _day(name, date.min).isoformat() if value else None
+
+
+def _file_mode(name: str, default: int) -> int:
+    """An octal file mode that keeps the owner's read and write and grants others read at
+    most (0600, 0640, 0644)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if mode & ~0o644 or mode & 0o600 != 0o600:
+        raise SettingsError(
+            f"{name} must be an octal file mode between 0600 and 0644 (e.g. 0640), got {value!r}"
+        )
+    return mode
 
 
 TICKET_EVENTS = ("acknowledged", "resolved", "reopened", "wont_fix")
@@ -168,12 +186,15 @@ class DataQualitySettings:
                                       clock (or of the end of the as-of day; default 48)
     LICENSING_DQ_MAX_QUARANTINE_SHARE share of usage lines that may be quarantined before the
                                       check warns (default 0.01)
+    LICENSING_DQ_EARLY_USAGE_DAYS     usage more than this many days before the tenant's first
+                                      contract warns (default 365)
     """
 
     freshness_hours: float = 36.0
     min_volume_share: float = 0.5
     future_tolerance_hours: float = 48.0
     max_quarantine_share: float = 0.01
+    early_usage_days: float = 365.0
 
 
 def load_data_quality_settings() -> DataQualitySettings:
@@ -189,6 +210,7 @@ def load_data_quality_settings() -> DataQualitySettings:
         max_quarantine_share=_number(
             "LICENSING_DQ_MAX_QUARANTINE_SHARE", defaults.max_quarantine_share, at_most=1.0
         ),
+        early_usage_days=_number("LICENSING_DQ_EARLY_USAGE_DAYS", defaults.early_usage_days),
     )
 
 
@@ -277,6 +299,8 @@ class Settings:
     dagster_storage_url: str | None = field(default=None, repr=False)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     history_start: date = DEFAULT_HISTORY_START
+    earliest_event_date: date = DEFAULT_EARLIEST_EVENT_DATE
+    statements_mode: int = 0o600
 
     @property
     def dagster_home(self) -> Path:
@@ -329,6 +353,10 @@ def load_settings() -> Settings:
     LICENSING_AS_OF         evaluate as of this date (YYYY-MM-DD); default today in UTC
     LICENSING_HISTORY_START the first day of the daily usage snapshots' partitions
                             (default 2025-01-01)
+    LICENSING_EARLIEST_EVENT_DATE  usage events dated before this day (UTC) are quarantined
+                            (default 2000-01-01)
+    LICENSING_STATEMENTS_MODE  the file mode of customer statements (default 0600; 0640 or
+                            0644 to share them; their folders get the matching 0750 / 0755)
     (Slack, tickets and SLA: see ``RemediationSettings``.)
     (Data-quality thresholds: see ``DataQualitySettings``.)
     (Where steps run, Celery: see ``ExecutorSettings``.)
@@ -366,4 +394,6 @@ def load_settings() -> Settings:
         data_quality=load_data_quality_settings(),
         executor=load_executor_settings(profile),
         history_start=_day("LICENSING_HISTORY_START", DEFAULT_HISTORY_START),
+        earliest_event_date=_day("LICENSING_EARLIEST_EVENT_DATE", DEFAULT_EARLIEST_EVENT_DATE),
+        statements_mode=_file_mode("LICENSING_STATEMENTS_MODE", 0o600),
     )

@@ -43,3 +43,13 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wa
         return
     with fresh_database() as url:
         yield Warehouse(url=url)
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The most permissive umask (0): whatever comes out private was made so on purpose."""
+    previous = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(previous)

@@ -6,9 +6,11 @@ tests (plain Python values), so every family normalises its inputs the same way 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from licensing_pipeline.contract.schemas import CHECK_RESULTS, conform, empty_frame
@@ -22,16 +24,28 @@ def as_day(value: date | datetime | str | pd.Timestamp) -> pd.Timestamp:
     return stamp.normalize()
 
 
+# What a nanosecond timestamp holds. The warehouse hands over microseconds (years 1 to
+# 9999), so a date beyond these is clipped to them rather than failing the run; every
+# comparison with a real date comes out as before (a contract from 1600 is in force, one
+# ending in 2999 is open).
+_EARLIEST = pd.Timestamp.min.ceil("D")
+_LATEST = pd.Timestamp.max.floor("D")
+
+
+def _nanoseconds(stamps: pd.Series) -> pd.Series:
+    return stamps.clip(lower=_EARLIEST, upper=_LATEST).astype("datetime64[ns]")
+
+
 def day_series(values: pd.Series) -> pd.Series:
     """Dates, datetimes or ISO text to naive midnight timestamps (NaT stays NaT)."""
     stamps = pd.to_datetime(values, utc=True, errors="coerce")
-    return stamps.dt.tz_localize(None).dt.normalize().astype("datetime64[ns]")
+    return _nanoseconds(stamps.dt.tz_localize(None).dt.normalize())
 
 
 def time_series(values: pd.Series) -> pd.Series:
     """Timestamps to naive UTC, keeping the time of day."""
     stamps = pd.to_datetime(values, utc=True, errors="coerce")
-    return stamps.dt.tz_localize(None).astype("datetime64[ns]")
+    return _nanoseconds(stamps.dt.tz_localize(None))
 
 
 def text_series(values: pd.Series) -> pd.Series:
@@ -68,8 +82,9 @@ def monthly_usage(usage_monthly: pd.DataFrame) -> pd.DataFrame:
 
 
 def fmt_number(value: float) -> str:
-    """Customer-facing number: thousands separators, decimals only when there are some."""
-    if pd.isna(value):
+    """Customer-facing number: thousands separators, decimals only when there are some.
+    Never 'inf' or 'nan': a figure that is not a finite number is 'unknown'."""
+    if pd.isna(value) or not math.isfinite(float(value)):
         return "unknown"
     number = float(value)
     if number.is_integer():
@@ -86,9 +101,15 @@ def join_names(names: Iterable[str]) -> str:
 
 
 def check_results(frame: pd.DataFrame) -> pd.DataFrame:
-    """The CHECK_RESULTS layout, sorted so that runs are reproducible."""
+    """The CHECK_RESULTS layout, sorted so that runs are reproducible.
+
+    A result whose observed or allowed figure is not a finite number is never emitted:
+    inputs are bounded (``MAX_QUANTITY``) so that no sum overflows, and this is the last
+    guard that no infinity or NaN reaches a finding, a statement or a message."""
     if frame.empty:
         return empty_frame(CHECK_RESULTS)
+    figures = frame[["observed", "allowed"]].apply(number_series)
+    frame = frame[np.isfinite(figures.to_numpy()).all(axis=1)]
     ordered = frame.sort_values(["tenant_id", "check", "subject", "period"], kind="stable")
     return conform(ordered, CHECK_RESULTS)
 

@@ -44,3 +44,9 @@ class MissingInputError(ContractError):
 
     def __init__(self, path: Path, what: str) -> None:
         super().__init__(f"required {what} not found. {HOW_TO_FIX_DATA_DIR}", file=path)
+
+
+def link_outside(path: Path, folder: Path) -> bool:
+    """True when ``path`` is reached through a symbolic link that leads out of ``folder``:
+    such a file is never read (an export must not pull in, say, /etc/passwd)."""
+    return not Path(path).resolve().is_relative_to(Path(folder).resolve())

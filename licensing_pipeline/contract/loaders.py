@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from licensing_pipeline.contract import schemas
-from licensing_pipeline.contract.errors import ContractError, MissingInputError
-from licensing_pipeline.contract.usage import RFC3339_WITH_OFFSET
+from licensing_pipeline.contract.errors import ContractError, MissingInputError, link_outside
+from licensing_pipeline.contract.usage import LINK_OUTSIDE, RFC3339_WITH_OFFSET
 
 TENANTS_FILE = "tenants.csv"
 CONTRACTS_FILE = "contracts.csv"
@@ -58,7 +58,10 @@ def quarantine_frame(rows: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
 
 def _read_text(path: Path) -> str:
     """The file as text; bytes that are not UTF-8 survive as surrogates, so only their row
-    is quarantined instead of the whole file failing."""
+    is quarantined instead of the whole file failing. A link out of the data folder (the
+    file's folder) is refused unread: its lines would land in the quarantine."""
+    if link_outside(path, path.parent):
+        raise ContractError(LINK_OUTSIDE, file=path)
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         with opener(path, "rb") as handle:
@@ -137,12 +140,19 @@ class _Rows:
         self.flag(bad, column, f"{column} is not a date (YYYY-MM-DD)")
         return parsed
 
-    def number(self, column: str, *, non_negative: bool) -> pd.Series:
+    def number(self, column: str, *, quantity: bool) -> pd.Series:
+        """Numbers; a quantity must be non-negative and at most MAX_QUANTITY (so the sums
+        of a tenant's lines stay finite)."""
         text = self.frame[column]
         values = pd.to_numeric(text.where(text != ""), errors="coerce").astype("float64")
         self.flag((text != "") & ~np.isfinite(values), column, f"{column} is not a number")
-        if non_negative:
+        if quantity:
             self.flag(values < 0, column, f"{column} is negative")
+            self.flag(
+                values > schemas.MAX_QUANTITY,
+                column,
+                f"{column} is above {schemas.MAX_QUANTITY:,}, the largest quantity accepted",
+            )
         return values
 
     def unique(self, column: str) -> None:
@@ -387,8 +397,8 @@ def load_billing_records(data_dir: Path) -> Loaded:
             "period",
             "period must be a month like 2026-10 (YYYY-MM)",
         )
-        quantity = rows.number("billed_quantity", non_negative=True)
-        amount = rows.number("amount", non_negative=False)
+        quantity = rows.number("billed_quantity", quantity=True)
+        amount = rows.number("amount", quantity=False)
         out = frame.copy()
         out["billed_quantity"] = quantity
         out["amount"] = amount

@@ -16,6 +16,9 @@ FLOAT = "float64"
 INT = "Int64"
 BOOL = "boolean"
 TIMESTAMP = "datetime64[us]"  # naive, UTC
+# The largest quantity an input may carry (2**53: above it a double no longer counts by
+# ones). Sums of such values stay finite, so no aggregate overflows to infinity.
+MAX_QUANTITY = 2**53
 
 # --- inputs (one per file of the data contract) ----------------------------------------
 

@@ -12,6 +12,7 @@ import gzip
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,21 @@ import duckdb
 import pyarrow as pa
 
 from licensing_pipeline.contract.catalog import NUMERIC_AGGREGATIONS, Catalog
-from licensing_pipeline.contract.errors import ContractError, MissingInputError
+from licensing_pipeline.contract.errors import ContractError, MissingInputError, link_outside
 from licensing_pipeline.contract.schemas import (
     INT,
+    MAX_QUANTITY,
     QUARANTINED_RECORDS,
     STRING,
     USAGE_EVENTS_SQL,
 )
+from licensing_pipeline.settings import DEFAULT_EARLIEST_EVENT_DATE
 
 SOURCE = "usage_events"
 EVENTS_TABLE = "main.usage_events"
 QUARANTINE_TABLE = "main.quarantine_usage_events"
+# The reason of a usage file refused unread (quarantined whole, not a damaged file).
+LINK_OUTSIDE = "a symbolic link to a file outside the data folder: not read"
 
 # RFC 3339 date-time; the offset is mandatory, so a local time can never be misread as UTC.
 RFC3339_WITH_OFFSET = (
@@ -278,8 +283,11 @@ def _parquet_select(
     """
 
 
-def _problem_sql(checks: list[_ValueCheck], props: list[str]) -> str:
-    """One CASE giving the first problem of a record as a {field, reason} struct (NULL: good)."""
+def _problem_sql(checks: list[_ValueCheck], props: list[str], earliest: date) -> str:
+    """One CASE giving the first problem of a record as a {field, reason} struct (NULL: good).
+
+    A time before ``earliest`` (a clock reset to 1970, a year typed as 0001) is quarantined:
+    it would open a tenant's history decades early, or fall outside what pandas can hold."""
 
     def problem(field: str | None, reason: str) -> str:
         field_sql = _literal(field) if field else "NULL::VARCHAR"
@@ -307,6 +315,13 @@ def _problem_sql(checks: list[_ValueCheck], props: list[str]) -> str:
             problem("time", "'time is not RFC 3339 with an offset (e.g. 2026-10-03T14:12:09Z)'"),
         ),
         ("ts IS NULL", problem("time", "'time is not a valid date-time'")),
+        (
+            f"ts < TIMESTAMP '{earliest.isoformat()}'",
+            problem(
+                "time",
+                _literal(f"time is before {earliest.isoformat()} (LICENSING_EARLIEST_EVENT_DATE)"),
+            ),
+        ),
     ]
     for check in checks:
         column = f"v{props.index(check.prop)}"
@@ -326,6 +341,16 @@ def _problem_sql(checks: list[_ValueCheck], props: list[str]) -> str:
             (
                 f"{is_type} AND {number} < 0",
                 problem(field, _literal(f"{field} is negative (metric {meters})")),
+            ),
+            (
+                f"{is_type} AND {number} > {MAX_QUANTITY}",
+                problem(
+                    field,
+                    _literal(
+                        f"{field} is above {MAX_QUANTITY:,}, the largest quantity accepted "
+                        f"(metric {meters})"
+                    ),
+                ),
             ),
         ]
     body = "\n".join(f"WHEN {condition} THEN {result}" for condition, result in whens)
@@ -370,7 +395,7 @@ def _staged_view(
     )
 
 
-def _checked_sql(checks: list[_ValueCheck], props: list[str]) -> str:
+def _checked_sql(checks: list[_ValueCheck], props: list[str], earliest: date) -> str:
     """Every staged record with its first problem (field, reason) or none; one row per line,
     blank lines included (flagged) so they can be counted."""
     # DuckDB reads only an upper-case T and Z, and a time with a lower-case one does not
@@ -386,7 +411,9 @@ def _checked_sql(checks: list[_ValueCheck], props: list[str]) -> str:
                    ))) AS ts
             FROM _usage_staged
         ), checked AS (
-            SELECT *, CASE WHEN NOT is_blank THEN {_problem_sql(checks, props)} END AS problem
+            SELECT *,
+                   CASE WHEN NOT is_blank THEN {_problem_sql(checks, props, earliest)} END
+                       AS problem
             FROM timed
         )
         SELECT file_no, line, is_blank, id, source, type, subject, ts, data, user_id, feature,
@@ -413,11 +440,17 @@ def _create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def load_usage_events(
-    con: duckdb.DuckDBPyConnection, usage_dir: Path, catalog: Catalog
+    con: duckdb.DuckDBPyConnection,
+    usage_dir: Path,
+    catalog: Catalog,
+    *,
+    earliest: date = DEFAULT_EARLIEST_EVENT_DATE,
 ) -> UsageLoadStats:
     """Replace ``main.usage_events`` and ``main.quarantine_usage_events`` from ``usage_dir``.
 
-    A repeated (source, id) is one event: the first by (file path, line) is kept.
+    A repeated (source, id) is one event: the first by (file path, line) is kept. A file
+    reached through a symbolic link that leads out of the data folder (``usage_dir``'s
+    parent) is quarantined unread; events dated before ``earliest`` are quarantined.
     """
     usage_dir = Path(usage_dir)
     if not usage_dir.is_dir():
@@ -434,13 +467,15 @@ def load_usage_events(
         for file_no, path in enumerate(files):
             kind = "parquet" if path.name.lower().endswith(".parquet") else "jsonl"
             con.execute("INSERT INTO _usage_files VALUES (?, ?, ?)", [file_no, str(path), kind])
-            if kind == "jsonl":
+            if link_outside(path, usage_dir.parent):
+                _note_unreadable(con, file_no, LINK_OUTSIDE)
+            elif kind == "jsonl":
                 jsonl_files.append((file_no, path))
             else:
                 select = _parquet_select(con, file_no, path, props)
                 if select:
                     parquet_selects.append(select)
-        checked_sql = _checked_sql(checks, props)
+        checked_sql = _checked_sql(checks, props, earliest)
         # Order is carried by line_key, so DuckDB may write rows as its threads finish them
         # (keeping insertion order costs about a third of the load).
         con.execute("SET preserve_insertion_order = false")

@@ -30,6 +30,13 @@ from licensing_pipeline.contract.schemas import (
     conform,
     empty_frame,
 )
+from licensing_pipeline.file_modes import (
+    PRIVATE_FILE,
+    SHARED_FILE,
+    folder_mode,
+    make_folders,
+    set_mode,
+)
 
 NO_ACTION = "none"
 VARIANTS = (NO_ACTION, *ACTIONS)
@@ -171,16 +178,18 @@ def flagd_document(
     }
 
 
-def write_atomically(path: Path, text: str) -> bool:
-    """Replace ``path`` in one rename (a watcher never reads half a file); False if unchanged."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomically(path: Path, text: str, mode: int = PRIVATE_FILE) -> bool:
+    """Replace ``path`` in one rename (a watcher never reads half a file); False if unchanged.
+    The file gets ``mode`` whatever the umask, and missing folders the matching mode."""
+    make_folders(path.parent, folder_mode(mode))
     if path.exists() and path.read_text(encoding="utf-8") == text:
+        set_mode(path, mode)
         return False
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
-        os.chmod(temporary, 0o644)  # the product's flag provider may run as another user
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -232,8 +241,11 @@ class EnforcementFeed(dg.ConfigurableResource):
 
     def publish(self, document: Mapping[str, Any], changes: pd.DataFrame) -> bool:
         """Write both files; the flag file only when its content changed. True if it did."""
+        # Readable by all: the product's flag provider may run as another user.
         changed = write_atomically(
-            self.flags_path, json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+            self.flags_path,
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+            mode=SHARED_FILE,
         )
-        write_atomically(self.changes_path, change_lines(changes))
+        write_atomically(self.changes_path, change_lines(changes), mode=SHARED_FILE)
         return changed

@@ -19,6 +19,7 @@ import pandas as pd
 
 from licensing_pipeline.contract import schemas
 from licensing_pipeline.contract.catalog import AGGREGATIONS
+from licensing_pipeline.contract.usage import LINK_OUTSIDE
 
 Label = Callable[[Mapping[str, Any]], str]
 NOISE_SIGMAS = 3.0  # a day below the usual by less than this many Poisson sigmas is noise
@@ -335,13 +336,16 @@ def usage_batches(
     future_tolerance_hours: float,
     events_table: str = "main.usage_events",
     quarantine_table: str = "main.quarantine_usage_events",
+    contracts_table: str | None = None,
 ) -> dict[str, Batch]:
     """Every batch of the usage_events suite, from a few aggregate queries.
 
     ``now`` is naive UTC. The as-of day is [as_of, as_of + 1 day) in UTC, like dbt's cutoff.
+    Without ``contracts_table`` (not loaded yet) no tenant has usage before its contracts.
     """
     cutoff = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     return {
+        "usage_events.early_usage": _early_usage(con, events_table, contracts_table),
         "usage_events.sample": Batch(
             con.execute(f"SELECT * FROM {events_table} LIMIT {SAMPLE_ROWS}").df()
         ),
@@ -475,7 +479,8 @@ def _volumes(con: Any, events: str, as_of: date, thresholds: UsageThresholds) ->
 
 def _files(con: Any, events: str, quarantine: str) -> Batch:
     """Per usage file, the line where it was cut off: its last line is the start of a JSON
-    object that does not parse, or the file could not be read to its end."""
+    object that does not parse, or the file could not be read to its end. (A link refused
+    unread was not cut off: its quarantine row says why.)"""
     frame = con.execute(
         f"""
         WITH last_lines AS (
@@ -493,7 +498,7 @@ def _files(con: Any, events: str, quarantine: str) -> Batch:
             UNION ALL
             SELECT q.file, coalesce(l.last_line, 0) + 1, q.reason
             FROM {quarantine} q LEFT JOIN last_lines l USING (file)
-            WHERE q.line IS NULL
+            WHERE q.line IS NULL AND q.reason <> '{LINK_OUTSIDE}'
         ), files AS (
             SELECT file FROM last_lines UNION SELECT file FROM cut
         )
@@ -540,6 +545,40 @@ def _latest(con: Any, events: str, reference: datetime, tolerance_hours: float) 
         )
 
     return Batch(frame, facts, label)
+
+
+def _early_usage(con: Any, events: str, contracts: str | None) -> Batch:
+    """Per tenant with usage before its first contract starts: the earliest event and how
+    many days before the contract it is (a clock reset or a mistyped year, usually)."""
+    columns = ["tenant_id", "earliest_event", "first_contract_start"]
+    if contracts is None:
+        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+    else:
+        frame = con.execute(
+            f"""
+            SELECT e.tenant_id, min(e.time) AS earliest_event,
+                   c.first_contract_start
+            FROM {events} e
+            JOIN (
+                SELECT tenant_id, min(start_date) AS first_contract_start
+                FROM {contracts} GROUP BY tenant_id
+            ) c ON c.tenant_id = e.tenant_id
+            WHERE e.time < c.first_contract_start
+            GROUP BY e.tenant_id, c.first_contract_start
+            ORDER BY e.tenant_id
+            """
+        ).df()
+    gap = pd.to_datetime(frame["first_contract_start"]) - pd.to_datetime(frame["earliest_event"])
+    frame["days_before_first_contract"] = (gap.dt.total_seconds() / 86400).astype("float64")
+
+    def label(row: Mapping[str, Any]) -> str:
+        return (
+            f"{row.get('tenant_id')}: an event on {_iso(row.get('earliest_event'))[:10]}, "
+            f"{float(row.get('days_before_first_contract') or 0):,.0f} days before its first "
+            f"contract ({_iso(row.get('first_contract_start'))[:10]})"
+        )
+
+    return Batch(frame.reset_index(drop=True), label=label, show_values=False)
 
 
 # --- suite parameters -------------------------------------------------------------------------

@@ -200,6 +200,7 @@ def _parameters(data_quality: DataQualityResource, catalog: pd.DataFrame | None)
         freshness_hours=data_quality.freshness_hours,
         future_tolerance_hours=data_quality.future_tolerance_hours,
         max_quarantine_share=data_quality.max_quarantine_share,
+        early_usage_days=data_quality.early_usage_days,
     )
 
 
@@ -293,13 +294,14 @@ USAGE_CHECKS = checks_of("usage_events")
 
 @dg.multi_asset_check(
     name="usage_data_quality",
-    specs=_specs(USAGE_CHECKS),
+    specs=_specs(USAGE_CHECKS, additional_deps=["contracts"]),
     can_subset=True,
     compute_kind="great_expectations",
     op_tags=OP_TAGS,
     description=(
         "Great Expectations suite of usage_events, on DuckDB aggregates and samples: keys, "
-        "files cut off, freshness, volume against the usual day, times in the future."
+        "files cut off, freshness, volume against the usual day, times in the future, "
+        "usage long before a tenant's first contract."
     ),
 )
 def usage_data_quality(
@@ -318,6 +320,7 @@ def usage_data_quality(
 
     def build(name: str) -> qb.Batch:
         if not computed:  # one connection, a few queries, for every batch
+            has_contracts = warehouse.table_exists("contracts")
             with warehouse.connect() as con:
                 computed.update(
                     qb.usage_batches(
@@ -326,6 +329,7 @@ def usage_data_quality(
                         thresholds,
                         now=datetime.now(UTC).replace(tzinfo=None),
                         future_tolerance_hours=data_quality.future_tolerance_hours,
+                        contracts_table=f"{SCHEMA}.contracts" if has_contracts else None,
                     )
                 )
         return computed[name]

@@ -18,6 +18,7 @@ class DataQualityResource(dg.ConfigurableResource):
     min_volume_baseline: float = 20.0  # a tenant's usual day below this is too small to judge
     future_tolerance_hours: float = 48.0
     max_quarantine_share: float = 0.01
+    early_usage_days: float = 365.0
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # At the start of a run, so Great Expectations is imported (in its own process, on
@@ -35,4 +36,5 @@ def data_quality_resource(settings: Settings) -> DataQualityResource:
         min_volume_share=values.min_volume_share,
         future_tolerance_hours=values.future_tolerance_hours,
         max_quarantine_share=values.max_quarantine_share,
+        early_usage_days=values.early_usage_days,
     )

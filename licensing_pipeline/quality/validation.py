@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from licensing_pipeline.file_modes import own_folder, private_umask
 from licensing_pipeline.quality.batches import Batch
 from licensing_pipeline.quality.suites import CheckSpec, ExpectationSpec, to_gx_expectation
 
@@ -706,7 +707,9 @@ def _render(session: _Session) -> None:
     if not pending:
         return
     try:
-        with _gc_paused():
+        # The pages show tenants' rows: a private folder, private files, whatever the umask.
+        with _gc_paused(), private_umask():
+            own_folder(session.docs_dir)
             _build_site(session, pending)
     except Exception:  # Data Docs are a convenience: never fail a check over them
         log.exception("building the Data Docs under %s failed", session.docs_dir)

@@ -31,11 +31,11 @@ def _cut(text: str, limit: int) -> str:
 
 
 def figure(value: Any) -> str:
-    """1234.0 → '1,234'; 0.125 → '0.12'; missing → '–'."""
+    """1234.0 → '1,234'; 0.125 → '0.12'; missing, infinite or NaN → '–'."""
     if value is None or value is pd.NA:
         return "–"
     number = float(value)
-    if math.isnan(number):
+    if not math.isfinite(number):
         return "–"
     if number.is_integer():
         return f"{int(number):,}"

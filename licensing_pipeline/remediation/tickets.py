@@ -199,7 +199,7 @@ def _number(value: Any) -> float | None:
     if value is None or value is pd.NA:
         return None
     number = float(value)
-    return None if math.isnan(number) else number
+    return number if math.isfinite(number) else None
 
 
 def _records(frame: pd.DataFrame | None) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from licensing_pipeline.contract.schemas import (
     conform,
     empty_frame,
 )
+from licensing_pipeline.file_modes import private_file
 from licensing_pipeline.repository.schema import ensure_current
 from licensing_pipeline.repository.tables import compliance_findings, finding_runs
 from licensing_pipeline.repository.tenancy import tenant_findings, tenant_session
@@ -26,7 +27,9 @@ def raw_engine(database_url: str) -> sa.Engine:
     """An engine as it comes, schema unchecked: for migrations and ``db`` commands."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # every tenant's findings: the owner's only
     return sa.create_engine(url)
 
 

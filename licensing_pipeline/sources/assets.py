@@ -18,14 +18,19 @@ import pandas as pd
 
 from licensing_pipeline.contract import loaders
 from licensing_pipeline.contract.catalog import Catalog, load_catalog
-from licensing_pipeline.contract.errors import HOW_TO_FIX_DATA_DIR, ContractError, MissingInputError
+from licensing_pipeline.contract.errors import (
+    HOW_TO_FIX_DATA_DIR,
+    ContractError,
+    MissingInputError,
+    link_outside,
+)
 from licensing_pipeline.contract.schemas import (
     QUARANTINE_SOURCES,
     QUARANTINED_RECORDS,
     conform,
     empty_frame,
 )
-from licensing_pipeline.contract.usage import QUARANTINE_TABLE, load_usage_events
+from licensing_pipeline.contract.usage import LINK_OUTSIDE, QUARANTINE_TABLE, load_usage_events
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
 
@@ -113,6 +118,8 @@ def catalog(context: dg.AssetExecutionContext, run_settings: RunSettings) -> pd.
     try:
         if not path.is_file():
             raise MissingInputError(path, CATALOG_FILE)
+        if link_outside(path, path.parent):
+            raise ContractError(LINK_OUTSIDE, file=path)
         parsed = load_catalog(path)
     except ContractError as exc:
         raise _failure(exc) from None
@@ -207,9 +214,12 @@ def usage_events(
     """CloudEvents usage telemetry (``usage/``: JSON Lines, gzipped or not, and Parquet),
     validated and de-duplicated on (source, id) by SQL, straight into the warehouse."""
     usage_dir = _data_dir(run_settings) / USAGE_DIR
+    earliest = run_settings.earliest_event_day()
     try:
         with warehouse.staging() as con:
-            stats = load_usage_events(con, usage_dir, Catalog.from_frame(catalog))
+            stats = load_usage_events(
+                con, usage_dir, Catalog.from_frame(catalog), earliest=earliest
+            )
             quarantined = con.execute(
                 f"SELECT * FROM {QUARANTINE_TABLE} ORDER BY file, line LIMIT 10000"
             ).df()

@@ -10,6 +10,7 @@ a self-contained HTML page with every value escaped.
 import hashlib
 import html
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import date
@@ -59,7 +60,17 @@ def _own_rows(frame: pd.DataFrame, tenant_id: str, what: str) -> pd.DataFrame:
 
 
 def _number(value: Any) -> float | None:
-    return None if value is None or pd.isna(value) else float(value)
+    """A figure, or None when missing or not finite (JSON has no infinity, and a customer
+    must never read 'inf')."""
+    if value is None or pd.isna(value) or not math.isfinite(float(value)):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    """A value of a warehouse row, or None when missing (pandas gives NaN, which would read
+    'nan' in the page and NaN, not JSON, in the file)."""
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
 def _addons(value: Any) -> list[str]:
@@ -88,20 +99,20 @@ def tenant_statement(
     usage = _own_rows(usage, tenant_id, "usage rows")
     findings = _own_rows(findings, tenant_id, "findings")
     month = usage[usage["period"] == period]
-    used = {str(r.metric): float(r.quantity) for r in month.itertuples()}
+    used = {str(r.metric): _number(r.quantity) for r in month.itertuples()}
     # A paused, cancelled or expired contract covers nothing: no limits to set usage against.
     entitled = bool(entitlement and entitlement.get("entitled"))
     quotas = parse_quotas(entitlement.get("quotas")) if entitlement and entitled else {}
     lines = []
     for metric in sorted(set(used) | set(quotas)):
-        allowed = quotas.get(metric)
+        allowed = _number(quotas.get(metric))
         quantity = used.get(metric, 0.0)
         lines.append(
             {
                 "metric": metric,
                 "used": quantity,
                 "allowed": allowed,
-                "share": quantity / allowed if allowed else None,
+                "share": quantity / allowed if allowed and quantity is not None else None,
             }
         )
     in_month = findings[findings["period"].astype(str).str.startswith(period)]
@@ -126,9 +137,9 @@ def tenant_statement(
     contract = None
     if entitlement:
         contract = {
-            "contract_id": entitlement.get("contract_id"),
-            "status": entitlement.get("contract_status"),
-            "plan": entitlement.get("plan"),
+            "contract_id": _text(entitlement.get("contract_id")),
+            "status": _text(entitlement.get("contract_status")),
+            "plan": _text(entitlement.get("plan")),
             "covers_the_month": entitled,
             "addons": _addons(entitlement.get("addons")),
             "features": list(parse_features(entitlement.get("features"))),
@@ -151,8 +162,21 @@ def _fmt(value: float | None, unlimited: str = "—") -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every float that is not finite, at any depth, as None: JSON has no
+    NaN or infinity (``json.dumps`` would write them, and parsers refuse them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def render_json(statement: Mapping[str, Any]) -> str:
-    return json.dumps(statement, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    text = json.dumps(_finite(statement), indent=2, ensure_ascii=False, sort_keys=True)
+    return text + "\n"
 
 
 _STYLE = """
@@ -194,9 +218,9 @@ def render_html(statement: Mapping[str, Any]) -> str:
         features = ", ".join(contract["features"]) or "none"
         parts.append(
             "<table><tbody>"
-            f'<tr><th scope="row">Contract</th><td>{e(contract["contract_id"])} '
+            f'<tr><th scope="row">Contract</th><td>{e(contract["contract_id"] or "—")} '
             f"({e(contract['status'])})</td></tr>"
-            f'<tr><th scope="row">Plan</th><td>{e(contract["plan"])}</td></tr>'
+            f'<tr><th scope="row">Plan</th><td>{e(contract["plan"] or "—")}</td></tr>'
             f'<tr><th scope="row">Add-ons</th><td>{e(addons)}</td></tr>'
             f'<tr><th scope="row">Features</th><td>{e(features)}</td></tr>'
             "</tbody></table>"

@@ -25,6 +25,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from licensing_pipeline.file_modes import private_umask
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.settings import Settings
 from licensing_pipeline.warehouse.history_days import LATE_FROM_TAG, late_days
@@ -211,7 +212,8 @@ def dbt_build(
         # dagster-dbt seeds the folder from target/ only when it holds no state yet.
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copy2(cache, target_path / PARTIAL_PARSE_FILE)
-    with dbt_environment(**connection, **env):
+    # dbt writes the DuckDB file too (and its write-ahead log): private, like ours.
+    with private_umask(), dbt_environment(**connection, **env):
         invocation = dbt_on_target.cli(dbt_build_args(), context=context, target_path=target_path)
     try:
         yield from invocation.stream()

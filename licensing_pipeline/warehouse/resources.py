@@ -21,6 +21,7 @@ import pandas as pd
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from licensing_pipeline.file_modes import private_file, private_umask
 from licensing_pipeline.settings import Settings
 from licensing_pipeline.warehouse import postgres
 from licensing_pipeline.warehouse.errors import WarehouseBusy
@@ -71,19 +72,22 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def _duckdb(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to the file, which (like its write-ahead log) only its owner reads."""
         path = Path(self.path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            raise _busy(path, exc) from None
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            yield con
-        finally:
-            con.close()
+        with private_umask():
+            try:
+                con = duckdb.connect(str(path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                raise _busy(path, exc) from None
+            try:
+                private_file(path)
+                con.execute("SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def staging(self) -> Iterator[duckdb.DuckDBPyConnection]:

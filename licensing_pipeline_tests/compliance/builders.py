@@ -94,7 +94,7 @@ def contracts(*rows: dict[str, Any]) -> pd.DataFrame:
 def activity(rows: Iterable[tuple[str, str, int]]) -> pd.DataFrame:
     """tenant_activity_daily from (tenant, day, events)."""
     frame = pd.DataFrame(list(rows), columns=["tenant_id", "usage_date", "events"])
-    frame["usage_date"] = pd.to_datetime(frame["usage_date"]).dt.date
+    frame["usage_date"] = pd.to_datetime(frame["usage_date"], format="ISO8601").dt.date
     return frame
 
 

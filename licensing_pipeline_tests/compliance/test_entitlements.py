@@ -201,3 +201,25 @@ def test_frames_read_back_from_duckdb_resolve_the_same():
 def test_no_input_gives_an_empty_well_typed_frame():
     frame = resolve()
     assert frame.empty and list(frame.columns) == list(EFFECTIVE_ENTITLEMENTS)
+
+
+def test_dates_beyond_what_pandas_holds_keep_their_meaning():
+    """An open end written as 2999-12-31, a start typed as 1600, and a usage day from year 1
+    that slipped past the loader: from the warehouse they are microseconds, and none of them
+    fails the run (OutOfBoundsDatetime) any more."""
+    frame = resolve_entitlements(
+        CATALOG,
+        tenants("t1", "t2"),
+        via_duckdb(
+            contracts(
+                contract("t1", "2026-07-01", "2999-12-31"),
+                contract("t2", "1600-01-01", "1600-12-31", contract_id="c-t2-old"),
+                contract("t2", "1600-01-01", contract_id="c-t2-open"),
+            )
+        ),
+        via_duckdb(activity([("t1", "0001-01-01", 1), ("t1", "2026-10-01", 3)])),
+        day("2026-10-15"),
+    )
+    assert row(frame, "t1", "2026-10")["contract_status"] == "active"
+    assert row(frame, "t2", "2026-10")["contract_id"] == "c-t2-open"
+    assert frame["period"].min() >= "1677-09"

@@ -197,11 +197,13 @@ def test_billing_records(tmp_path: Path) -> None:
         "i-4,t-1,2026-10,api_calls,-1,,\n"
         "i-5,t-1,2026-10,api_calls,lots,,\n"
         "i-6,t-1,2026-10,api_calls,,,\n"
-        "i-7,t-1,2026-10,api_calls,5,five,EUR\n",
+        "i-7,t-1,2026-10,api_calls,5,five,EUR\n"
+        "i-8,t-1,2026-10,api_calls,1e308,,\n"
+        "i-9,t-1,2026-10,api_calls,9007199254740992,,\n",
     )
     loaded = loaders.load_billing_records(tmp_path)
     assert_schema(loaded.frame, schemas.BILLING_RECORDS)
-    assert loaded.frame["billed_quantity"].tolist() == [1000.0, 7.0]
+    assert loaded.frame["billed_quantity"].tolist() == [1000.0, 7.0, 2.0**53]
     assert loaded.frame["amount"].iloc[0] == 50.5 and pd.isna(loaded.frame["amount"].iloc[1])
     assert reasons(loaded) == {
         4: ("period", "period must be a month like 2026-10 (YYYY-MM)"),
@@ -209,6 +211,11 @@ def test_billing_records(tmp_path: Path) -> None:
         6: ("billed_quantity", "billed_quantity is not a number"),
         7: ("billed_quantity", "missing billed_quantity"),
         8: ("amount", "amount is not a number"),
+        # Two such lines of one tenant and month would sum to infinity.
+        9: (
+            "billed_quantity",
+            "billed_quantity is above 9,007,199,254,740,992, the largest quantity accepted",
+        ),
     }
 
 
@@ -339,3 +346,33 @@ def test_deployment_configs_in_two_forms_is_ambiguous(tmp_path: Path) -> None:
         handle.write(GOOD_DEPLOYMENT + "\n")
     with pytest.raises(ContractError, match="keep only one"):
         loaders.load_deployment_configs(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "load, name",
+    [
+        (loaders.load_tenants, loaders.TENANTS_FILE),
+        (loaders.load_billing_records, loaders.BILLING_RECORDS_FILE),
+        (loaders.load_deployment_configs, loaders.DEPLOYMENT_CONFIGS_FILE),
+    ],
+)
+def test_a_link_out_of_the_data_folder_is_refused_unread(  # type: ignore[no-untyped-def]
+    tmp_path: Path, load, name: str
+) -> None:
+    """Its lines would otherwise land in the quarantine, /etc/passwd included."""
+    secret = write(tmp_path, "secret.txt", "tenant_id\nroot:x:0:0:root:/root:/bin/bash\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).symlink_to(secret)
+    with pytest.raises(ContractError) as raised:
+        load(data)
+    assert (
+        str(raised.value)
+        == f"{data / name}: a symbolic link to a file outside the data folder: not read"
+    )
+
+
+def test_a_link_inside_the_data_folder_is_read(tmp_path: Path) -> None:
+    write(tmp_path, "tenants-2026.csv", "tenant_id\nt-1\n")
+    (tmp_path / loaders.TENANTS_FILE).symlink_to("tenants-2026.csv")
+    assert loaders.load_tenants(tmp_path).frame["tenant_id"].tolist() == ["t-1"]

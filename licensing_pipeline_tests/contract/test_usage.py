@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -418,3 +418,111 @@ def test_file_by_file_fallback_gives_the_same_tables(
     pd.testing.assert_frame_equal(slow[0], fast[0])
     pd.testing.assert_frame_equal(slow[1], fast[1])
     assert len(fast[0]) == 5 and len(fast[1]) == 2
+
+
+def test_events_before_the_earliest_date_are_quarantined(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    """A clock reset to 1970 or a year typed as 0001 would open a tenant's history decades
+    early (or fall outside what pandas holds): such events are quarantined with the reason."""
+    write_lines(
+        tmp_path / "a.jsonl",
+        [
+            event("e1", "0001-01-01T00:00:00Z"),
+            event("e2", "1600-06-15T00:00:00Z"),
+            event("e3", "1970-01-01T00:00:00Z"),
+            event("e4", "2000-01-01T00:59:59+01:00"),  # 1999-12-31 23:59:59 UTC
+            event("e5", "2000-01-01T00:00:00Z"),
+            event("e6", "2026-10-03T14:12:09Z"),
+        ],
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "id": ["p1", "p2"],
+                "source": ["warehouse"] * 2,
+                "type": ["api.request"] * 2,
+                "subject": ["t-2"] * 2,
+                "time": pa.array(
+                    [datetime(1, 1, 1), datetime(2026, 10, 5)], pa.timestamp("us", tz="UTC")
+                ),
+            }
+        ),
+        tmp_path / "times.parquet",
+    )
+
+    stats = load_usage_events(con, tmp_path, CATALOG)
+
+    assert sorted(events(con)["id"]) == ["e5", "e6", "p2"]
+    reason = "time is before 2000-01-01 (LICENSING_EARLIEST_EVENT_DATE)"
+    rows = con.execute(
+        "SELECT file, line, field, reason FROM main.quarantine_usage_events ORDER BY file, line"
+    ).fetchall()
+    assert [(Path(f).name, line, field, why) for f, line, field, why in rows] == [
+        ("a.jsonl", 1, "time", reason),
+        ("a.jsonl", 2, "time", reason),
+        ("a.jsonl", 3, "time", reason),
+        ("a.jsonl", 4, "time", reason),
+        ("times.parquet", 1, "time", reason),
+    ]
+    assert stats.first_event_time == "2000-01-01T00:00:00Z"
+
+    load_usage_events(con, tmp_path, CATALOG, earliest=date(2026, 10, 4))
+    assert sorted(events(con)["id"]) == ["p2"]
+    assert set(quarantine(con).values()) == {
+        ("time", "time is before 2026-10-04 (LICENSING_EARLIEST_EVENT_DATE)")
+    }
+
+
+def test_quantities_above_the_largest_accepted_are_quarantined(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    """Two values of 1e308 would sum to infinity: a value above 2**53 is out of range, so
+    no sum of accepted values can overflow."""
+    write_lines(
+        tmp_path / "a.jsonl",
+        [
+            event("e1", type="storage.reported", gb=1e308),
+            event("e2", type="storage.reported", gb=1e308),
+            event("e3", type="storage.reported", gb=2**53),
+            event("e4", type="storage.reported", gb=2**53 + 2),
+            event("e5", type="storage.reported", gb=12.5),
+        ],
+    )
+    load_usage_events(con, tmp_path, CATALOG)
+    assert events(con)["id"].tolist() == ["e3", "e5"]
+    above = (
+        "data.gb",
+        "data.gb is above 9,007,199,254,740,992, the largest quantity accepted (metric storage_gb)",
+    )
+    assert quarantine(con) == {1: above, 2: above, 4: above}
+
+
+def test_links_out_of_the_data_folder_are_refused_unread(
+    tmp_path: Path, con: duckdb.DuckDBPyConnection
+) -> None:
+    """A usage file that is a symbolic link leading out of the data folder is quarantined
+    as one row naming the link; nothing of the file it points to is read. A link to a file
+    inside the data folder is read like any file."""
+    data = tmp_path / "data"
+    usage_dir = data / "usage"
+    secret = write_lines(tmp_path / "elsewhere" / "passwd.jsonl", ["root:x:0:0:root:/root"])
+    outside = write_lines(tmp_path / "elsewhere" / "events.jsonl", [event("outside-1")])
+    inside = write_lines(data / "archive" / "old.jsonl", [event("inside-1")])
+    write_lines(usage_dir / "a.jsonl", [event("e1")])
+    (usage_dir / "passwd.jsonl").symlink_to(secret)
+    (usage_dir / "more.jsonl").symlink_to(Path("..") / ".." / "elsewhere" / "events.jsonl")
+    (usage_dir / "old.jsonl").symlink_to(Path("..") / "archive" / "old.jsonl")
+    assert outside.is_file() and inside.is_file()
+
+    stats = load_usage_events(con, usage_dir, CATALOG)
+
+    assert sorted(events(con)["id"]) == ["e1", "inside-1"]
+    rows = con.execute(
+        "SELECT file, line, field, raw, reason FROM main.quarantine_usage_events ORDER BY file"
+    ).fetchall()
+    assert rows == [
+        (str(usage_dir / "more.jsonl"), None, None, None, usage.LINK_OUTSIDE),
+        (str(usage_dir / "passwd.jsonl"), None, None, None, usage.LINK_OUTSIDE),
+    ]
+    assert stats.quarantined == 2 and stats.lines_read == 4

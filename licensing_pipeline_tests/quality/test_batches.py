@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -15,8 +16,10 @@ from licensing_pipeline.contract.schemas import (
     QUARANTINED_RECORDS,
     USAGE_EVENTS_SQL,
     conform,
+    empty_frame,
 )
 from licensing_pipeline.quality import batches as qb
+from licensing_pipeline.warehouse.resources import Warehouse
 
 AS_OF = date(2026, 11, 20)  # a Friday
 NOW = datetime(2026, 11, 21, 2, 0)
@@ -268,3 +271,52 @@ def test_suite_parameters_come_from_the_catalog_and_the_contract():
     assert parameters["freshness_hours"] == 36.0
     assert "usage_anomaly" in parameters["checks"]
     assert Path  # keep the import for the fixtures above
+
+
+def _early_usage(con: Any, contracts_table: str | None) -> qb.Batch:
+    every = qb.usage_batches(
+        con,
+        AS_OF,
+        qb.UsageThresholds(),
+        now=NOW,
+        future_tolerance_hours=48,
+        contracts_table=contracts_table,
+    )
+    return every["usage_events.early_usage"]
+
+
+def test_usage_long_before_the_first_contract_is_named(any_warehouse: Warehouse):
+    """On both warehouses: per tenant with usage before its first contract, the earliest
+    event and how many days before the contract it is; tenants without a contract (their
+    usage is an inactive_contract_usage finding) and usage after the start are not listed."""
+    events = [
+        *_day_events("t-early", date(2001, 3, 4), 2, 1),
+        *_day_events("t-early", date(2025, 12, 1), 1, 3),
+        *_day_events("t-early", date(2026, 11, 1), 5, 4),
+        *_day_events("t-ok", date(2026, 1, 1), 1, 9),
+        *_day_events("t-none", date(2010, 1, 1), 1, 10),
+    ]
+    frame = pd.DataFrame(events, columns=list(USAGE_EVENTS_SQL))
+    any_warehouse.write_frame("usage_events", frame.astype({"line": "int64"}))
+    any_warehouse.write_frame("quarantine_usage_events", empty_frame(QUARANTINED_RECORDS))
+    any_warehouse.write_frame(
+        "contracts",
+        contracts(
+            ("c-1", "t-early", "2026-01-30", None, "active"),
+            ("c-2", "t-early", "2027-01-01", None, "active"),
+            ("c-3", "t-ok", "2026-01-01", None, "active"),
+        ),
+    )
+    with any_warehouse.connect() as con:
+        early = _early_usage(con, "main.contracts")
+    assert early.frame["tenant_id"].tolist() == ["t-early"]
+    row = early.frame.iloc[0].to_dict()
+    assert row["days_before_first_contract"] == pytest.approx(
+        (datetime(2026, 1, 30) - datetime(2001, 3, 4, 0, 10)).total_seconds() / 86400
+    )
+    assert early.label(row) == (
+        "t-early: an event on 2001-03-04, 9,098 days before its first contract (2026-01-30)"
+    )
+    with any_warehouse.connect() as con:
+        unknown = _early_usage(con, None)  # contracts not loaded
+    assert unknown.frame.empty and "days_before_first_contract" in unknown.frame

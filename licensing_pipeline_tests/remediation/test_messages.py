@@ -1,3 +1,4 @@
+import re
 from datetime import date
 from typing import Any
 
@@ -133,3 +134,13 @@ def test_figures_read_like_numbers():
     assert messages.figure(0.125) == "0.12"
     assert messages.figure(None) == "–"
     assert messages.figure(float("nan")) == "–"
+    assert messages.figure(float("inf")) == "–" and messages.figure(float("-inf")) == "–"
+
+
+def test_no_message_reads_inf_or_nan():
+    row = ticket(observed=float("inf"), allowed=float("nan"), severity="warning")
+    texts = [
+        str(messages.critical_alert(row, dagster_url=URL)),
+        str(messages.warning_digest("#acme", [row], night="2026-11-20", dagster_url=URL)),
+    ]
+    assert not [t for t in texts if re.search(r"\b(inf|nan)\b", t, re.IGNORECASE)]

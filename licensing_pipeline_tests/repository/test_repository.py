@@ -1,4 +1,6 @@
+import stat
 from datetime import date, datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -63,3 +65,19 @@ def test_saving_replaces_the_previous_night(repository_url: str):
             saved, run_id=run, as_of=date(2026, 11, 1), policy_version="p", catalog_version="v1"
         )
     assert len(repo.load_findings()) == 1
+
+
+def test_the_sqlite_repository_is_its_owners_only(tmp_path: Path, open_umask: None):
+    """Every tenant's findings: the file (and SQLite's journal, which takes its mode) is
+    created 0600 whatever the umask."""
+    path = tmp_path / "home" / "licensing.db"
+    repo = LicensingRepository(database_url=f"sqlite:///{path}")
+    repo.save_findings(
+        _findings(),
+        run_id="run-1",
+        as_of=date(2026, 11, 1),
+        policy_version="p",
+        catalog_version="v1",
+    )
+    assert len(repo.load_findings()) == 1
+    assert [stat.S_IMODE(p.stat().st_mode) for p in path.parent.glob("licensing.db*")] == [0o600]

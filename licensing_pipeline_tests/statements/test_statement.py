@@ -2,6 +2,7 @@
 values escaped, and a folder name an id cannot steer."""
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from licensing_pipeline.statements.statement import (
     ForeignRowError,
     period_statements,
     render_html,
+    render_json,
     statement_key,
     statement_periods,
     tenant_statement,
@@ -87,14 +89,16 @@ FINDINGS = pd.DataFrame(
 )
 
 
-def acme(period: str = "2026-10") -> dict:
+def acme(
+    period: str = "2026-10", usage: pd.DataFrame = USAGE, findings: pd.DataFrame = FINDINGS
+) -> dict:
     statements = period_statements(
         period,
         as_of=AS_OF,
         tenants=TENANTS,
         entitlements=ENTITLEMENTS,
-        usage=USAGE,
-        findings=FINDINGS,
+        usage=usage,
+        findings=findings,
     )
     return next(s for s in statements if s["tenant_id"] == "acme")
 
@@ -213,3 +217,51 @@ def test_a_contract_that_does_not_cover_the_month_sets_no_limits() -> None:
     assert "Your contract is paused for this month: it covers no usage." in page
     assert "not covered" in page and "no limit" not in page
     assert acme()["contract"]["addons"] == ["audit_pack", "extra_seats"]
+
+
+def test_a_figure_that_is_not_finite_never_reaches_the_customer() -> None:
+    """JSON has no infinity (json.dumps would write the invalid ``Infinity``), and no
+    customer may read 'inf' or 'nan'."""
+    usage = USAGE.assign(quantity=[float("inf"), 12.0, 300.0, 99999.0])
+    findings = pd.DataFrame(
+        [finding("acme", "quota_exceeded", "api_calls", "2026-10", "open", observed=float("nan"))]
+    )
+    statement = acme(usage=usage, findings=findings)
+    # A tenant with usage and no contract: the warehouse row's contract_id and plan are NaN.
+    uncontracted = tenant_statement(
+        "acme",
+        "2026-10",
+        as_of=AS_OF,
+        tenant=None,
+        entitlement={
+            **ENTITLEMENTS.iloc[0].to_dict(),
+            "contract_id": float("nan"),
+            "plan": float("nan"),
+            "contract_status": "none",
+            "entitled": False,
+        },
+        usage=USAGE[USAGE["tenant_id"] == "acme"],
+        findings=FINDINGS.iloc[0:0],
+    )
+    for each in (statement, uncontracted):
+        parsed = json.loads(
+            render_json(each), parse_constant=lambda name: pytest.fail(f"{name} in the JSON")
+        )
+        assert not re.search(r"\b(inf|nan)\b", render_html(each), re.IGNORECASE)
+    assert parsed["contract"]["contract_id"] is None and parsed["contract"]["plan"] is None
+    assert statement["usage"][0]["used"] is None and statement["findings"][0]["observed"] is None
+
+
+def test_statements_are_the_owners_only_unless_shared_on_purpose(tmp_path: Path) -> None:
+    root = tmp_path / "statements"
+    page = StatementFolder(directory=str(root)).publish(acme())
+    modes = {
+        p: p.stat().st_mode & 0o777 for p in (root, page.parent, page, page.with_suffix(".json"))
+    }
+    assert modes == {root: 0o700, page.parent: 0o700, page: 0o600, page.with_suffix(".json"): 0o600}
+
+    root.chmod(0o2755)  # an earlier release's folder, now given a group to share with
+    shared = StatementFolder(directory=str(root), file_mode=0o640).publish(acme())
+    assert root.stat().st_mode & 0o7777 == 0o2750  # the group keeps passing on
+    assert shared.parent.stat().st_mode & 0o777 == 0o750
+    assert shared.stat().st_mode & 0o777 == 0o640  # unchanged content, mode still set
