@@ -148,6 +148,7 @@ windowed AS (
            median(x) OVER wd AS bd,
            quantile_cont(x, 0.25) OVER wd AS lod,
            quantile_cont(x, 0.75) OVER wd AS hid,
+           median(x) OVER wall AS b_all,
            quantile_cont(x, 0.25) OVER wall AS lo_all,
            quantile_cont(x, 0.75) OVER wall AS hi_all,
            1.4826 * mad(ln(x + 1)) OVER w AS spread,
@@ -299,7 +300,7 @@ SELECT e.tenant_id, e.metric, any_value(e.kind) AS kind, e.start,
        max(e.x) AS peak,
        arg_max(e.n, e.x) AS peak_events,
        any_value(CASE WHEN e.day = e.start THEN
-           CASE WHEN e.kind = 'sum' THEN e.a_x WHEN e.kind = 'gauge' THEN e.b ELSE e.ref END
+           CASE WHEN e.kind = 'sum' THEN e.a_x WHEN e.kind = 'gauge' THEN e.b_all ELSE e.ref END
        END) AS expected,
        any_value(CASE WHEN e.day = e.start THEN
            CASE WHEN e.kind = 'sum' THEN e.a_lo WHEN e.kind = 'gauge' THEN e.lo_all

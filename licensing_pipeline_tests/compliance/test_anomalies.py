@@ -217,7 +217,11 @@ def stepping_storage(step_day: int = 90, days: int = 150):
 def test_a_gauge_that_steps_is_one_finding_on_the_day_then_the_baseline_re_anchors():
     results = detect(series(stepping_storage(), metric="storage_gb"), day_n(149))
     assert list(results["period"]) == [day_n(90).isoformat()]
-    assert "storage_gb rose to 40" in results["details"][0]
+    assert results["allowed"][0] == pytest.approx(3.5 + 0.01 * 75.5)  # the 28 days before
+    assert results["details"][0] == (
+        f"storage_gb rose to 40 on {day_n(90).isoformat()}, from 4.39 the day before "
+        "(4.19–4.32 over the previous 28 days)."
+    )
 
 
 def test_a_second_jump_soon_after_the_first_is_judged_against_the_new_level():
