@@ -43,3 +43,14 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wa
         return
     with fresh_database() as url:
         yield Warehouse(url=url)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The profile a CLI test runs on: None for the embedded one, then the URL of a fresh
+    PostgreSQL database for the postgres one."""
+    if request.param == "embedded":
+        yield None
+        return
+    with fresh_database() as url:
+        yield url

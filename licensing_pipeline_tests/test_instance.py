@@ -5,7 +5,6 @@ instance's first set-up survives commands starting at once."""
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +25,6 @@ from licensing_pipeline_tests.backends import (
     backend_variables,
     process_environment,
 )
-from licensing_pipeline_tests.postgres import fresh_database
 
 
 @pytest.mark.parametrize(
@@ -85,15 +83,6 @@ def alembic_versions(storage: Path) -> list[str]:
         return [row[0] for row in con.execute("SELECT version_num FROM alembic_version")]
     finally:
         con.close()
-
-
-@pytest.fixture(params=["embedded", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if request.param == "embedded":
-        yield None
-        return
-    with fresh_database() as url:
-        yield url
 
 
 def test_commands_starting_at_once_on_a_fresh_home_leave_a_working_instance(
