@@ -33,7 +33,7 @@ POSTGRES_TEMPLATE = (
 # Dagster's SQLite storages (the embedded profile), relative to DAGSTER_HOME.
 SQLITE_STORAGES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
 SETUP_LOCK = ".licensing-setup.lock"
-STORAGE_READY = ".licensing-storage-ready"  # PostgreSQL storage created from this home
+STORAGE_READY = ".licensing-storage-ready"  # which PostgreSQL storage was set up from here
 
 
 class InstanceError(Exception):
@@ -97,19 +97,25 @@ def ensure_dagster_home(settings: Settings) -> Path:
         else:
             for name in SQLITE_STORAGES:
                 repair_alembic_versions(home, name)
-        if not _storage_ready(home, on_postgres):
+        if not _storage_ready(home, settings.dagster_storage_url):
             import dagster as dg  # not at import: the CLI's other commands start faster
 
             with dg.DagsterInstance.get():  # creates every storage the instance uses
                 pass
-            if on_postgres:
-                (home / STORAGE_READY).touch()
+            if settings.dagster_storage_url:
+                (home / STORAGE_READY).write_text(_fingerprint(settings.dagster_storage_url))
     return home
 
 
-def _storage_ready(home: Path, on_postgres: bool) -> bool:
-    if on_postgres:
-        return (home / STORAGE_READY).exists()
+def _fingerprint(storage_url: str) -> str:
+    """The storage's URL without its password."""
+    return sa.make_url(storage_url).render_as_string(hide_password=True)
+
+
+def _storage_ready(home: Path, storage_url: str | None) -> bool:
+    if storage_url:
+        marker = home / STORAGE_READY
+        return marker.exists() and marker.read_text() == _fingerprint(storage_url)
     return all((home / name).exists() for name in SQLITE_STORAGES)
 
 
