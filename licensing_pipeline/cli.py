@@ -132,7 +132,24 @@ def _summary(findings: pd.DataFrame, quarantined: int | None) -> str:
     return "\n".join(lines)
 
 
+def _say_waiting(holder: str) -> None:
+    print(f"Another nightly run is in progress ({holder}): waiting for it.", file=sys.stderr)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """One nightly run at a time (run_lock.py): the lock comes before anything the run
+    touches, the warehouse check below included."""
+    from licensing_pipeline.run_lock import RunLocked, run_lock
+
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(run_lock(settings, wait=args.wait, waiting=_say_waiting))
+        except RunLocked as exc:
+            raise CliError(f"{exc}; wait for it to end, or add --wait") from None
+        return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     ensure_dagster_home(settings)
     import dagster as dg
 
@@ -318,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit {EXIT_FINDINGS_AT_OR_ABOVE} if an open finding at or above this severity exists",
     )
     run.add_argument("--verbose", action="store_true", help="also print dbt's and Dagster's logs")
+    run.add_argument(
+        "--wait",
+        action="store_true",
+        help=f"if another run is in progress, wait for it instead of exiting {EXIT_USAGE}",
+    )
     run.set_defaults(func=cmd_run)
 
     dev = sub.add_parser("dev", help="start the Dagster UI on this profile's instance")

@@ -20,6 +20,7 @@ from licensing_pipeline.remediation.definitions import (
     remediation_sensors,
 )
 from licensing_pipeline.resources import build_resources
+from licensing_pipeline.run_lock import with_run_lock
 from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.sources.assets import source_assets
 from licensing_pipeline.statements.assets import customer_statements
@@ -54,7 +55,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         ],
         asset_checks=quality_checks,
         jobs=[
-            define_nightly_compliance(nightly_executor(settings)),
+            define_nightly_compliance(
+                with_run_lock(nightly_executor(settings) or dg.in_process_executor, settings)
+            ),
             *remediation_jobs,
             *policy_jobs,
             daily_usage_history_job,

@@ -4,8 +4,13 @@
 from the shell and from the UI land in the same instance whichever profile is chosen.
 """
 
+import fcntl
 import os
 import socket
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +30,15 @@ POSTGRES_TEMPLATE = (
 )
 
 
+# Dagster's SQLite storages (the embedded profile), relative to DAGSTER_HOME.
+SQLITE_STORAGES = ("history/runs.db", "history/runs/index.db", "schedules/schedules.db")
+SETUP_LOCK = ".licensing-setup.lock"
+STORAGE_READY = ".licensing-storage-ready"  # which PostgreSQL storage was set up from here
+
+
 class InstanceError(Exception):
-    """DAGSTER_HOME does not match the chosen profile; the message says how to fix it."""
+    """DAGSTER_HOME does not match the chosen profile, or its storage is damaged; the
+    message says how to fix it."""
 
 
 def _template(on_postgres: bool) -> str:
@@ -51,26 +63,105 @@ def _prepare_storage(storage_url: str) -> None:
         engine.dispose()
 
 
+@contextmanager
+def _setup_lock(home: Path) -> Iterator[None]:
+    """One process at a time sets DAGSTER_HOME up: Dagster creating its storage from two
+    processes at once can stamp two schema versions on it. The kernel drops the lock when
+    the process ends, however it ends."""
+    with open(home / SETUP_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_dagster_home(settings: Settings) -> Path:
-    """Create DAGSTER_HOME with the profile's dagster.yaml on first use, and export what
-    Dagster reads (DAGSTER_HOME, the storage URL) to this process and its children."""
+    """Create DAGSTER_HOME with the profile's dagster.yaml and Dagster's storage on first use,
+    and export what Dagster reads (DAGSTER_HOME, the storage URL) to this process and its
+    children."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     on_postgres = bool(settings.dagster_storage_url)
-    if not config.exists():
-        config.write_text(_template(on_postgres))
-    elif on_postgres and "postgres" not in config.read_text():
-        raise InstanceError(
-            f"{config} keeps Dagster's storage in SQLite, but the postgres profile puts it in "
-            "PostgreSQL: unset DAGSTER_HOME (the default is LICENSING_HOME/dagster-postgres) "
-            "or copy dagster.postgres.yaml there"
-        )
-    os.environ["DAGSTER_HOME"] = str(home)
-    if settings.dagster_storage_url:
-        os.environ[STORAGE_URL_VARIABLE] = settings.dagster_storage_url
-        _prepare_storage(settings.dagster_storage_url)
+    with _setup_lock(home):
+        if not config.exists():
+            config.write_text(_template(on_postgres))
+        elif on_postgres and "postgres" not in config.read_text():
+            raise InstanceError(
+                f"{config} keeps Dagster's storage in SQLite, but the postgres profile puts it "
+                "in PostgreSQL: unset DAGSTER_HOME (the default is "
+                "LICENSING_HOME/dagster-postgres) or copy dagster.postgres.yaml there"
+            )
+        os.environ["DAGSTER_HOME"] = str(home)
+        if settings.dagster_storage_url:
+            os.environ[STORAGE_URL_VARIABLE] = settings.dagster_storage_url
+            _prepare_storage(settings.dagster_storage_url)
+        else:
+            for name in SQLITE_STORAGES:
+                repair_alembic_versions(home, name)
+        if not _storage_ready(home, settings.dagster_storage_url):
+            import dagster as dg  # not at import: the CLI's other commands start faster
+
+            with dg.DagsterInstance.get():  # creates every storage the instance uses
+                pass
+            if settings.dagster_storage_url:
+                (home / STORAGE_READY).write_text(_fingerprint(settings.dagster_storage_url))
     return home
+
+
+def _fingerprint(storage_url: str) -> str:
+    """The storage's URL without its password."""
+    return sa.make_url(storage_url).render_as_string(hide_password=True)
+
+
+def _storage_ready(home: Path, storage_url: str | None) -> bool:
+    if storage_url:
+        marker = home / STORAGE_READY
+        return marker.exists() and marker.read_text() == _fingerprint(storage_url)
+    return all((home / name).exists() for name in SQLITE_STORAGES)
+
+
+def _alembic_head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from dagster._core.storage.sql import ALEMBIC_SCRIPTS_LOCATION
+
+    config = Config()
+    config.set_main_option("script_location", ALEMBIC_SCRIPTS_LOCATION)
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def repair_alembic_versions(home: Path, name: str) -> None:
+    """A SQLite storage that records several schema versions (two processes created it at
+    once, before the set-up lock) fails every later command with Alembic's "more than one
+    head". When one of them is Dagster's current version, the tables are at that version
+    (created whole by the first process): keep it alone. Otherwise stop in one line."""
+    storage = home / name
+    if not storage.exists():
+        return
+    con = sqlite3.connect(storage)
+    try:
+        try:
+            versions = [row[0] for row in con.execute("SELECT version_num FROM alembic_version")]
+        except sqlite3.OperationalError:  # not stamped (yet): nothing to repair
+            return
+        if len(versions) <= 1:
+            return
+        head = _alembic_head()
+        if head not in versions:
+            raise InstanceError(
+                f"{storage} records {len(versions)} schema versions at once "
+                f"({', '.join(versions)}), none of them Dagster's current one ({head}): "
+                f"move DAGSTER_HOME ({home}) aside (its run history goes with it) and run again"
+            )
+        with con:
+            con.execute("DELETE FROM alembic_version")
+            con.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head,))
+    finally:
+        con.close()
+    print(
+        f"Repaired {storage}: it recorded {len(versions)} schema versions at once "
+        f"(two first runs at the same time); kept Dagster's current one, {head}.",
+        file=sys.stderr,
+    )
 
 
 HOST_TAG = "licensing/host"

@@ -19,7 +19,8 @@ def define_nightly_compliance(
     executor_def: dg.ExecutorDefinition | None = None,
 ) -> UnresolvedAssetJobDefinition:
     """The nightly job; ``executor_def`` (Celery, from settings) sends its steps to workers
-    while the other jobs keep the code location's in-process executor."""
+    while the other jobs keep the code location's in-process executor. The definitions give
+    it the run lock (run_lock.py): one nightly run at a time."""
     return dg.define_asset_job(
         name=NIGHTLY_JOB,
         # Remediation (tickets, Slack) runs in its own job, started by a sensor: an outage of

@@ -53,3 +53,14 @@ def open_umask() -> Iterator[None]:
         yield
     finally:
         os.umask(previous)
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The profile a CLI test runs on: None for the embedded one, then the URL of a fresh
+    PostgreSQL database for the postgres one."""
+    if request.param == "embedded":
+        yield None
+        return
+    with fresh_database() as url:
+        yield url

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -23,7 +22,6 @@ from licensing_pipeline_tests.backends import (
     backend_variables,
     process_environment,
 )
-from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-11-20"
 pytestmark = pytest.mark.e2e
@@ -100,15 +98,6 @@ def run_statuses(env: dict[str, str]) -> list[str]:
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs(dg.RunsFilter(job_name="nightly_compliance"))
     return sorted(run.status.value for run in runs)
-
-
-@pytest.fixture(params=["embedded", "postgres"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    if request.param == "embedded":
-        yield None
-        return
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

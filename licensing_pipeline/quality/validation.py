@@ -11,6 +11,8 @@ is in the data_quality_report table.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import gc
 import hashlib
 import importlib
@@ -19,6 +21,7 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -40,6 +43,8 @@ from licensing_pipeline.quality.suites import CheckSpec, ExpectationSpec, to_gx_
 SITE = "licensing"
 DATASOURCE = "licensing"
 WORKER_NICENESS = 10  # lower priority than the run's own process
+PARENT_CHECK_SECONDS = 1.0  # how often the worker looks whether the run's process is alive
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SAMPLE_ROWS = 10  # unexpected rows kept per expectation
 EXAMPLES = 3  # unexpected rows named in a failure message
 # A suite is validated with BOOLEAN_ONLY (pass or fail: a third of the cost of SUMMARY);
@@ -628,8 +633,9 @@ def start_worker() -> None:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
+                initargs=(os.getpid(), threading.current_thread() is threading.main_thread()),
             )
-            worker.submit(_worker_ready)  # the process starts, and imports, now
+            worker.submit(_worker_ready)  # the process starts (from this thread), and imports, now
         except Exception as exc:  # no subprocesses here: stay in-process
             log.warning("data quality runs in-process: no GX worker (%s)", exc)
             return
@@ -648,12 +654,32 @@ def _worker_failed(exc: BaseException) -> None:
         _WORKER = None
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int, spawned_by_main_thread: bool) -> None:
+    _exit_with_parent(parent, spawned_by_main_thread)
     # Background work: the run's own steps (the event load above all) keep the cores first;
     # the worker takes what they leave, and all of it while a step waits for a validation.
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
     import_gx()
+
+
+def _exit_with_parent(parent: int, spawned_by_main_thread: bool) -> None:
+    """End this worker when the run's process dies: a killed run (``kill -9``) cannot shut
+    the pool down, and the worker would wait on its task queue for good, keeping its memory
+    and multiprocessing's resource tracker (which ends once the worker has gone).
+
+    Linux signals the death of the spawning *thread*, so the signal is asked for only when
+    that thread is the main one; a watchdog on the parent's pid covers the rest."""
+    if spawned_by_main_thread and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog alone
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent:  # false at once if it died before the prctl above
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_ready() -> bool:

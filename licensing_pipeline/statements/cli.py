@@ -51,7 +51,9 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
     as_of = date.fromisoformat(settings.as_of) if settings.as_of else datetime.now(UTC).date()
     period = args.period or as_of.strftime("%Y-%m")
     warehouse = warehouse_for(settings)
-    missing = [t for t in _NEEDED if not warehouse.table_exists(t)]
+    # read-only: a reader shares the file with other readers and never takes a run's lock
+    tables = warehouse.table_names(read_only=True)
+    missing = [t for t in _NEEDED if t not in tables]
     if missing:
         raise CliError(
             f"the warehouse has no {', '.join(missing)} yet: run `licensing-pipeline run` first"

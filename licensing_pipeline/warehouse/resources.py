@@ -3,12 +3,16 @@
 Embedded, it is one DuckDB file; in the PostgreSQL profile, a schema of that database.
 Source assets write their tables here, dbt builds its models here, and the compliance
 assets read dbt's aggregates back. DuckDB allows one writing process per file, so every
-connection is short-lived and the embedded jobs run their steps in one process.
+connection is short-lived and the embedded jobs run their steps in one process. Readers
+(``licensing-pipeline statement``) open the file read-only for a moment; an open that meets
+another process's lock waits for it (``BUSY_WAIT_SECONDS``), so a reader never fails a run,
+and a reader waits out a run's step boundaries.
 """
 
 import importlib.metadata
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -27,6 +31,7 @@ from licensing_pipeline.warehouse import postgres
 from licensing_pipeline.warehouse.errors import WarehouseBusy
 
 SCHEMA = "main"
+BUSY_WAIT_SECONDS = 10.0  # how long an open waits for another process to let the file go
 
 
 def _busy(path: Path, error: duckdb.IOException) -> WarehouseBusy:
@@ -36,6 +41,22 @@ def _busy(path: Path, error: duckdb.IOException) -> WarehouseBusy:
         f"the warehouse {path} is in use by {by} (a run in progress?); "
         "wait for it to finish, then try again"
     )
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting up to ``BUSY_WAIT_SECONDS`` while another process holds it."""
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise _busy(path, exc) from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -76,18 +97,13 @@ class Warehouse(dg.ConfigurableResource):
         path = Path(self.path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         with private_umask():
-            try:
-                con = duckdb.connect(str(path), read_only=read_only)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                raise _busy(path, exc) from None
-            try:
-                private_file(path)
-                con.execute("SET TimeZone = 'UTC'")
-                yield con
-            finally:
-                con.close()
+            con = _open(path, read_only)
+        try:
+            private_file(path)
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
 
     @contextmanager
     def staging(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -140,8 +156,10 @@ class Warehouse(dg.ConfigurableResource):
         with self.connect() as con:
             return con.execute(sql).df()
 
-    def table_names(self) -> set[str]:
-        with self.connect() as con:
+    def table_names(self, read_only: bool = False) -> set[str]:
+        if read_only and not self.is_postgres and not Path(self.path).expanduser().exists():
+            return set()  # nothing written yet (and DuckDB opens no new file read-only)
+        with self.connect(read_only=read_only) as con:
             rows = con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
                 [SCHEMA],

@@ -4,6 +4,10 @@ Data Docs page."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -132,3 +136,72 @@ def test_the_gx_worker_yields_the_cores_to_the_run():
         pytest.skip("no subprocesses here: GX runs in-process")
     expected = min(os.nice(0) + validation.WORKER_NICENESS, 19)
     assert worker.submit(_niceness).result(timeout=120) == expected
+
+
+_RUN_PROCESS = """
+import multiprocessing.resource_tracker as tracker
+import sys
+import threading
+import time
+from licensing_pipeline.quality import validation
+
+
+def start():
+    validation.start_worker()
+    if validation._worker() is not None:
+        validation._worker().submit(validation._worker_ready).result(timeout=300)
+
+
+if sys.argv[1] == "thread":  # a thread that ends once the worker is up: it must outlive it
+    starter = threading.Thread(target=start)
+    starter.start()
+    starter.join()
+else:
+    start()
+worker = validation._worker()
+if worker is None:
+    print("in-process", flush=True)
+    sys.exit()
+worker.submit(validation._worker_ready).result(timeout=300)
+print(*worker._processes, tracker._resource_tracker._pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a reaped-by-nobody process still answers a signal)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("started_by", ["main", "thread"])
+def test_the_gx_worker_and_its_resource_tracker_end_when_the_run_is_killed(started_by: str):
+    """`kill -9` of a run must not leave the GX worker (and the resource tracker it keeps
+    alive) behind, holding their memory for good; started by a thread that has ended since,
+    the worker still serves the run until then."""
+    run = subprocess.Popen(
+        [sys.executable, "-c", _RUN_PROCESS, started_by], stdout=subprocess.PIPE, text=True
+    )
+    pids: list[int] = []
+    try:
+        line = run.stdout.readline()  # type: ignore[union-attr]
+        if line.strip() == "in-process":
+            pytest.skip("no subprocesses here: GX runs in-process")
+        pids = [int(pid) for pid in line.split()]
+        assert len(pids) == 2 and all(_running(pid) for pid in pids)
+        run.kill()
+        run.wait()
+        deadline = time.monotonic() + 60
+        while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [pid for pid in pids if _running(pid)] == []
+    finally:
+        run.kill()
+        run.wait()
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
