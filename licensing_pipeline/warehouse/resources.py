@@ -98,12 +98,12 @@ class Warehouse(dg.ConfigurableResource):
         path.parent.mkdir(parents=True, exist_ok=True)
         with private_umask():
             con = _open(path, read_only)
-        try:
-            private_file(path)
-            con.execute("SET TimeZone = 'UTC'")
-            yield con
-        finally:
-            con.close()
+            try:
+                private_file(path)
+                con.execute("SET TimeZone = 'UTC'")
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def staging(self) -> Iterator[duckdb.DuckDBPyConnection]:
