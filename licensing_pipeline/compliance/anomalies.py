@@ -167,7 +167,6 @@ active AS (
            median(x) OVER wa AS a_x,
            quantile_cont(x, 0.25) OVER wa AS a_lo,
            quantile_cont(x, 0.75) OVER wa AS a_hi,
-           max(x) OVER wa AS a_max,
            median(n) OVER wa AS a_n,
            quantile_cont(n, 0.25) OVER wa AS a_nlo,
            quantile_cont(n, 0.75) OVER wa AS a_nhi,

@@ -14,7 +14,6 @@ from licensing_pipeline.contract.yaml_lines import LocatedYaml, load_located_yam
 
 AGGREGATIONS = ("COUNT", "SUM", "MAX", "LATEST", "UNIQUE_COUNT")
 NUMERIC_AGGREGATIONS = ("SUM", "MAX", "LATEST")
-GAUGE_AGGREGATIONS = ("MAX", "LATEST")
 PERIODS = ("month",)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -69,10 +68,6 @@ class Catalog:
             if metric.aggregation in NUMERIC_AGGREGATIONS and metric.value_property:
                 out.setdefault(metric.event_type, []).append(metric.value_property)
         return out
-
-    def gauge_metrics(self) -> list[str]:
-        """Metrics whose daily value is a level (MAX, LATEST), not a flow of events."""
-        return [m.name for m in self.metrics.values() if m.aggregation in GAUGE_AGGREGATIONS]
 
     def aggregations(self) -> dict[str, str]:
         """metric -> its aggregation, which decides how the anomaly rule reads its series."""
