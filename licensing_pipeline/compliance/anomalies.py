@@ -458,9 +458,8 @@ def explain(episode: Mapping, rule: AnomalyRule) -> str:
             "on the days with any"
         )
     else:
-        when = (
-            f"on {_WEEKDAYS[start.weekday()]}" if episode["seasonal"] else "a day"
-        )  # seasonal baselines are per weekday of the first day
+        # A seasonal baseline is that of the episode's first day's weekday.
+        when = f"on {_WEEKDAYS[start.weekday()]}" if episode["seasonal"] else "a day"
         seen = (
             f"{fmt_number(episode['peak'])} {metric} {on} against a usual "
             f"{_range(episode['usual_low'], episode['usual_high'])} {when}"

@@ -140,14 +140,18 @@ def generate(tenants: int = 1000, days: int = 182, seed: int = 20261206) -> Back
     )
     export_gb = exports * size
 
-    series = {"api_calls": api, "seats": seats, "storage_gb": storage, "export_gb": export_gb}
+    series = {
+        "api_calls": api,
+        "seats": seats,
+        "storage_gb": np.where(reported, storage, 0.0),  # a level only on the days it is reported
+        "export_gb": export_gb,
+    }
     events = {
         "api_calls": api.copy(),
         "seats": np.round(seats * rng.uniform(1.5, 4.0, n)[:, None]),
         "storage_gb": reported.astype(float),
         "export_gb": exports.copy(),
     }
-    series["storage_gb"] = np.where(reported, storage, 0.0)
 
     # Late deliveries: a day arrives with the next one (nothing, then double).
     for metric in ("api_calls", "seats", "export_gb"):
