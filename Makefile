@@ -52,7 +52,7 @@ lint: setup
 	$(BIN)/mypy licensing_pipeline
 
 # Two workers, each taking whole test files, so a file's module fixtures (such as one demo run
-# shared by its tests) still run once. Timings: README, "The two commands".
+# shared by its tests) still run once. Timings: docs/performance.md.
 PYTEST_WORKERS ?= 2
 test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
@@ -65,7 +65,7 @@ dev: setup
 bench: setup
 	$(BIN)/python scripts/benchmark.py
 
-# The anomaly rule's labelled backtest (README, "The anomaly rule").
+# The anomaly rule's labelled backtest (docs/data-quality.md, "The anomaly rule").
 backtest: setup
 	$(BIN)/python scripts/anomaly_backtest.py
 

@@ -4,7 +4,7 @@
 
 Generates realistic labelled daily series (licensing_pipeline/compliance/backtest.py), runs
 the function the nightly ``usage_anomalies`` asset runs, with the thresholds of the policy
-bundle (the shipped one unless --policy), and prints the report kept in the README.
+bundle (the shipped one unless --policy), and prints the report kept in docs/data-quality.md.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ RANGE_FIELDS = ("at_least", "below")
 
 @dataclass(frozen=True)
 class AnomalyRule:
-    """The usage_anomaly thresholds; the defaults are the backtest's choice (README)."""
+    """The usage_anomaly thresholds; the defaults are the backtest's choice (docs/data-quality.md)."""
 
     ratio: float = 5.0
     noise_sigmas: float = 4.5

@@ -24,7 +24,7 @@ SOURCE_ASSETS = (
     "policy_exceptions",
     "quarantined_records",
 )
-# What stops compliance_findings from being rewritten (README, "Data quality").
+# What stops compliance_findings from being rewritten (docs/data-quality.md, "What blocks").
 BLOCKING = {
     ("contracts", "contracts_unique"),
     ("contracts", "contracts_rows_valid"),
