@@ -83,24 +83,25 @@ def monthly_sum(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def monthly_events(
-    usage_daily: pd.DataFrame, dimension: str, through: pd.Timestamp | None = None
+    usage_daily: pd.DataFrame, *dimensions: str, through: pd.Timestamp | None = None
 ) -> pd.DataFrame:
-    """A per-day events mart (feature_usage_daily, region_usage_daily) summed per month:
-    tenant_id, ``dimension``, period, events; days after ``through`` are left out."""
-    frame = require(usage_daily, ["tenant_id", dimension, "usage_date", "events"])
+    """A per-day events mart (tenant_activity_daily; feature_ or region_usage_daily by their
+    dimension) summed per month: tenant_id, the dimensions, period, events. Days after
+    ``through`` are left out."""
+    keys = ["tenant_id", *dimensions]
+    frame = require(usage_daily, [*keys, "usage_date", "events"])
     days = day_series(frame["usage_date"])
     frame = pd.DataFrame(
         {
-            "tenant_id": text_series(frame["tenant_id"]),
-            dimension: text_series(frame[dimension]),
+            **{key: text_series(frame[key]) for key in keys},
             "period": days.dt.strftime("%Y-%m").astype("string"),
             "events": number_series(frame["events"]).fillna(0.0),
         }
     )
     if through is not None:
         frame = frame[(days <= through).to_numpy()]
-    frame = frame.dropna(subset=["tenant_id", dimension, "period"])
-    return frame.groupby(["tenant_id", dimension, "period"])["events"].sum().reset_index()
+    frame = frame.dropna(subset=[*keys, "period"])
+    return frame.groupby([*keys, "period"])["events"].sum().reset_index()
 
 
 def fmt_number(value: float) -> str:
