@@ -15,10 +15,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
+from bench_results import save_results
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = "2026-11-20"
@@ -333,14 +334,7 @@ def main() -> int:
             result = bench(size, workdir, args.repeat)
             results.append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
-    out = ROOT / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / "benchmark.json").write_text(
-        json.dumps(
-            {"date": date.today().isoformat(), "cores": os.cpu_count(), "results": results},
-            indent=2,
-        )
-    )
+    save_results("benchmark", results)
     print(
         "| events | run (s) | peak memory (MiB) | reference DuckDB query (s) | slowest steps (s) |"
     )

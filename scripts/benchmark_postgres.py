@@ -16,10 +16,10 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
+from bench_results import save_results
 
 from licensing_pipeline.contract.catalog import load_catalog
 from licensing_pipeline.contract.usage import load_usage_events
@@ -109,14 +109,7 @@ def main() -> int:
                     con.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             results.append(result)
             print(json.dumps(result), file=sys.stderr, flush=True)
-    out = ROOT / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / "benchmark_postgres.json").write_text(
-        json.dumps(
-            {"date": date.today().isoformat(), "cores": os.cpu_count(), "results": results},
-            indent=2,
-        )
-    )
+    save_results("benchmark_postgres", results)
     print("| events | DuckDB parse (s) | COPY into PostgreSQL (s) | bulk load (s) | run (s) |")
     print("|---|---|---|---|---|")
     for r in results:

@@ -4,7 +4,7 @@ describe what they found. Every input is a warehouse table loaded by the IO mana
 # No ``from __future__ import annotations``: Dagster inspects the annotations of asset
 # functions (context, resources, inputs) at definition time and rejects strings.
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import dagster as dg
 import pandas as pd
@@ -23,17 +23,16 @@ from licensing_pipeline.compliance import (
 from licensing_pipeline.compliance.common import count_by_check
 from licensing_pipeline.compliance.entitlements import resolve_entitlements
 from licensing_pipeline.contract.catalog import Catalog
+from licensing_pipeline.metadata import preview
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.run_settings import RunSettings
 
 GROUP = "compliance"
-PREVIEW_ROWS = 10
 
 
-def _preview(frame: pd.DataFrame) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("_none_")
-    return dg.MetadataValue.md(str(frame.head(PREVIEW_ROWS).to_markdown(index=False)))
+def _check_family(description: str) -> Callable[[Callable[..., pd.DataFrame]], dg.AssetsDefinition]:
+    """The decorator of a check family's asset: they differ only in what they check."""
+    return dg.asset(group_name=GROUP, kinds={"pandas"}, description=description)
 
 
 def _describe(
@@ -46,7 +45,7 @@ def _describe(
                 check: dg.MetadataValue.int(n)
                 for check, n in count_by_check(results, checks).items()
             },
-            "preview": _preview(results),
+            "preview": preview(results),
         }
     )
     return results
@@ -85,17 +84,13 @@ def effective_entitlements(
                 f"status_{status}": dg.MetadataValue.int(int(statuses.get(status, 0)))
                 for status in ("active", "paused", "cancelled", "expired", "none")
             },
-            "preview": _preview(frame),
+            "preview": preview(frame),
         }
     )
     return frame
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    description="quota_exceeded / quota_near_limit: monthly usage against entitled quotas.",
-)
+@_check_family("quota_exceeded / quota_near_limit: monthly usage against entitled quotas.")
 def quota_consumption(
     context: dg.AssetExecutionContext,
     policy: PolicyResource,
@@ -108,11 +103,7 @@ def quota_consumption(
     return _describe(context, results, quota.CHECKS)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    description="feature_not_entitled: usage events of features the contract does not include.",
-)
+@_check_family("feature_not_entitled: usage events of features the contract does not include.")
 def feature_compliance(
     context: dg.AssetExecutionContext,
     effective_entitlements: pd.DataFrame,
@@ -122,11 +113,7 @@ def feature_compliance(
     return _describe(context, results, features.CHECKS)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    description="inactive_contract_usage: usage with no active contract in force.",
-)
+@_check_family("inactive_contract_usage: usage with no active contract in force.")
 def contract_status_compliance(
     context: dg.AssetExecutionContext,
     run_settings: RunSettings,
@@ -139,13 +126,9 @@ def contract_status_compliance(
     return _describe(context, results, contract_status.CHECKS)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    description=(
-        "residency_violation: usage processed, or a deployment running, in a region whose "
-        "jurisdiction the tenant does not allow."
-    ),
+@_check_family(
+    "residency_violation: usage processed, or a deployment running, in a region whose "
+    "jurisdiction the tenant does not allow."
 )
 def residency_compliance(
     context: dg.AssetExecutionContext,
@@ -167,13 +150,9 @@ def residency_compliance(
     return _describe(context, results, residency.CHECKS)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    description=(
-        "config_feature_not_entitled / config_feature_missing / config_quota_mismatch: the "
-        "latest deployment configs against the entitlement on as-of."
-    ),
+@_check_family(
+    "config_feature_not_entitled / config_feature_missing / config_quota_mismatch: the "
+    "latest deployment configs against the entitlement on as-of."
 )
 def config_drift(
     context: dg.AssetExecutionContext,
@@ -187,11 +166,7 @@ def config_drift(
     return _describe(context, results, drift.CHECKS)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    description="unbilled_usage / overbilled_usage: closed months' usage against invoices.",
-)
+@_check_family("unbilled_usage / overbilled_usage: closed months' usage against invoices.")
 def billing_reconciliation(
     context: dg.AssetExecutionContext,
     run_settings: RunSettings,
@@ -252,8 +227,8 @@ def usage_anomalies(
     return _describe(context, results, anomalies.CHECKS)
 
 
-compliance_assets = [
-    effective_entitlements,
+# The check families: each emits CHECK_RESULTS rows for policy_evaluations to decide on.
+check_family_assets = [
     quota_consumption,
     feature_compliance,
     contract_status_compliance,
@@ -262,3 +237,4 @@ compliance_assets = [
     billing_reconciliation,
     usage_anomalies,
 ]
+compliance_assets = [effective_entitlements, *check_family_assets]

@@ -9,29 +9,14 @@ import pandas as pd
 from licensing_pipeline.compliance.common import (
     as_day,
     check_results,
+    flagged,
     fmt_number,
-    monthly_usage,
-    number_series,
-    require,
-    text_series,
+    monthly_sum,
 )
 from licensing_pipeline.compliance.entitlements import entitled_only, last_day
 
 CHECKS = ("unbilled_usage", "overbilled_usage")
 _KEY = ["tenant_id", "period", "metric"]
-
-
-def _billed(billing_records: pd.DataFrame) -> pd.DataFrame:
-    frame = require(billing_records, ["tenant_id", "period", "metric", "billed_quantity"])
-    frame = pd.DataFrame(
-        {
-            "tenant_id": text_series(frame["tenant_id"]),
-            "period": text_series(frame["period"]),
-            "metric": text_series(frame["metric"]),
-            "billed": number_series(frame["billed_quantity"]).fillna(0.0),
-        }
-    ).dropna(subset=_KEY)
-    return frame.groupby(_KEY)["billed"].sum().reset_index()
 
 
 def _beyond(value: pd.Series, reference: pd.Series, tolerance: float) -> pd.Series:
@@ -54,7 +39,9 @@ def billing_reconciliation(
     a billing file that starts in March says nothing about February. A missing record
     where there was usage is billed 0, hence unbilled.
     """
-    billed = _billed(billing_records)
+    billed = monthly_sum(billing_records, "billed_quantity").rename(
+        columns={"billed_quantity": "billed"}
+    )
     if billed.empty:
         return check_results(billed)
     as_of_day = as_day(as_of).date()
@@ -64,15 +51,18 @@ def billing_reconciliation(
     scope = entitled.loc[entitled["period"].isin(closed), ["tenant_id", "period", "enforcement"]]
     metrics = pd.DataFrame({"metric": sorted(billed["metric"].unique())}, dtype="string")
     grid = scope.merge(metrics, how="cross")
-    grid = grid.merge(monthly_usage(usage_monthly), on=_KEY, how="left").merge(
+    grid = grid.merge(monthly_sum(usage_monthly, "quantity"), on=_KEY, how="left").merge(
         billed, on=_KEY, how="left"
     )
     grid["measured"] = grid["quantity"].fillna(0.0)
     grid["billed"] = grid["billed"].fillna(0.0)
-    grid["check"] = pd.Series(pd.NA, index=grid.index, dtype="string")
-    grid.loc[_beyond(grid["measured"], grid["billed"], tolerance), "check"] = "unbilled_usage"
-    grid.loc[_beyond(grid["billed"], grid["measured"], tolerance), "check"] = "overbilled_usage"
-    found = grid[grid["check"].notna()].copy()
+    found = flagged(
+        grid,
+        {
+            "unbilled_usage": _beyond(grid["measured"], grid["billed"], tolerance),
+            "overbilled_usage": _beyond(grid["billed"], grid["measured"], tolerance),
+        },
+    )
     if found.empty:
         return check_results(found)
     found["subject"] = found["metric"]

@@ -67,18 +67,41 @@ def require(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return out
 
 
-def monthly_usage(usage_monthly: pd.DataFrame) -> pd.DataFrame:
-    """usage_monthly as tenant_id, period, metric, quantity (duplicates summed)."""
-    frame = require(usage_monthly, ["tenant_id", "metric", "period", "quantity"])
+def monthly_sum(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """tenant_id, period, metric and ``column`` summed over repeated keys (usage_monthly's
+    quantity, billing_records' billed_quantity); a missing figure counts as 0."""
+    frame = require(frame, ["tenant_id", "metric", "period", column])
     frame = pd.DataFrame(
         {
             "tenant_id": text_series(frame["tenant_id"]),
             "metric": text_series(frame["metric"]),
             "period": text_series(frame["period"]),
-            "quantity": number_series(frame["quantity"]).fillna(0.0),
+            column: number_series(frame[column]).fillna(0.0),
         }
     ).dropna(subset=["tenant_id", "metric", "period"])
-    return frame.groupby(["tenant_id", "period", "metric"])["quantity"].sum().reset_index()
+    return frame.groupby(["tenant_id", "period", "metric"])[column].sum().reset_index()
+
+
+def monthly_events(
+    usage_daily: pd.DataFrame, *dimensions: str, through: pd.Timestamp | None = None
+) -> pd.DataFrame:
+    """A per-day events mart (tenant_activity_daily; feature_ or region_usage_daily by their
+    dimension) summed per month: tenant_id, the dimensions, period, events. Days after
+    ``through`` are left out."""
+    keys = ["tenant_id", *dimensions]
+    frame = require(usage_daily, [*keys, "usage_date", "events"])
+    days = day_series(frame["usage_date"])
+    frame = pd.DataFrame(
+        {
+            **{key: text_series(frame[key]) for key in keys},
+            "period": days.dt.strftime("%Y-%m").astype("string"),
+            "events": number_series(frame["events"]).fillna(0.0),
+        }
+    )
+    if through is not None:
+        frame = frame[(days <= through).to_numpy()]
+    frame = frame.dropna(subset=[*keys, "period"])
+    return frame.groupby([*keys, "period"])["events"].sum().reset_index()
 
 
 def fmt_number(value: float) -> str:
@@ -112,6 +135,16 @@ def check_results(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame[np.isfinite(figures.to_numpy()).all(axis=1)]
     ordered = frame.sort_values(["tenant_id", "check", "subject", "period"], kind="stable")
     return conform(ordered, CHECK_RESULTS)
+
+
+def flagged(frame: pd.DataFrame, checks: Mapping[str, pd.Series]) -> pd.DataFrame:
+    """The rows that a check's mask marks, with that check's name in ``check`` (the later
+    check wins where two mark a row)."""
+    check = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for name, mask in checks.items():
+        check[mask] = name
+    out = frame.assign(check=check)
+    return out[out["check"].notna()].copy()
 
 
 def count_by_check(results: pd.DataFrame, checks: Iterable[str]) -> Mapping[str, int]:

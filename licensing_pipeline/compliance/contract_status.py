@@ -10,11 +10,8 @@ import pandas as pd
 from licensing_pipeline.compliance.common import (
     as_day,
     check_results,
-    day_series,
     fmt_number,
-    number_series,
-    require,
-    text_series,
+    monthly_events,
 )
 from licensing_pipeline.compliance.entitlements import normalise_entitlements
 
@@ -43,18 +40,7 @@ def contract_status_compliance(
     entitlements do not know has no contract at all, which is reported as ``none``; days
     after ``as_of`` (when given) are outside the run.
     """
-    frame = require(activity, ["tenant_id", "usage_date", "events"])
-    days = day_series(frame["usage_date"])
-    if as_of is not None:
-        frame, days = frame[days <= as_day(as_of)], days[days <= as_day(as_of)]
-    usage = pd.DataFrame(
-        {
-            "tenant_id": text_series(frame["tenant_id"]),
-            "period": days.dt.strftime("%Y-%m").astype("string"),
-            "events": number_series(frame["events"]).fillna(0.0),
-        }
-    ).dropna(subset=["tenant_id", "period"])
-    usage = usage.groupby(["tenant_id", "period"])["events"].sum().reset_index()
+    usage = monthly_events(activity, through=as_day(as_of) if as_of is not None else None)
     known = normalise_entitlements(entitlements).drop_duplicates(["tenant_id", "period"])
     usage = usage.merge(
         known[

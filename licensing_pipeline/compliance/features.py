@@ -4,31 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from licensing_pipeline.compliance.common import (
-    check_results,
-    day_series,
-    fmt_number,
-    number_series,
-    require,
-    text_series,
-)
+from licensing_pipeline.compliance.common import check_results, fmt_number, monthly_events
 from licensing_pipeline.compliance.entitlements import entitled_features, entitled_only
 
 CHECKS = ("feature_not_entitled",)
-
-
-def _feature_usage_monthly(feature_usage_daily: pd.DataFrame) -> pd.DataFrame:
-    frame = require(feature_usage_daily, ["tenant_id", "feature", "usage_date", "events"])
-    days = day_series(frame["usage_date"])
-    frame = pd.DataFrame(
-        {
-            "tenant_id": text_series(frame["tenant_id"]),
-            "feature": text_series(frame["feature"]),
-            "period": days.dt.strftime("%Y-%m").astype("string"),
-            "events": number_series(frame["events"]).fillna(0.0),
-        }
-    ).dropna(subset=["tenant_id", "feature", "period"])
-    return frame.groupby(["tenant_id", "period", "feature"])["events"].sum().reset_index()
 
 
 def feature_compliance(
@@ -40,7 +19,7 @@ def feature_compliance(
     inactive_contract_usage, rather than once per feature.
     """
     entitled = entitled_only(entitlements)
-    usage = _feature_usage_monthly(feature_usage_daily).merge(
+    usage = monthly_events(feature_usage_daily, "feature").merge(
         entitled[["tenant_id", "period", "plan", "enforcement"]], on=["tenant_id", "period"]
     )
     granted = entitled_features(entitlements).assign(_granted=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from licensing_pipeline.compliance.common import check_results, fmt_number, monthly_usage
+from licensing_pipeline.compliance.common import check_results, flagged, fmt_number, monthly_sum
 from licensing_pipeline.compliance.entitlements import enforcement_for, entitled_quotas
 
 CHECKS = ("quota_exceeded", "quota_near_limit")
@@ -26,16 +26,15 @@ def quota_consumption(
     usage so far, so a customer hears about a breach before the invoice does.
     """
     limits = entitled_quotas(entitlements)
-    usage = monthly_usage(usage_monthly).merge(limits, on=["tenant_id", "period", "metric"])
+    usage = monthly_sum(usage_monthly, "quantity").merge(
+        limits, on=["tenant_id", "period", "metric"]
+    )
     quantity, limit = usage["quantity"], usage["limit"]
     # A relative epsilon keeps "exactly 80 %" inside the band despite binary fractions.
     slack = 1e-9 * limit.abs().clip(lower=1.0)
     exceeded = quantity > limit + slack
     near = ~exceeded & (limit > 0) & (quantity >= limit * near_limit_ratio - slack)
-    usage["check"] = pd.Series(pd.NA, index=usage.index, dtype="string")
-    usage.loc[exceeded, "check"] = "quota_exceeded"
-    usage.loc[near, "check"] = "quota_near_limit"
-    found = usage[usage["check"].notna()].copy()
+    found = flagged(usage, {"quota_exceeded": exceeded, "quota_near_limit": near})
     if found.empty:
         return check_results(found)
 

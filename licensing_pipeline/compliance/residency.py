@@ -10,11 +10,10 @@ import pandas as pd
 from licensing_pipeline.compliance.common import (
     as_day,
     check_results,
-    day_series,
     fmt_number,
     join_names,
     latest_deployments,
-    number_series,
+    monthly_events,
     require,
     text_series,
 )
@@ -103,17 +102,7 @@ def residency_compliance(
         return check_results(pd.DataFrame())
     as_of_day = as_day(as_of)
 
-    frame = require(region_usage_daily, ["tenant_id", "region", "usage_date", "events"])
-    days = day_series(frame["usage_date"])
-    usage = pd.DataFrame(
-        {
-            "tenant_id": text_series(frame["tenant_id"]),
-            "region": text_series(frame["region"]),
-            "period": days.dt.strftime("%Y-%m").astype("string"),
-            "events": number_series(frame["events"]).fillna(0.0),
-        }
-    )[(days <= as_of_day).to_numpy()].dropna(subset=["tenant_id", "region", "period"])
-    usage = usage.groupby(["tenant_id", "region", "period"])["events"].sum().reset_index()
+    usage = monthly_events(region_usage_daily, "region", through=as_of_day)
     usage = _violations(usage[usage["events"] > 0], catalog, allowed)
 
     running = latest_deployments(deployment_configs, as_of).dropna(subset=["region"])

@@ -136,26 +136,26 @@ EFFECTIVE_ENTITLEMENTS: dict[str, str] = {
     "quotas": STRING,  # JSON object text {metric: limit}
 }
 
-# What each check family asset emits; the policy turns these into findings.
-CHECK_RESULTS: dict[str, str] = {
+# What a check measured, in every table that carries a check result on.
+_MEASURED: dict[str, str] = {
     "tenant_id": STRING,
     "check": STRING,
     "subject": STRING,
     "period": STRING,  # YYYY-MM, or YYYY-MM-DD for usage_anomaly
     "observed": FLOAT,
     "allowed": FLOAT,
+}
+
+# What each check family asset emits; the policy turns these into findings.
+CHECK_RESULTS: dict[str, str] = {
+    **_MEASURED,
     "enforcement": STRING,  # hard | soft | <NA> when no contract applies
     "details": STRING,
 }
 
 COMPLIANCE_FINDINGS: dict[str, str] = {
     "finding_id": STRING,
-    "tenant_id": STRING,
-    "check": STRING,
-    "subject": STRING,
-    "period": STRING,
-    "observed": FLOAT,
-    "allowed": FLOAT,
+    **_MEASURED,
     "severity": STRING,
     "action": STRING,
     "status": STRING,
@@ -179,12 +179,7 @@ FINDING_RECORDS: dict[str, str] = {
 # policy_evaluations: every check result with the policy's decision and why (internal).
 POLICY_EVALUATIONS: dict[str, str] = {
     "finding_id": STRING,
-    "tenant_id": STRING,
-    "check": STRING,
-    "subject": STRING,
-    "period": STRING,
-    "observed": FLOAT,
-    "allowed": FLOAT,
+    **_MEASURED,
     "enforcement": STRING,  # hard | soft | <NA>
     "segment": STRING,  # tenants.csv, lower case; <NA> when unknown
     "jurisdiction": STRING,  # of the tenant's home_region in the catalog; <NA> when unknown

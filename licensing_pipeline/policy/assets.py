@@ -16,6 +16,7 @@ import pandas as pd
 from licensing_pipeline.compliance.findings import compliance_findings
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import ACTIONS, POLICY_EXCEPTIONS, conform
+from licensing_pipeline.metadata import preview
 from licensing_pipeline.policy import store
 from licensing_pipeline.policy.bundle import BundleResolution, PolicyResource
 from licensing_pipeline.policy.decisions import combine_results, evaluate_policy
@@ -31,13 +32,6 @@ from licensing_pipeline.run_settings import RunSettings
 
 GROUP = "policy"
 BUNDLE_CHECK = "configured_bundle_in_force"
-PREVIEW_ROWS = 10
-
-
-def _table(frame: pd.DataFrame) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("_none_")
-    return dg.MetadataValue.md(str(frame.head(PREVIEW_ROWS).to_markdown(index=False)))
 
 
 def bundle_metadata(resolution: BundleResolution) -> dict[str, Any]:
@@ -145,7 +139,7 @@ def policy_evaluations(
         "fallback_rule": int(rules.get("fallback", 0)),
         "managed_exceptions": len(managed),
         **{f"action_{a}": int((evaluations["action"] == a).sum()) for a in ACTIONS},
-        "by_rule": _table(rules.rename_axis("rule_id").reset_index(name="findings")),
+        "by_rule": preview(rules.rename_axis("rule_id").reset_index(name="findings")),
     }
     yield dg.Output(evaluations, metadata=metadata)
     yield dg.AssetCheckResult(
@@ -233,7 +227,7 @@ def enforcement_actions(
             "change_log": dg.MetadataValue.path(str(enforcement.changes_path)),
             "policy_version": bundle.version,
             "policy_hash": bundle.content_hash,
-            "changed": _table(changes[["tenant_id", "capability", "previous_action", "action"]]),
+            "changed": preview(changes[["tenant_id", "capability", "previous_action", "action"]]),
         }
     )
     return current

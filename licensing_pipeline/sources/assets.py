@@ -260,20 +260,20 @@ def _count_table(counts: Mapping[str, int], label: str) -> dg.MetadataValue:
     return _markdown(frame)
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"pandas"},
-    deps=[
-        catalog,
-        tenants,
-        contracts,
-        usage_events,
-        billing_records,
-        deployment_configs,
-        residency_configs,
-        policy_exceptions,
-    ],
-)
+# The assets that read an input file; quarantined_records gathers what they set aside.
+_INPUTS: list[dg.AssetsDefinition] = [
+    catalog,
+    tenants,
+    contracts,
+    usage_events,
+    billing_records,
+    deployment_configs,
+    residency_configs,
+    policy_exceptions,
+]
+
+
+@dg.asset(group_name=GROUP, kinds={"pandas"}, deps=_INPUTS)
 def quarantined_records(context: dg.AssetExecutionContext, warehouse: Warehouse) -> pd.DataFrame:
     """Every input row a source could not use, with its file, line, field and reason: the
     list to send back to whoever owns the export."""
@@ -306,14 +306,4 @@ def quarantined_records(context: dg.AssetExecutionContext, warehouse: Warehouse)
     return frame
 
 
-source_assets: list[dg.AssetsDefinition] = [
-    catalog,
-    tenants,
-    contracts,
-    usage_events,
-    billing_records,
-    deployment_configs,
-    residency_configs,
-    policy_exceptions,
-    quarantined_records,
-]
+source_assets: list[dg.AssetsDefinition] = [*_INPUTS, quarantined_records]

@@ -182,3 +182,9 @@ def keyed(results: pd.DataFrame) -> dict[tuple[str, str, str, str], dict[str, An
         (r["tenant_id"], r["check"], r["subject"], r["period"]): r
         for r in results.to_dict("records")
     }
+
+
+def only_result(results: pd.DataFrame, key: tuple[str, str, str, str]) -> pd.Series:
+    """The one result there is, after asserting that its (tenant, check, subject, period) is key."""
+    assert list(keyed(results)) == [key]
+    return results.iloc[0]

@@ -10,7 +10,7 @@ from licensing_pipeline.contract.schemas import CHECK_RESULTS
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
-from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 from licensing_pipeline_tests.compliance import builders as b
 
 UPSTREAM = [
@@ -26,18 +26,6 @@ UPSTREAM = [
     "region_usage_daily",
     "tenant_activity_daily",
 ]
-
-
-class TableIOManager(dg.ConfigurableIOManager):
-    """Like WarehouseIOManager: table main.<asset name> in one DuckDB file."""
-
-    path: str
-
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        Warehouse(path=self.path).write_frame(context.asset_key.path[-1], obj)
-
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        return Warehouse(path=self.path).read_frame(context.asset_key.path[-1])
 
 
 def seed(warehouse: Warehouse) -> None:
@@ -100,7 +88,7 @@ def test_every_family_materialises_its_check_results(tmp_path: Path):
         [*compliance_assets, *(dg.AssetSpec(key) for key in UPSTREAM)],
         selection=compliance_assets,
         resources={
-            "io_manager": TableIOManager(path=warehouse.path),
+            "io_manager": WarehouseIOManager(warehouse=warehouse),
             "run_settings": RunSettings(data_dir=str(tmp_path), as_of="2026-10-15"),
             "policy": PolicyResource(path=str(DEFAULT_POLICY_PATH)),
         },

@@ -10,6 +10,7 @@ from licensing_pipeline_tests.compliance.builders import (
     entitlement,
     entitlements,
     keyed,
+    only_result,
     via_duckdb,
 )
 
@@ -74,8 +75,7 @@ def test_missing_billing_row_with_usage_is_unbilled():
     )
     # seats never appears in the billing file, so it is not reconciled
     assert list(results.columns) == list(CHECK_RESULTS)
-    assert list(keyed(results)) == [("t1", "unbilled_usage", "api_calls", "2026-09")]
-    row = results.iloc[0]
+    row = only_result(results, ("t1", "unbilled_usage", "api_calls", "2026-09"))
     assert (row["observed"], row["allowed"], row["enforcement"]) == (5000, 0, "soft")
     assert row["details"] == "api_calls usage of 5,000 in 2026-09 has not been billed."
 

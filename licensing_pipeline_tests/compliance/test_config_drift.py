@@ -9,6 +9,7 @@ from licensing_pipeline_tests.compliance.builders import (
     entitlement,
     entitlements,
     keyed,
+    only_result,
     via_duckdb,
 )
 
@@ -71,8 +72,7 @@ def test_quota_mismatch_skips_unlimited_metrics():
         ),
         AS_OF,
     )
-    assert list(keyed(results)) == [("t1", "config_quota_mismatch", "api_calls", "2026-10")]
-    row = results.iloc[0]
+    row = only_result(results, ("t1", "config_quota_mismatch", "api_calls", "2026-10"))
     assert (row["observed"], row["allowed"]) == (150000, 1000000)
     assert row["details"] == (
         "Deployment prod limits api_calls to 150,000 instead of the 1,000,000 in your contract."

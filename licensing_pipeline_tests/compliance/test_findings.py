@@ -8,30 +8,16 @@ from licensing_pipeline.compliance.findings import (
     merge_history,
 )
 from licensing_pipeline.contract.schemas import (
-    CHECK_RESULTS,
     COMPLIANCE_FINDINGS,
-    POLICY_EXCEPTIONS,
-    conform,
     empty_frame,
 )
 from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
+from licensing_pipeline_tests.policy.builders import exceptions, results
 
 BUNDLE = load_policy(DEFAULT_POLICY_PATH)
 NIGHT_1 = datetime(2026, 11, 1, 2, 0)
 NIGHT_2 = datetime(2026, 11, 2, 2, 0)
-
-
-def results(*rows: dict) -> pd.DataFrame:
-    return conform(pd.DataFrame(list(rows)), CHECK_RESULTS)
-
-
-def exceptions(*rows: dict) -> pd.DataFrame:
-    return (
-        conform(pd.DataFrame(list(rows)), POLICY_EXCEPTIONS)
-        if rows
-        else empty_frame(POLICY_EXCEPTIONS)
-    )
 
 
 QUOTA = {

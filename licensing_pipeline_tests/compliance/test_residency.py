@@ -12,6 +12,7 @@ from licensing_pipeline_tests.compliance.builders import (
     entitlement,
     entitlements,
     keyed,
+    only_result,
     residency,
     via_duckdb,
 )
@@ -94,8 +95,7 @@ def test_latest_deployment_observation_wins():
         deployment("t1", "2026-10-16T00:00:00", region="eu-west-1"),
     )
     results = check(residency(t1="EU"), region_usage(), moved_to_us)
-    assert list(keyed(results)) == [("t1", "residency_violation", "us-east-1", "2026-10")]
-    row = results.iloc[0]
+    row = only_result(results, ("t1", "residency_violation", "us-east-1", "2026-10"))
     assert (row["observed"], row["allowed"]) == (1, 0)
     assert row["details"] == (
         "Deployment prod runs in us-east-1 (US), but your data may only be processed in EU."

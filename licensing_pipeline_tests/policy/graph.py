@@ -15,7 +15,7 @@ from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.policy.enforcement import EnforcementFeed
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
-from licensing_pipeline.warehouse.resources import Warehouse
+from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 from licensing_pipeline_tests.policy.builders import CATALOG, exceptions, tenants
 
 FAMILIES = (
@@ -29,18 +29,6 @@ FAMILIES = (
 )
 UPSTREAM = (*FAMILIES, "catalog", "tenants", "policy_exceptions")
 POLICY_ASSETS = [policy_evaluations, compliance_findings, enforcement_actions]
-
-
-class TableIOManager(dg.ConfigurableIOManager):
-    """Like WarehouseIOManager: table main.<asset name> in one DuckDB file."""
-
-    path: str
-
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        Warehouse(path=self.path).write_frame(context.asset_key.path[-1], obj)
-
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        return Warehouse(path=self.path).read_frame(context.asset_key.path[-1])
 
 
 @dataclass
@@ -105,7 +93,7 @@ class Home:
             [*POLICY_ASSETS, *(dg.AssetSpec(key) for key in UPSTREAM)],
             selection=POLICY_ASSETS,
             resources={
-                "io_manager": TableIOManager(path=self.warehouse.path),
+                "io_manager": WarehouseIOManager(warehouse=self.warehouse),
                 "run_settings": RunSettings(data_dir=str(self.root / "data"), as_of=as_of),
                 "policy": PolicyResource(path=str(policy_path), database_url=self.database_url),
                 "repository": self.repository,

@@ -142,9 +142,10 @@ def usage() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def test_a_short_as_of_day_is_below_the_feed_and_tenant_floor(usage):
-    batches = qb.usage_batches(
-        usage,
+def _usage_batches(con: duckdb.DuckDBPyConnection) -> dict[str, qb.Batch]:
+    """The usage batches of AS_OF at NOW, with the default thresholds."""
+    return qb.usage_batches(
+        con,
         AS_OF,
         qb.UsageThresholds(),
         now=NOW,
@@ -152,6 +153,10 @@ def test_a_short_as_of_day_is_below_the_feed_and_tenant_floor(usage):
         events_table="usage_events",
         quarantine_table="quarantine_usage_events",
     )
+
+
+def test_a_short_as_of_day_is_below_the_feed_and_tenant_floor(usage):
+    batches = _usage_batches(usage)
     feed = batches["usage_events.feed_volume"]
     row = feed.frame.iloc[0]
     assert row["as_of_day_events"] == 35 and row["usual_events"] == 105
@@ -163,15 +168,7 @@ def test_a_short_as_of_day_is_below_the_feed_and_tenant_floor(usage):
 
 
 def test_freshness_is_hours_from_the_newest_event_to_the_end_of_as_of(usage):
-    batches = qb.usage_batches(
-        usage,
-        AS_OF,
-        qb.UsageThresholds(),
-        now=NOW,
-        future_tolerance_hours=48,
-        events_table="usage_events",
-        quarantine_table="quarantine_usage_events",
-    )
+    batches = _usage_batches(usage)
     fresh = batches["usage_events.freshness"]
     hours = fresh.frame["hours_since_newest_event"].iloc[0]
     assert hours == pytest.approx(24 - (10 + 29) / 60)  # the newest: t-big at 00:39
@@ -187,15 +184,7 @@ def test_a_file_ending_in_half_a_json_object_is_cut_off(usage):
         "INSERT INTO usage_events (source, id, type, tenant_id, time, file, line) VALUES "
         "('gw', 'b1', 'api.request', 't-big', TIMESTAMP '2026-11-01 00:00:00', 'b.jsonl', 1)"
     )
-    batches = qb.usage_batches(
-        usage,
-        AS_OF,
-        qb.UsageThresholds(),
-        now=NOW,
-        future_tolerance_hours=48,
-        events_table="usage_events",
-        quarantine_table="quarantine_usage_events",
-    )
+    batches = _usage_batches(usage)
     files = batches["usage_events.files"]
     cut = files.frame.set_index("file")["cut_off_at_line"]
     assert cut["a.jsonl"] == 9999
@@ -209,15 +198,7 @@ def test_events_far_ahead_of_the_clock_are_counted(usage):
         "('gw', 'f1', 'api.request', 't-big', TIMESTAMP '2030-01-01 00:00:00', 'a.jsonl', 1),"
         "('gw', 'f2', 'api.request', 't-big', TIMESTAMP '2026-11-22 00:00:00', 'a.jsonl', 2)"
     )
-    batches = qb.usage_batches(
-        usage,
-        AS_OF,
-        qb.UsageThresholds(),
-        now=NOW,
-        future_tolerance_hours=48,
-        events_table="usage_events",
-        quarantine_table="quarantine_usage_events",
-    )
+    batches = _usage_batches(usage)
     latest = batches["usage_events.latest"]
     assert latest.facts["future_events"] == 1  # 2026-11-22 is within 48 h of the clock
     assert latest.frame["hours_ahead"].max() > 48

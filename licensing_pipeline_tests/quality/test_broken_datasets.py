@@ -101,6 +101,17 @@ def assert_findings_untouched(before: pd.DataFrame, after: Night, runs_before: i
     assert after.finding_runs == runs_before
 
 
+def blocked_night(
+    home: Path, clean_night: Night, name: str, damage: Callable[[Path], None]
+) -> Night:
+    """The night of a damaged copy of the clean data: the run fails and keeps the findings."""
+    before = current_findings()
+    night = run_night(broken(home, name, damage))
+    assert night.code == cli.EXIT_JOB_FAILED
+    assert_findings_untouched(before, night, clean_night.finding_runs)
+    return night
+
+
 # --- the clean demo dataset ------------------------------------------------------------------
 
 
@@ -130,9 +141,7 @@ def cut_usage_in_half(folder: Path) -> None:
 
 
 def test_a_usage_file_cut_in_half_blocks_the_findings(home: Path, clean_night: Night):
-    before = current_findings()
-    night = run_night(broken(home, "cut", cut_usage_in_half))
-    assert night.code == cli.EXIT_JOB_FAILED
+    night = blocked_night(home, clean_night, "cut", cut_usage_in_half)
     truncated = night.check("usage_events_files_complete")
     assert truncated["outcome"] == "fail"
     assert "usage file(s) look truncated: events-2026-11.jsonl at line" in truncated["summary"]
@@ -140,7 +149,6 @@ def test_a_usage_file_cut_in_half_blocks_the_findings(home: Path, clean_night: N
     assert short["outcome"] == "fail" and "the feed arrived short" in short["summary"]
     assert "compliance_findings was NOT updated" in night.err
     assert "usage_events:usage_events_files_complete" in night.err
-    assert_findings_untouched(before, night, clean_night.finding_runs)
 
 
 def duplicate_contract_rows(folder: Path) -> None:
@@ -150,15 +158,12 @@ def duplicate_contract_rows(folder: Path) -> None:
 
 
 def test_duplicated_contract_rows_block_the_findings(home: Path, clean_night: Night):
-    before = current_findings()
-    night = run_night(broken(home, "duplicated", duplicate_contract_rows))
-    assert night.code == cli.EXIT_JOB_FAILED
+    night = blocked_night(home, clean_night, "duplicated", duplicate_contract_rows)
     unique = night.check("contracts_unique")
     assert unique["outcome"] == "fail"
     assert "3 duplicated line(s) in contracts.csv" in unique["summary"]
     assert "compliance_findings was NOT updated" in night.err
     assert "contracts:contracts_unique" in night.err
-    assert_findings_untouched(before, night, clean_night.finding_runs)
 
 
 def drop_the_growth_plan(folder: Path) -> None:
@@ -169,15 +174,12 @@ def drop_the_growth_plan(folder: Path) -> None:
 
 
 def test_a_plan_missing_from_the_catalog_blocks_the_findings(home: Path, clean_night: Night):
-    before = current_findings()
-    night = run_night(broken(home, "no-growth", drop_the_growth_plan))
-    assert night.code == cli.EXIT_JOB_FAILED
+    night = blocked_night(home, clean_night, "no-growth", drop_the_growth_plan)
     reference = night.check("contracts_reference_catalog")
     assert reference["outcome"] == "fail"
     assert "contract(s) name a plan missing from the catalog" in reference["summary"]
     assert "plan=growth" in reference["summary"]
     assert "contracts:contracts_reference_catalog" in night.err
-    assert_findings_untouched(before, night, clean_night.finding_runs)
 
 
 def _utc_day(text: str) -> date:
@@ -212,16 +214,13 @@ def keep_30_percent_of_the_as_of_day(folder: Path) -> None:
 
 
 def test_a_feed_70_percent_short_blocks_the_findings(home: Path, clean_night: Night):
-    before = current_findings()
-    night = run_night(broken(home, "short", keep_30_percent_of_the_as_of_day))
-    assert night.code == cli.EXIT_JOB_FAILED
+    night = blocked_night(home, clean_night, "short", keep_30_percent_of_the_as_of_day)
     short = night.check("usage_events_feed_volume")
     assert short["outcome"] == "fail"
     assert "the feed arrived short" in short["summary"]
     assert "events on 2026-11-20 (Friday), 3" in short["summary"]  # 30 % of the usual
     assert night.check("usage_events_files_complete")["outcome"] == "pass"
     assert "usage_events:usage_events_feed_volume" in night.err
-    assert_findings_untouched(before, night, clean_night.finding_runs)
 
 
 # --- not blocking -----------------------------------------------------------------------------

@@ -6,10 +6,7 @@
     days from history_first_day() to the as-of day (the pre-hook), so re-running a day after
     a late event lands keeps each (source, id) once. -#}
 
-{{ config(
-    materialized='incremental',
-    pre_hook="{{ delete_history_days(this, 'usage_date') }}"
-) }}
+{{ config(pre_hook="{{ delete_history_days(this, 'usage_date') }}") }}
 
 {%- set first_day = history_first_day() %}
 {%- set last_day = as_of_date() %}
