@@ -53,6 +53,9 @@ SUITES = parse_suites(
 )["contracts"]
 
 
+DOCS_VARIABLE = "QUALITY_TEST_DATA_DOCS"  # where contracts_job's step writes its pages
+
+
 def contracts() -> Batch:
     frame = pd.DataFrame(
         {
@@ -111,6 +114,39 @@ def test_the_data_docs_page_is_written_where_the_metadata_points(outcomes):
     assert reference.data_docs_index == (docs.resolve() / "index.html").as_uri()
     html = (docs / "expectations" / "contracts.html").read_text()
     assert "contracts_reference_catalog" in html  # the suite page says which check it feeds
+
+
+@dg.op(required_resource_keys={"data_quality"})
+def contracts_validated(context) -> None:  # unannotated: this module's annotations are strings
+    [reference] = context.resources.data_quality.gx.evaluate(
+        SUITES[:1],
+        {"contracts": contracts},
+        {"catalog_plans": ["starter", "growth"]},
+        run_id=context.run_id,
+        run_name=f"2026-11-20 run {context.run_id[:8]}",
+    )
+    assert reference.outcome == "fail"
+
+
+@dg.job(
+    executor_def=dg.multiprocess_executor,
+    resource_defs={"data_quality": DataQualityResource(data_docs_dir=dg.EnvVar(DOCS_VARIABLE))},
+)
+def contracts_job() -> None:
+    contracts_validated()
+
+
+def test_a_step_in_a_process_of_its_own_writes_its_data_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The multiprocess and Celery executors set the resource up, and tear it down, in each
+    step's process: the pages are written before that process ends."""
+    monkeypatch.setenv(DOCS_VARIABLE, str(tmp_path / "docs"))
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(contracts_job), instance=instance)
+    assert result.success
+    assert (tmp_path / "docs" / "index.html").is_file()
+    assert (tmp_path / "docs" / "expectations" / "contracts.html").is_file()
 
 
 def test_the_page_url_is_the_one_gx_gives():
