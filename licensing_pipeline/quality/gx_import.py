@@ -1,9 +1,16 @@
 """Importing Great Expectations without the two modules it imports for features this project
 does not use.
 
-GX imports scipy.stats (a second of CPU, half of its import) only for distribution
-expectations and altair only for profiling charts. Each is replaced in ``sys.modules`` by a
-stand-in that imports the real module on first use, if ever.
+GX imports scipy.stats (half of its import) only for distribution expectations and altair
+only for profiling charts. Each is replaced in ``sys.modules`` by a stand-in that imports the
+real module on first use, if ever.
+
+Measured on 2026-12-07 (2 shared cores under heavy load, medians of paired runs, whole
+processes): importing GX alone takes 3.3 s of CPU and 183 MiB instead of 5.1 s and 260 MiB
+(ratio 0.69); a demo ``licensing-pipeline run`` (40 tenants) takes 33.1 s of CPU and 179 s
+of wall time instead of 37.3 s and 204 s (CPU ratio 0.94, 0.84 to 1.02 over three pairs).
+To measure again, time both under ``/usr/bin/time -v`` with ``DEFERRED_MODULES = ()`` in a
+copy of the package.
 """
 
 from __future__ import annotations
