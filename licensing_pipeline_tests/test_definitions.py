@@ -2,6 +2,7 @@ from datetime import UTC
 
 import dagster as dg
 
+from licensing_pipeline.contract.schemas import QUARANTINE_SOURCES
 from licensing_pipeline.definitions import defs
 
 
@@ -35,13 +36,7 @@ def test_every_source_of_the_contract_is_an_asset():
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {
         "catalog",
-        "tenants",
-        "contracts",
-        "usage_events",
-        "billing_records",
-        "deployment_configs",
-        "residency_configs",
-        "policy_exceptions",
+        *QUARANTINE_SOURCES,
         "quarantined_records",
         "effective_entitlements",
         "quota_consumption",

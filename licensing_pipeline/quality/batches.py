@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -148,19 +148,19 @@ def _json_keys(text: Any) -> list[str]:
     return [str(k) for k in value] if isinstance(value, dict) else []
 
 
+def _json_key_rows(frame: pd.DataFrame, ids: Sequence[str], column: str, key: str) -> pd.DataFrame:
+    """One row per key of the JSON object in ``column``, with the row's ``ids``."""
+    rows = [
+        (*values, name)
+        for *values, text in zip(*(frame[c] for c in ids), frame[column], strict=True)
+        for name in _json_keys(text)
+    ]
+    return pd.DataFrame(rows, columns=[*ids, key], dtype="string")
+
+
 def contract_quota_overrides(contracts: pd.DataFrame) -> Batch:
     """One row per metric a contract's quota_overrides names."""
-    rows = [
-        {"contract_id": c, "tenant_id": t, "metric": metric}
-        for c, t, text in zip(
-            contracts["contract_id"],
-            contracts["tenant_id"],
-            contracts["quota_overrides"],
-            strict=True,
-        )
-        for metric in _json_keys(text)
-    ]
-    frame = pd.DataFrame(rows, columns=["contract_id", "tenant_id", "metric"], dtype="string")
+    frame = _json_key_rows(contracts, ("contract_id", "tenant_id"), "quota_overrides", "metric")
     return Batch(frame, label=_contract_label)
 
 
@@ -221,17 +221,7 @@ def deployment_features(deployments: pd.DataFrame) -> Batch:
 
 
 def deployment_quota_limits(deployments: pd.DataFrame) -> Batch:
-    rows = [
-        {"tenant_id": tenant, "deployment": deployment, "metric": metric}
-        for tenant, deployment, text in zip(
-            deployments["tenant_id"],
-            deployments["deployment"],
-            deployments["quota_limits"],
-            strict=True,
-        )
-        for metric in _json_keys(text)
-    ]
-    frame = pd.DataFrame(rows, columns=["tenant_id", "deployment", "metric"], dtype="string")
+    frame = _json_key_rows(deployments, ("tenant_id", "deployment"), "quota_limits", "metric")
     return Batch(frame.drop_duplicates(ignore_index=True), label=columns_label("deployment"))
 
 

@@ -18,7 +18,6 @@ outcome to data_quality_report and its page to the Data Docs.
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -29,7 +28,7 @@ from licensing_pipeline.quality import batches as qb
 from licensing_pipeline.quality.report import record_outcomes, report_engine
 from licensing_pipeline.quality.resources import DataQualityResource
 from licensing_pipeline.quality.suites import CheckSpec, checks_of
-from licensing_pipeline.quality.validation import CheckOutcome, ExpectationOutcome, evaluate
+from licensing_pipeline.quality.validation import CheckOutcome, ExpectationOutcome
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
@@ -131,24 +130,23 @@ def _run(
     context: dg.AssetCheckExecutionContext,
     checks: Sequence[CheckSpec],
     builders: Builders,
-    parameters: Mapping[str, Any],
     data_quality: DataQualityResource,
     repository: LicensingRepository,
     run_settings: RunSettings,
-    finish_docs: bool = False,
+    catalog: pd.DataFrame | None = None,
 ) -> Iterator[dg.AssetCheckResult]:
+    """Evaluate the selected checks, record them in data_quality_report and yield them;
+    ``catalog`` gives the suites the catalog's names (plans, metrics, regions)."""
     selected = context.selected_asset_check_keys
     chosen = [c for c in checks if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) in selected]
     as_of = run_settings.as_of_date()
     started = time.perf_counter()
-    outcomes = evaluate(
+    outcomes = data_quality.gx.evaluate(
         chosen,
         builders,
-        parameters,
-        docs_dir=Path(data_quality.data_docs_dir),
+        _parameters(data_quality, catalog),
         run_id=context.run.run_id,
         run_name=f"{as_of.isoformat()} run {context.run.run_id[:8]}",
-        finish_docs=finish_docs,
     )
     try:
         record_outcomes(
@@ -224,15 +222,32 @@ def _read(warehouse: Warehouse, *tables: str) -> dict[str, pd.DataFrame]:
 # checks follow when nothing else can run.
 OP_TAGS = {"dagster/priority": "-1"}
 
+
+def _check_step(
+    name: str,
+    checks: Sequence[CheckSpec],
+    *,
+    description: str,
+    additional_deps: Sequence[str] = (),
+) -> Callable[[Callable[..., Any]], dg.AssetChecksDefinition]:
+    """One step of suites, run after every asset step that is ready (``OP_TAGS``)."""
+    return dg.multi_asset_check(
+        name=name,
+        specs=_specs(checks, additional_deps),
+        can_subset=True,
+        compute_kind="great_expectations",
+        op_tags=OP_TAGS,
+        description=description,
+    )
+
+
 SOURCE_CHECKS = checks_of("catalog", *SMALL_SOURCES)
 
 
-@dg.multi_asset_check(
-    name="sources_data_quality",
-    specs=_specs(SOURCE_CHECKS, additional_deps=["catalog"]),
-    can_subset=True,
-    compute_kind="great_expectations",
-    op_tags=OP_TAGS,
+@_check_step(
+    "sources_data_quality",
+    SOURCE_CHECKS,
+    additional_deps=["catalog"],
     description=(
         "Great Expectations suites of the catalog, tenants, contracts, billing_records, "
         "deployment_configs, residency_configs and policy_exceptions: columns and types, "
@@ -279,25 +294,17 @@ def sources_data_quality(
         quarantined = tables[f"quarantine_{source}"]
         builders[f"{source}.quarantine"] = lambda q=quarantined: qb.quarantine_batch(q)  # type: ignore[misc]
     yield from _run(
-        context,
-        SOURCE_CHECKS,
-        builders,
-        _parameters(data_quality, catalog),
-        data_quality,
-        repository,
-        run_settings,
+        context, SOURCE_CHECKS, builders, data_quality, repository, run_settings, catalog=catalog
     )
 
 
 USAGE_CHECKS = checks_of("usage_events")
 
 
-@dg.multi_asset_check(
-    name="usage_data_quality",
-    specs=_specs(USAGE_CHECKS, additional_deps=["contracts"]),
-    can_subset=True,
-    compute_kind="great_expectations",
-    op_tags=OP_TAGS,
+@_check_step(
+    "usage_data_quality",
+    USAGE_CHECKS,
+    additional_deps=["contracts"],
     description=(
         "Great Expectations suite of usage_events, on DuckDB aggregates and samples: keys, "
         "files cut off, freshness, volume against the usual day, times in the future, "
@@ -336,26 +343,15 @@ def usage_data_quality(
 
     names = {name for check in USAGE_CHECKS for name in check.batches}
     builders = {name: (lambda n=name: build(n)) for name in names}
-    yield from _run(
-        context,
-        USAGE_CHECKS,
-        builders,
-        _parameters(data_quality, None),
-        data_quality,
-        repository,
-        run_settings,
-    )
+    yield from _run(context, USAGE_CHECKS, builders, data_quality, repository, run_settings)
 
 
 DERIVED_CHECKS = checks_of("quarantined_records", "effective_entitlements")
 
 
-@dg.multi_asset_check(
-    name="derived_data_quality",
-    specs=_specs(DERIVED_CHECKS),
-    can_subset=True,
-    compute_kind="great_expectations",
-    op_tags=OP_TAGS,
+@_check_step(
+    "derived_data_quality",
+    DERIVED_CHECKS,
     description=(
         "Great Expectations suites of quarantined_records and of effective_entitlements, "
         "before any check family reads the entitlements."
@@ -378,27 +374,17 @@ def derived_data_quality(
         ),
         "effective_entitlements.status": lambda: qb.entitlement_status(effective_entitlements),
     }
-    yield from _run(
-        context,
-        DERIVED_CHECKS,
-        builders,
-        _parameters(data_quality, None),
-        data_quality,
-        repository,
-        run_settings,
-    )
+    yield from _run(context, DERIVED_CHECKS, builders, data_quality, repository, run_settings)
 
 
 FINDINGS_CHECKS = checks_of("compliance_findings")
 _FINDINGS_DEPS = ["catalog", "tenants", "contracts", "tenant_activity_daily", "region_usage_daily"]
 
 
-@dg.multi_asset_check(
-    name="findings_data_quality",
-    specs=_specs(FINDINGS_CHECKS, additional_deps=_FINDINGS_DEPS),
-    can_subset=True,
-    compute_kind="great_expectations",
-    op_tags=OP_TAGS,
+@_check_step(
+    "findings_data_quality",
+    FINDINGS_CHECKS,
+    additional_deps=_FINDINGS_DEPS,
     description=(
         "Great Expectations suite of compliance_findings: the contract's columns and "
         "vocabulary, one finding per key, and unknown tenants and regions reported."
@@ -428,14 +414,7 @@ def findings_data_quality(
         ),
     }
     yield from _run(
-        context,
-        FINDINGS_CHECKS,
-        builders,
-        _parameters(data_quality, catalog),
-        data_quality,
-        repository,
-        run_settings,
-        finish_docs=True,  # the run's last check step: its pages are complete when it ends
+        context, FINDINGS_CHECKS, builders, data_quality, repository, run_settings, catalog=catalog
     )
 
 

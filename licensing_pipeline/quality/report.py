@@ -169,12 +169,8 @@ def _is_error(evaluation: Any) -> bool:
 def describe_run_checks(result: Any, data_docs_dir: Path) -> tuple[list[str], set[str]]:
     """What the CLI says about a finished run's checks, and the steps that failed only
     because a blocking check failed (their failure is already explained by these lines).
-
-    Waits for the run's Data Docs first, so the page named here exists.
-    """
-    from licensing_pipeline.quality.validation import finish_data_docs
-
-    finish_data_docs()
+    The run's Data Docs are written by then: the data_quality resource's teardown writes
+    them."""
     evaluations = result.get_asset_check_evaluations()
     index = data_docs_dir / "index.html"
     written = any(

@@ -1,9 +1,14 @@
-"""The ``data_quality`` resource: where Data Docs go and the thresholds of the checks."""
+"""The ``data_quality`` resource: where Data Docs go, the thresholds of the checks, and the
+Great Expectations runtime of the run (or step) that uses it."""
 
 from __future__ import annotations
 
-import dagster as dg
+from pathlib import Path
 
+import dagster as dg
+from pydantic import PrivateAttr
+
+from licensing_pipeline.quality.runtime import GxRuntime
 from licensing_pipeline.settings import DataQualitySettings, Settings
 
 
@@ -20,12 +25,28 @@ class DataQualityResource(dg.ConfigurableResource):
     max_quarantine_share: float = 0.01
     early_usage_days: float = 365.0
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # At the start of a run, so Great Expectations is imported (in its own process, on
-        # another core) while the sources load.
-        from licensing_pipeline.quality.validation import start_worker
+    _gx: GxRuntime | None = PrivateAttr(default=None)  # while a run or step uses it
 
-        start_worker()
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # At the start of a run (of a step, with the multiprocess and Celery executors), so
+        # Great Expectations is imported (in its own process, on another core) while the
+        # sources load.
+        self._gx = GxRuntime(Path(self.data_docs_dir))
+        self._gx.start_worker()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # Also after a blocking check stopped the run: its pages are written all the same.
+        if self._gx is not None:
+            self._gx.close()
+            self._gx = None
+
+    @property
+    def gx(self) -> GxRuntime:
+        """Great Expectations for the run or step using this resource (its ``evaluate``
+        gives the checks' outcomes; their Data Docs are written by the end of it)."""
+        if self._gx is None:
+            raise RuntimeError("the data_quality resource validates only within a run or step")
+        return self._gx
 
 
 def data_quality_resource(settings: Settings) -> DataQualityResource:

@@ -2,32 +2,19 @@
 
 One GX suite per batch (named like the batch), validated on a pandas batch of an ephemeral
 context; each expectation carries the Dagster check it feeds in its ``meta``. The results of
-a run are rendered once, as Data Docs (static HTML) under ``data_docs_dir``, when its last
-check step ends (``finish_data_docs``; the CLI and process exit call it too, for a run that
-a blocking check stopped early). The site shows the latest run; the history of every run
-is in the data_quality_report table.
+a run wait in its ``Session`` until they are rendered as Data Docs (static HTML) under
+``data_docs_dir``; where that happens, and when, is ``runtime.GxRuntime``'s business. The
+site shows the latest run; the history of every run is in the data_quality_report table.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import ctypes
 import gc
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
-import multiprocessing
-import os
-import signal
-import sys
-import threading
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,13 +25,11 @@ import pandas as pd
 
 from licensing_pipeline.file_modes import own_folder, private_umask
 from licensing_pipeline.quality.batches import Batch
+from licensing_pipeline.quality.gx_import import import_gx
 from licensing_pipeline.quality.suites import CheckSpec, ExpectationSpec, to_gx_expectation
 
 SITE = "licensing"
 DATASOURCE = "licensing"
-WORKER_NICENESS = 10  # lower priority than the run's own process
-PARENT_CHECK_SECONDS = 1.0  # how often the worker looks whether the run's process is alive
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 SAMPLE_ROWS = 10  # unexpected rows kept per expectation
 EXAMPLES = 3  # unexpected rows named in a failure message
 # A suite is validated with BOOLEAN_ONLY (pass or fail: a third of the cost of SUMMARY);
@@ -214,7 +199,7 @@ def _outcome(
     raw: Mapping[str, Any],
     parameters: Mapping[str, Any] | None = None,
 ) -> ExpectationOutcome:
-    """``raw``: what ``_gx_validate`` keeps of a GX result (success, result, error)."""
+    """``raw``: what ``validate`` keeps of a GX result (success, result, error)."""
     body: Mapping[str, Any] = raw.get("result") or {}
     error = raw.get("error")
     success = bool(raw.get("success")) and error is None
@@ -241,7 +226,7 @@ def _not_evaluated(spec: ExpectationSpec, reason: str) -> ExpectationOutcome:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while GX works: it allocates heavily, and every full
     collection walks the whole process (the Dagster definitions, the dbt manifest), which
     costs more than the validation itself. Reference counting still frees memory."""
@@ -252,60 +237,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-# --- importing Great Expectations --------------------------------------------------------------
-
-
-class _DeferredModule(types.ModuleType):
-    """Stands in for a module until one of its attributes is used, then loads it."""
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(_load_deferred(self.__name__), attribute)
-
-
-_IMPORT_LOCK = threading.Lock()
-DEFERRED_MODULES = ("scipy.stats", "altair")
-
-
-def _load_deferred(name: str) -> types.ModuleType:
-    with _IMPORT_LOCK:
-        current = sys.modules.get(name)
-        if isinstance(current, _DeferredModule):
-            del sys.modules[name]
-            try:
-                return importlib.import_module(name)
-            except BaseException:
-                sys.modules[name] = current
-                raise
-        return importlib.import_module(name)
-
-
-def import_gx() -> Any:
-    """``great_expectations``, imported with ``DEFERRED_MODULES`` left unloaded: GX imports
-    scipy.stats (a second of CPU, half of its import) only for distribution expectations
-    and altair only for profiling charts, neither of which this project uses; each loads on
-    first use, if ever."""
-    with _IMPORT_LOCK:
-        if "great_expectations" not in sys.modules:
-            for name in DEFERRED_MODULES:
-                if name in sys.modules:
-                    continue
-                try:
-                    spec = importlib.util.find_spec(name)
-                except (ImportError, ValueError):
-                    continue
-                if spec is None:
-                    continue
-                stub = _DeferredModule(name)
-                stub.__spec__ = spec
-                stub.__file__ = spec.origin
-                if spec.submodule_search_locations is not None:
-                    stub.__path__ = list(spec.submodule_search_locations)
-                sys.modules[name] = stub
-    import great_expectations as gx
-
-    return gx
 
 
 # --- the GX context of a run -------------------------------------------------------------------
@@ -337,8 +268,9 @@ def _context(docs_dir: Path) -> Any:
 Rendered = tuple[Any, Any, Any]  # (validation result key, validation result, suite)
 
 
-class _Session:
-    """One run's GX context, and the results its Data Docs still have to show."""
+class Session:
+    """One run's GX context, and the results its Data Docs still have to show (the steps of
+    a run that share a process share it)."""
 
     def __init__(self, docs_dir: Path, run_id: str, run_name: str) -> None:
         import_gx()  # first: it decides what GX's import leaves out
@@ -364,27 +296,6 @@ class _Session:
         return self.batch_definitions[asset]
 
 
-_SESSIONS: dict[str, _Session] = {}
-_LOCK = threading.Lock()
-
-
-def _session(docs_dir: Path, run_id: str, run_name: str) -> _Session:
-    """The run's context: steps of one run share it (the in-process executor runs them in one
-    process). A new run renders what the previous one left and starts afresh."""
-    key = str(docs_dir.resolve())
-    with _LOCK:
-        session = _SESSIONS.get(key)
-        if session is not None and session.run_id == run_id:
-            return session
-    if session is not None:
-        _render(session)
-    with _LOCK:
-        session = _SESSIONS[key] = _Session(docs_dir, run_id, run_name)
-        if len(_SESSIONS) == 1:
-            atexit.register(_render_local)
-        return session
-
-
 # --- validation ----------------------------------------------------------------------------------
 
 
@@ -400,21 +311,16 @@ def _suite_notes(checks: Iterable[CheckSpec], batch: str) -> str:
     return "\n".join(lines)
 
 
-def _gx_validate(
-    session: _Session,
-    name: str,
-    frame: pd.DataFrame,
-    specs: Sequence[ExpectationSpec],
-    notes: Sequence[str],
-    suite_notes: str,
-    parameters: Mapping[str, Any],
-) -> tuple[list[dict[str, Any]], str]:
-    """Validate one batch: (what each expectation gave, in the order of ``specs``; the URL
+def validate(session: Session, validation: Validation) -> Validated:
+    """Validate one batch: (what each expectation gave, in the order of its specs; the URL
     its Data Docs page will have). The result waits in the session for rendering.
 
     The suite is validated on the batch directly: no validation definition or result is
     stored in the context (that bookkeeping costs as much as validating).
     """
+    name, frame, parameters = validation.name, validation.frame, validation.parameters
+    specs, notes = validation.specs, validation.notes
+    suite_notes = validation.suite_notes
     gx = import_gx()
     by_index = dict(enumerate(specs))
     expectations = [to_gx_expectation(spec, _meta(i, notes[i])) for i, spec in by_index.items()]
@@ -455,50 +361,39 @@ def _gx_validate(
     return [found.get(i, missing) for i in by_index], _page_url(session.docs_dir, key)
 
 
-def _validate(
+@dataclass(frozen=True)
+class Validation:
+    """What validating one batch takes, wherever it runs (it pickles for the GX worker)."""
+
+    name: str
+    frame: pd.DataFrame
+    specs: list[ExpectationSpec]
+    notes: list[str]  # the check each expectation feeds, shown in the Data Docs
+    suite_notes: str
+    parameters: dict[str, Any]
+
+
+Validated = tuple[list[dict[str, Any]], str]  # each expectation's result; the page's URL
+Submit = Callable[[Validation], Callable[[], Validated]]  # start one; how to wait for it
+
+
+def _validation(
     name: str,
     batch: Batch,
     specs: Sequence[ExpectationSpec],
     checks: Sequence[CheckSpec],
     parameters: Mapping[str, Any],
-    where: tuple[Path, str, str],
-) -> Callable[[], tuple[list[dict[str, Any]], str]]:
-    """Start validating a batch (in the GX worker when there is one) and return how to wait
-    for its results."""
+) -> Validation:
     notes = []
     for spec in specs:
         check = next(c for c in checks if c.name == spec.check)
         notes.append(f"{check.asset}:{check.name} ({'blocking' if check.blocking else 'warns'})")
-    arguments = (
-        name,
-        batch.frame,
-        list(specs),
-        notes,
-        _suite_notes(checks, name),
-        dict(parameters),
+    return Validation(
+        name, batch.frame, list(specs), notes, _suite_notes(checks, name), dict(parameters)
     )
-    worker = _worker()
-    if worker is not None:
-        docs_dir, run_id, run_name = where
-        try:
-            future = worker.submit(_worker_validate, str(docs_dir), run_id, run_name, *arguments)
-        except Exception as exc:  # a broken worker: validate here instead
-            _worker_failed(exc)
-        else:
-
-            def wait() -> tuple[list[dict[str, Any]], str]:
-                try:
-                    return future.result()
-                except BrokenExecutor as exc:
-                    _worker_failed(exc)
-                    return _gx_validate(_session(*where), *arguments)
-
-            return wait
-    local = _gx_validate(_session(*where), *arguments)
-    return lambda: local
 
 
-def _result_key(session: _Session, suite: str) -> Any:
+def _result_key(session: Session, suite: str) -> Any:
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
@@ -517,68 +412,45 @@ def evaluate(
     parameters: Mapping[str, Any],
     *,
     docs_dir: Path,
-    run_id: str,
-    run_name: str,
-    finish_docs: bool = False,
+    submit: Submit,
 ) -> list[CheckOutcome]:
-    """Validate every batch the checks use (each built once, when first needed); their Data
-    Docs pages are rendered with the run's others (``finish_docs``: now).
+    """Validate every batch the checks use (each built once, when first needed, while
+    ``submit`` validates the one before).
 
     A batch that cannot be built fails its expectations with the reason, so a broken input
     never passes a check by accident."""
-    with _gc_paused():
-        return _evaluate(
-            checks,
-            batches,
-            parameters,
-            docs_dir=docs_dir,
-            run_id=run_id,
-            run_name=run_name,
-            finish_docs=finish_docs,
-        )
-
-
-def _evaluate(
-    checks: Sequence[CheckSpec],
-    batches: Mapping[str, Callable[[], Batch]],
-    parameters: Mapping[str, Any],
-    *,
-    docs_dir: Path,
-    run_id: str,
-    run_name: str,
-    finish_docs: bool,
-) -> list[CheckOutcome]:
-    where = (docs_dir, run_id, run_name)
     outcomes: dict[tuple[str, int], ExpectationOutcome] = {}
     built: dict[str, Batch] = {}
     urls: dict[str, str] = {}
     started = time.perf_counter()
     waiting = []
-    for name in dict.fromkeys(b for c in checks for b in c.batches):
-        specs = [(c, i, e) for c in checks for i, e in enumerate(c.expectations) if e.batch == name]
-        try:
-            if name not in batches:
-                raise KeyError(f"no batch named {name!r}")
-            batch = built[name] = batches[name]()
-            expectations = [e for _, _, e in specs]
-            checks_here = [c for c in checks if name in c.batches]
-            wait = _validate(name, batch, expectations, checks_here, parameters, where)
-            waiting.append((name, specs, wait))
-        except Exception as exc:  # the check reports it; it must never pass silently
-            _report_failure(name, specs, exc, outcomes)
-    for name, specs, wait in waiting:
-        try:
-            raws, urls[name] = wait()
-            results = [
-                _outcome(e, built[name], raw, parameters)
-                for (_, _, e), raw in zip(specs, raws, strict=True)
+    with gc_paused():
+        for name in dict.fromkeys(b for c in checks for b in c.batches):
+            specs = [
+                (c, i, e) for c in checks for i, e in enumerate(c.expectations) if e.batch == name
             ]
-        except Exception as exc:
-            _report_failure(name, specs, exc, outcomes)
-            continue
-        for (check, index, _), outcome in zip(specs, results, strict=True):
-            outcomes[(check.name, index)] = outcome
-    render_data_docs(wait=finish_docs)
+            try:
+                if name not in batches:
+                    raise KeyError(f"no batch named {name!r}")
+                batch = built[name] = batches[name]()
+                expectations = [e for _, _, e in specs]
+                checks_here = [c for c in checks if name in c.batches]
+                validation = _validation(name, batch, expectations, checks_here, parameters)
+                waiting.append((name, specs, submit(validation)))
+            except Exception as exc:  # the check reports it; it must never pass silently
+                _report_failure(name, specs, exc, outcomes)
+        for name, specs, wait in waiting:
+            try:
+                raws, urls[name] = wait()
+                results = [
+                    _outcome(e, built[name], raw, parameters)
+                    for (_, _, e), raw in zip(specs, raws, strict=True)
+                ]
+            except Exception as exc:
+                _report_failure(name, specs, exc, outcomes)
+                continue
+            for (check, index, _), outcome in zip(specs, results, strict=True):
+                outcomes[(check.name, index)] = outcome
     seconds = (time.perf_counter() - started) / max(len(checks), 1)
     index_url = (docs_dir.resolve() / "index.html").as_uri() if urls else None
     report = []
@@ -613,91 +485,6 @@ def _report_failure(
         outcomes[(check.name, index)] = _not_evaluated(spec, reason)
 
 
-# --- the GX worker process -----------------------------------------------------------------------
-
-_WORKER: ProcessPoolExecutor | None = None
-_WORKER_STARTED = False
-
-
-def start_worker() -> None:
-    """Start the process that imports Great Expectations and validates and renders for this
-    one, so that GX's seconds of importing and rendering run on another core while the run
-    goes on (the validations themselves are waited for). Without it, GX runs in-process."""
-    global _WORKER, _WORKER_STARTED
-    with _LOCK:
-        if _WORKER_STARTED:
-            return
-        _WORKER_STARTED = True
-        try:
-            worker = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init,
-                initargs=(os.getpid(), threading.current_thread() is threading.main_thread()),
-            )
-            worker.submit(_worker_ready)  # the process starts (from this thread), and imports, now
-        except Exception as exc:  # no subprocesses here: stay in-process
-            log.warning("data quality runs in-process: no GX worker (%s)", exc)
-            return
-        _WORKER = worker
-
-
-def _worker() -> ProcessPoolExecutor | None:
-    with _LOCK:
-        return _WORKER
-
-
-def _worker_failed(exc: BaseException) -> None:
-    global _WORKER
-    log.warning("the GX worker failed (%s); validating in-process", exc)
-    with _LOCK:
-        _WORKER = None
-
-
-def _worker_init(parent: int, spawned_by_main_thread: bool) -> None:
-    _exit_with_parent(parent, spawned_by_main_thread)
-    # Background work: the run's own steps (the event load above all) keep the cores first;
-    # the worker takes what they leave, and all of it while a step waits for a validation.
-    if hasattr(os, "nice"):
-        os.nice(WORKER_NICENESS)
-    import_gx()
-
-
-def _exit_with_parent(parent: int, spawned_by_main_thread: bool) -> None:
-    """End this worker when the run's process dies: a killed run (``kill -9``) cannot shut
-    the pool down, and the worker would wait on its task queue for good, keeping its memory
-    and multiprocessing's resource tracker (which ends once the worker has gone).
-
-    Linux signals the death of the spawning *thread*, so the signal is asked for only when
-    that thread is the main one; a watchdog on the parent's pid covers the rest."""
-    if spawned_by_main_thread and sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # no prctl: the watchdog alone
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    def watch() -> None:
-        while os.getppid() == parent:  # false at once if it died before the prctl above
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def _worker_ready() -> bool:
-    return True
-
-
-def _worker_validate(
-    docs_dir: str, run_id: str, run_name: str, *arguments: Any
-) -> tuple[list[dict[str, Any]], str]:
-    session = _session(Path(docs_dir), run_id, run_name)
-    with _gc_paused():
-        return _gx_validate(session, *arguments)
-
-
-def _worker_render() -> None:
-    _render_local()
-
-
 # --- Data Docs -----------------------------------------------------------------------------------
 
 
@@ -725,23 +512,22 @@ def _same(value: Any) -> Any:
 SUITE_HASHES = ".suites.json"  # under expectations/: the suites the pages there show
 
 
-def _render(session: _Session) -> None:
+def render(session: Session) -> None:
     """The pending results (and their suites, when changed) as HTML, and the index of the
     run: one build, in a context of its own, which holds the run's results for the index."""
-    with _LOCK:
-        pending, session.pending = session.pending, []
+    pending, session.pending = session.pending, []
     if not pending:
         return
     try:
         # The pages show tenants' rows: a private folder, private files, whatever the umask.
-        with _gc_paused(), private_umask():
+        with gc_paused(), private_umask():
             own_folder(session.docs_dir)
             _build_site(session, pending)
     except Exception:  # Data Docs are a convenience: never fail a check over them
         log.exception("building the Data Docs under %s failed", session.docs_dir)
 
 
-def _build_site(session: _Session, pending: list[Rendered]) -> None:
+def _build_site(session: Session, pending: list[Rendered]) -> None:
     gx = import_gx()
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -776,34 +562,3 @@ def _build_site(session: _Session, pending: list[Rendered]) -> None:
     site.build_data_docs(site_names=[SITE], resource_identifiers=[*keys, *suites])
     hashes_file.parent.mkdir(parents=True, exist_ok=True)
     hashes_file.write_text(json.dumps(known, indent=1, sort_keys=True))
-
-
-def _render_local() -> None:
-    with _LOCK:
-        sessions = list(_SESSIONS.values())
-    for session in sessions:
-        _render(session)
-
-
-def render_data_docs(*, wait: bool) -> None:
-    """Render the results validated so far: in the GX worker while the run goes on (``wait``:
-    until the pages are written), or here, in-process, when ``wait``."""
-    worker = _worker()
-    if worker is not None:
-        try:
-            future = worker.submit(_worker_render)
-            if wait:
-                future.result()
-        except Exception as exc:
-            _worker_failed(exc)
-        else:
-            return
-    if wait:
-        _render_local()
-
-
-def finish_data_docs() -> None:
-    """Write every Data Docs page not written yet (a run that a blocking check stopped ends
-    before its last check step)."""
-    render_data_docs(wait=True)
-    _render_local()

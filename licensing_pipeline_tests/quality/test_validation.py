@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import dagster as dg
 import pandas as pd
 import pytest
 
-from licensing_pipeline.quality import validation
+from licensing_pipeline.quality import runtime, validation
 from licensing_pipeline.quality.batches import Batch, columns_label
+from licensing_pipeline.quality.gx_import import import_gx
+from licensing_pipeline.quality.resources import DataQualityResource
 from licensing_pipeline.quality.suites import parse_suites
 
 SUITES = parse_suites(
@@ -50,6 +53,9 @@ SUITES = parse_suites(
 )["contracts"]
 
 
+DOCS_VARIABLE = "QUALITY_TEST_DATA_DOCS"  # where contracts_job's step writes its pages
+
+
 def contracts() -> Batch:
     frame = pd.DataFrame(
         {
@@ -68,15 +74,15 @@ def boom() -> Batch:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]:
     docs = tmp_path_factory.mktemp("docs")
-    found = validation.evaluate(
-        SUITES,
-        {"contracts": contracts, "contracts.broken": boom},
-        {"catalog_plans": ["starter", "growth"]},
-        docs_dir=docs,
-        run_id="run-1",
-        run_name="2026-11-20 run-1",
-        finish_docs=True,
-    )
+    resource = DataQualityResource(data_docs_dir=str(docs))
+    with dg.build_resources({"data_quality": resource}) as resources:  # set up, torn down
+        found = resources.data_quality.gx.evaluate(
+            SUITES,
+            {"contracts": contracts, "contracts.broken": boom},
+            {"catalog_plans": ["starter", "growth"]},
+            run_id="run-1",
+            run_name="2026-11-20 run-1",
+        )
     return found, docs
 
 
@@ -110,14 +116,47 @@ def test_the_data_docs_page_is_written_where_the_metadata_points(outcomes):
     assert "contracts_reference_catalog" in html  # the suite page says which check it feeds
 
 
+@dg.op(required_resource_keys={"data_quality"})
+def contracts_validated(context) -> None:  # unannotated: this module's annotations are strings
+    [reference] = context.resources.data_quality.gx.evaluate(
+        SUITES[:1],
+        {"contracts": contracts},
+        {"catalog_plans": ["starter", "growth"]},
+        run_id=context.run_id,
+        run_name=f"2026-11-20 run {context.run_id[:8]}",
+    )
+    assert reference.outcome == "fail"
+
+
+@dg.job(
+    executor_def=dg.multiprocess_executor,
+    resource_defs={"data_quality": DataQualityResource(data_docs_dir=dg.EnvVar(DOCS_VARIABLE))},
+)
+def contracts_job() -> None:
+    contracts_validated()
+
+
+def test_a_step_in_a_process_of_its_own_writes_its_data_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The multiprocess and Celery executors set the resource up, and tear it down, in each
+    step's process: the pages are written before that process ends."""
+    monkeypatch.setenv(DOCS_VARIABLE, str(tmp_path / "docs"))
+    with dg.instance_for_test() as instance:
+        result = dg.execute_job(dg.reconstructable(contracts_job), instance=instance)
+    assert result.success
+    assert (tmp_path / "docs" / "index.html").is_file()
+    assert (tmp_path / "docs" / "expectations" / "contracts.html").is_file()
+
+
 def test_the_page_url_is_the_one_gx_gives():
-    session = validation._session(Path("/tmp/licensing-docs-url"), "run-x", "2026-11-20 run-x")
+    session = validation.Session(Path("/tmp/licensing-docs-url"), "run-x", "2026-11-20 run-x")
     key = validation._result_key(session, "contracts.quarantine")
     assert validation._page_url(session.docs_dir, key) == validation.page_url(session.docs_dir, key)
 
 
 def test_scipy_stats_still_works_after_gx_is_imported_without_it():
-    validation.import_gx()
+    import_gx()
     from scipy import stats
 
     assert stats.norm.cdf(0) == pytest.approx(0.5)
@@ -128,14 +167,31 @@ def _niceness() -> int:
 
 
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="process priority is a POSIX feature")
-def test_the_gx_worker_yields_the_cores_to_the_run():
+def test_the_gx_worker_yields_the_cores_to_the_run(tmp_path: Path):
     """GX imports and renders in the background: it must not slow the event load beside it."""
-    validation.start_worker()
-    worker = validation._worker()
+    gx = runtime.GxRuntime(tmp_path)
+    gx.start_worker()
+    try:
+        if gx._worker is None:
+            pytest.skip("no subprocesses here: GX runs in-process")
+        expected = min(os.nice(0) + runtime.WORKER_NICENESS, 19)
+        assert gx._worker.submit(_niceness).result(timeout=120) == expected
+    finally:
+        gx.close()
+
+
+def test_the_worker_ends_with_the_runtime(tmp_path: Path):
+    """The worker lives as long as the run or step that started it, no longer."""
+    gx = runtime.GxRuntime(tmp_path)
+    gx.start_worker()
+    worker = gx._worker
     if worker is None:
         pytest.skip("no subprocesses here: GX runs in-process")
-    expected = min(os.nice(0) + validation.WORKER_NICENESS, 19)
-    assert worker.submit(_niceness).result(timeout=120) == expected
+    worker.submit(runtime._worker_ready).result(timeout=300)
+    processes = list(worker._processes.values())
+    gx.close()
+    assert gx._worker is None
+    assert all(not process.is_alive() for process in processes)
 
 
 _RUN_PROCESS = """
@@ -143,13 +199,16 @@ import multiprocessing.resource_tracker as tracker
 import sys
 import threading
 import time
-from licensing_pipeline.quality import validation
+from pathlib import Path
+from licensing_pipeline.quality import runtime
+
+gx = runtime.GxRuntime(Path(sys.argv[2]))
 
 
 def start():
-    validation.start_worker()
-    if validation._worker() is not None:
-        validation._worker().submit(validation._worker_ready).result(timeout=300)
+    gx.start_worker()
+    if gx._worker is not None:
+        gx._worker.submit(runtime._worker_ready).result(timeout=300)
 
 
 if sys.argv[1] == "thread":  # a thread that ends once the worker is up: it must outlive it
@@ -158,11 +217,11 @@ if sys.argv[1] == "thread":  # a thread that ends once the worker is up: it must
     starter.join()
 else:
     start()
-worker = validation._worker()
+worker = gx._worker
 if worker is None:
     print("in-process", flush=True)
     sys.exit()
-worker.submit(validation._worker_ready).result(timeout=300)
+worker.submit(runtime._worker_ready).result(timeout=300)
 print(*worker._processes, tracker._resource_tracker._pid, flush=True)
 time.sleep(600)
 """
@@ -179,12 +238,16 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
 @pytest.mark.parametrize("started_by", ["main", "thread"])
-def test_the_gx_worker_and_its_resource_tracker_end_when_the_run_is_killed(started_by: str):
+def test_the_gx_worker_and_its_resource_tracker_end_when_the_run_is_killed(
+    started_by: str, tmp_path: Path
+):
     """`kill -9` of a run must not leave the GX worker (and the resource tracker it keeps
     alive) behind, holding their memory for good; started by a thread that has ended since,
     the worker still serves the run until then."""
     run = subprocess.Popen(
-        [sys.executable, "-c", _RUN_PROCESS, started_by], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _RUN_PROCESS, started_by, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     pids: list[int] = []
     try:
