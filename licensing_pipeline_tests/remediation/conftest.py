@@ -1,9 +1,9 @@
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.fakes import FakeSlack, FakeTicketSystem
 
 
@@ -27,10 +27,7 @@ def fake_tickets() -> Iterator[FakeTicketSystem]:
         server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def repository_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'licensing.db'}"
-    else:
-        with fresh_database() as url:
-            yield url
+@pytest.fixture
+def engine(repository_url: str) -> sa.Engine:
+    """The process's engine on a migrated repository."""
+    return LicensingRepository(database_url=repository_url).engine()
