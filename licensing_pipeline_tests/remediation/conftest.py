@@ -1,4 +1,5 @@
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 import sqlalchemy as sa
@@ -6,25 +7,25 @@ import sqlalchemy as sa
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.fakes import FakeSlack, FakeTicketSystem
 
+Server = TypeVar("Server", FakeSlack, FakeTicketSystem)
 
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    server = FakeSlack(retry_after=1)
+
+def _running(server: Server) -> Iterator[Server]:
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    yield from _running(FakeSlack(retry_after=1))
 
 
 @pytest.fixture
 def fake_tickets() -> Iterator[FakeTicketSystem]:
-    server = FakeTicketSystem()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(FakeTicketSystem())
 
 
 @pytest.fixture
