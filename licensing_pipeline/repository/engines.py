@@ -1,9 +1,10 @@
 """One SQLAlchemy engine per process and repository URL.
 
-A run, a sensor tick or a CLI command reaches the repository many times; each used to build
-and dispose an engine of its own. Engines are now kept for the process: a forked child (Celery's
-prefork pool, Dagster's subprocesses) leaves its parent's connections alone and opens its own,
-as SQLAlchemy advises for multiprocessing, and every engine is disposed at exit.
+A run, a sensor tick or a CLI command reaches the repository many times, and an engine (on
+PostgreSQL, a new connection) for each use costs far more than the use. Engines are kept for
+the process: a forked child (Celery's prefork pool, Dagster's subprocesses) leaves its parent's
+connections alone and opens its own, as SQLAlchemy advises for multiprocessing, and every
+engine is disposed at exit.
 
 SQLite files get no pool (a connection is a file open; a pooled one would outlive a database file
 replaced under it); PostgreSQL's pool checks a connection before lending it, so a server restarted
