@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -132,6 +133,15 @@ def _summary(findings: pd.DataFrame, quarantined: int | None) -> str:
     return "\n".join(lines)
 
 
+def matching(frame: pd.DataFrame, **wanted: str | Sequence[str] | None) -> pd.DataFrame:
+    """The rows whose column holds the wanted value (or one of the wanted values) for every
+    column named; an empty or None value leaves that column unfiltered."""
+    for column, value in wanted.items():
+        if value:
+            frame = frame[frame[column].isin([value] if isinstance(value, str) else value)]
+    return frame
+
+
 def _say_waiting(holder: str) -> None:
     print(f"Another nightly run is in progress ({holder}): waiting for it.", file=sys.stderr)
 
@@ -151,75 +161,118 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     ensure_dagster_home(settings)
-    import dagster as dg
-
-    from licensing_pipeline.cli_progress import error_summary
-    from licensing_pipeline.definitions import build_definitions
-    from licensing_pipeline.jobs import run_settings_config
     from licensing_pipeline.quality.report import describe_run_checks
     from licensing_pipeline.repository.resources import LicensingRepository
-    from licensing_pipeline.warehouse.resources import warehouse_for
 
+    data_dir = _data_dir(args, settings)
+    _check_stores(settings)
+    as_of = args.as_of or settings.as_of
+    celery = settings.executor.kind == "celery"
+    if celery:
+        _check_workers(settings)
+    where = f", steps on Celery queue {settings.executor.celery_queue!r}" if celery else ""
+    print(
+        f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}{where}",
+        flush=True,
+    )
+    result, elapsed = _execute_nightly(
+        settings, data_dir, as_of, celery=celery, verbose=args.verbose
+    )
+    quality, blocked_steps = describe_run_checks(result, settings.data_docs_dir)
+    if not result.success:
+        _report_failure(result, elapsed, quality, blocked_steps)
+        return EXIT_JOB_FAILED
+    findings = LicensingRepository(database_url=settings.database_url).load_findings()
+    _report_success(settings, result, elapsed, findings, quality)
+    return _exit_for_findings(findings, args.fail_on)
+
+
+def _data_dir(args: argparse.Namespace, settings: Settings) -> Path:
     data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else settings.data_dir
     if not data_dir.is_dir():
         raise CliError(
             f"{data_dir}: no such folder. Create a demo dataset with `licensing-pipeline demo`, "
             "or point --data-dir / LICENSING_DATA_DIR at your exports."
         )
-    # A schema behind head, or an embedded warehouse another process holds, stops here in one
-    # line rather than as failed steps of the run.
-    LicensingRepository(database_url=settings.database_url).engine().dispose()
+    return data_dir
+
+
+def _check_stores(settings: Settings) -> None:
+    """A schema behind head, or an embedded warehouse another process holds, stops here in one
+    line rather than as failed steps of the run."""
+    from licensing_pipeline.repository.resources import LicensingRepository
+    from licensing_pipeline.warehouse.resources import warehouse_for
+
+    LicensingRepository(database_url=settings.database_url).engine()
     with warehouse_for(settings).connect():
         pass
-    as_of = args.as_of or settings.as_of
-    celery = settings.executor.kind == "celery"
-    if celery:
-        from licensing_pipeline.workers import execute_nightly, missing_workers
 
-        problem = missing_workers(settings.executor)
-        if problem:
-            raise CliError(problem)
-    where = f", steps on Celery queue {settings.executor.celery_queue!r}" if celery else ""
-    print(
-        f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}{where}",
-        flush=True,
-    )
+
+def _check_workers(settings: Settings) -> None:
+    from licensing_pipeline.workers import missing_workers
+
+    problem = missing_workers(settings.executor)
+    if problem:
+        raise CliError(problem)
+
+
+def _execute_nightly(
+    settings: Settings, data_dir: Path, as_of: str | None, *, celery: bool, verbose: bool
+) -> tuple[Any, float]:
+    """The job's result, in this process or through the Celery workers, and its seconds."""
+    import dagster as dg
+
+    from licensing_pipeline.definitions import build_definitions
+    from licensing_pipeline.jobs import run_settings_config
+
     defs = build_definitions(settings)
     run_config = run_settings_config(str(data_dir), as_of)
     run_config["loggers"] = {"progress": {}}
     started = time.monotonic()
     # dbt's own log lines go to the run's logs in the UI; the terminal gets one line a step.
-    quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    result: Any
     with dg.DagsterInstance.get() as instance, quiet:
         for run_id in fail_abandoned_runs(instance, "nightly_compliance"):
             print(
                 f"Run {run_id} was abandoned by a killed process: marked failed.", file=sys.stderr
             )
-        result = (
-            execute_nightly(instance, run_config, tags=process_tags())
-            if celery
-            else defs.resolve_job_def("nightly_compliance").execute_in_process(
+        if celery:
+            from licensing_pipeline.workers import execute_nightly
+
+            result = execute_nightly(instance, run_config, tags=process_tags())
+        else:
+            result = defs.resolve_job_def("nightly_compliance").execute_in_process(
                 run_config=run_config, instance=instance, raise_on_error=False, tags=process_tags()
             )
-        )
-    elapsed = time.monotonic() - started
-    quality, blocked_steps = describe_run_checks(result, settings.data_docs_dir)
-    if not result.success:
-        failed = [
-            e
-            for e in result.all_events
-            if e.event_type_value == "STEP_FAILURE" and e.step_key not in blocked_steps
-        ]
-        print(f"\nRun {result.run_id} FAILED after {elapsed:.1f}s.", file=sys.stderr)
-        for line in quality:
-            print(line, file=sys.stderr)
-        for event in failed:
-            error = getattr(event.event_specific_data, "error", None)
-            print(f"  {event.step_key}: {error_summary(error)}", file=sys.stderr)
-        print("Open the run in the Dagster UI (`make dev`) for the full log.", file=sys.stderr)
-        return EXIT_JOB_FAILED
-    repository = LicensingRepository(database_url=settings.database_url)
-    findings = repository.load_findings()
+    return result, time.monotonic() - started
+
+
+def _report_failure(
+    result: Any, elapsed: float, quality: list[str], blocked_steps: set[str]
+) -> None:
+    """The failed steps, except those a blocking check stopped (``quality`` says why)."""
+    from licensing_pipeline.cli_progress import error_summary
+
+    failed = [
+        e
+        for e in result.all_events
+        if e.event_type_value == "STEP_FAILURE" and e.step_key not in blocked_steps
+    ]
+    print(f"\nRun {result.run_id} FAILED after {elapsed:.1f}s.", file=sys.stderr)
+    for line in quality:
+        print(line, file=sys.stderr)
+    for event in failed:
+        error = getattr(event.event_specific_data, "error", None)
+        print(f"  {event.step_key}: {error_summary(error)}", file=sys.stderr)
+    print("Open the run in the Dagster UI (`make dev`) for the full log.", file=sys.stderr)
+
+
+def _report_success(
+    settings: Settings, result: Any, elapsed: float, findings: pd.DataFrame, quality: list[str]
+) -> None:
+    from licensing_pipeline.warehouse.resources import warehouse_for
+
     warehouse = warehouse_for(settings)
     quarantined = (
         len(warehouse.read_frame("quarantined_records"))
@@ -239,17 +292,22 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             f"Customer statements: {settings.statements_dir} (a folder per tenant; "
             "`licensing-pipeline statement TENANT` for one)."
         )
-    if args.fail_on:
-        threshold = SEVERITIES.index(args.fail_on)
-        ranks = findings["severity"].map(SEVERITIES.index)
-        breaching = findings[(findings["status"] == "open") & (ranks >= threshold)]
-        if len(breaching):
-            print(
-                f"\n{len(breaching)} open finding(s) at or above '{args.fail_on}': exiting with "
-                f"{EXIT_FINDINGS_AT_OR_ABOVE}.",
-                file=sys.stderr,
-            )
-            return EXIT_FINDINGS_AT_OR_ABOVE
+
+
+def _exit_for_findings(findings: pd.DataFrame, fail_on: str | None) -> int:
+    """``--fail-on``: open findings at or above that severity fail the command."""
+    if not fail_on:
+        return 0
+    threshold = SEVERITIES.index(fail_on)
+    ranks = findings["severity"].map(SEVERITIES.index)
+    breaching = findings[(findings["status"] == "open") & (ranks >= threshold)]
+    if len(breaching):
+        print(
+            f"\n{len(breaching)} open finding(s) at or above '{fail_on}': exiting with "
+            f"{EXIT_FINDINGS_AT_OR_ABOVE}.",
+            file=sys.stderr,
+        )
+        return EXIT_FINDINGS_AT_OR_ABOVE
     return 0
 
 
@@ -280,15 +338,13 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_findings(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.repository.resources import LicensingRepository
 
-    findings = LicensingRepository(database_url=settings.database_url).load_findings()
-    if args.status != "all":
-        findings = findings[findings["status"] == args.status]
-    if args.severity:
-        findings = findings[findings["severity"].isin(args.severity)]
-    if args.tenant:
-        findings = findings[findings["tenant_id"] == args.tenant]
-    if args.check:
-        findings = findings[findings["check"] == args.check]
+    findings = matching(
+        LicensingRepository(database_url=settings.database_url).load_findings(),
+        status=None if args.status == "all" else args.status,
+        severity=args.severity,
+        tenant_id=args.tenant,
+        check=args.check,
+    )
     out = findings.copy()
     for column in ("first_detected_at", "last_detected_at"):
         out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")

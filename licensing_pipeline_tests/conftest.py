@@ -45,6 +45,16 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Wa
         yield Warehouse(url=url)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def repository_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A licensing repository on SQLite, then on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'licensing.db'}"
+        return
+    with fresh_database() as url:
+        yield url
+
+
 @pytest.fixture
 def open_umask() -> Iterator[None]:
     """The most permissive umask (0): whatever comes out private was made so on purpose."""

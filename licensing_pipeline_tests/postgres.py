@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
+from licensing_pipeline.repository.engines import dispose_engine
+
 SERVER_URL = os.environ.get(
     "LICENSING_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
@@ -35,9 +37,11 @@ def fresh_database() -> Iterator[str]:
     admin = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as con:
         con.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        yield sa.make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
+        dispose_engine(url)  # the pipeline's pooled connections to it
         with admin.connect() as con:
             con.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -26,7 +26,7 @@ import pytest
 from licensing_pipeline import cli
 from licensing_pipeline.contract.usage import LINK_OUTSIDE
 from licensing_pipeline.quality.report import load_report
-from licensing_pipeline.repository.resources import LicensingRepository, make_engine
+from licensing_pipeline.repository.resources import LicensingRepository, checked_engine
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
@@ -125,7 +125,7 @@ def run_night(exports: Exports, home: Path, database_url: str | None) -> Night:
             with redirect_stdout(out):
                 assert cli.main(["findings", "--format", "jsonl", "--status", "all"]) == 0
             warehouse = warehouse_for(settings)
-            engine = make_engine(settings.database_url)
+            engine = checked_engine(settings.database_url)
             try:
                 report = load_report(engine, last_runs=1)
             finally:

@@ -231,6 +231,22 @@ def aggregate_usage(events: pd.DataFrame, catalog: Catalog, as_of: date) -> Usag
 
 # --- findings --------------------------------------------------------------------------
 
+Entitlements = dict[tuple[str, str], Entitlement]  # (tenant_id, period) -> its entitlement
+MonthlyUsage = dict[tuple[str, str, str], float]  # (tenant_id, metric, period) -> quantity
+
+
+def _finding(
+    tenant: Any, check: str, subject: Any, period: Any, observed: Any, allowed: Any
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "check": check,
+        "subject": subject,
+        "period": period,
+        "observed": observed,
+        "allowed": allowed,
+    }
+
 
 def _months_between(first: date, last: date) -> list[str]:
     out = []
@@ -265,15 +281,9 @@ def _anomalies(
             if len(same_weekday) >= min(4, t.seasonal_weeks)
             else before.tail(t.baseline_days).median()
         )
+        observed = float(daily[stamp])
         rows.append(
-            {
-                "tenant_id": tenant,
-                "check": "usage_anomaly",
-                "subject": metric,
-                "period": day.isoformat(),
-                "observed": float(daily[stamp]),
-                "allowed": float(usual),
-            }
+            _finding(tenant, "usage_anomaly", metric, day.isoformat(), observed, float(usual))
         )
     return rows
 
@@ -308,13 +318,37 @@ def expected_findings(
     UTC timestamp). ``exceptions``: tenant_id, check, subject, expires_on (date).
     """
     t = thresholds or Thresholds()
-    as_of_period = period_of(as_of)
-    rows: list[dict[str, Any]] = []
+    entitlements = _entitlements(catalog, tenant_ids, contracts, usage, as_of)
+    monthly: MonthlyUsage = {
+        (r.tenant_id, r.metric, r.period): float(r.quantity)
+        for r in usage.monthly.itertuples(index=False)
+    }
+    latest = _latest_deployments(deployments, as_of)
+    rows = [
+        *_quota_findings(entitlements, monthly, t),
+        *_feature_findings(usage, entitlements),
+        *_inactive_contract_findings(usage, entitlements),
+        *_residency_findings(usage, latest, residency, catalog, as_of),
+        *_drift_findings(latest, entitlements, as_of),
+        *_billing_findings(billing, entitlements, monthly, as_of, t),
+        *_anomalies(usage, as_of, t, seeded_anomalies),
+    ]
+    _mark_waived(rows, exceptions, as_of)
+    frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
+    return frame.sort_values(["tenant_id", "check", "subject", "period"]).reset_index(drop=True)
 
-    # Entitlements: every tenant, every month from first usage or contract start to as-of.
+
+def _entitlements(
+    catalog: Catalog,
+    tenant_ids: Iterable[str],
+    contracts: Sequence[ContractTerms],
+    usage: UsageAggregates,
+    as_of: date,
+) -> Entitlements:
+    """Every tenant, every month from first usage or contract start to as-of."""
     first_usage = usage.activity_daily.groupby("tenant_id")["usage_date"].min().to_dict()
     everyone = set(tenant_ids) | {c.tenant_id for c in contracts} | set(first_usage)
-    entitlements: dict[tuple[str, str], Entitlement] = {}
+    entitlements: Entitlements = {}
     for tenant in sorted(everyone):
         starts = [c.start_date for c in contracts if c.tenant_id == tenant]
         if tenant in first_usage:
@@ -323,16 +357,29 @@ def expected_findings(
         for period in _months_between(min(first, as_of), as_of):
             day = resolution_day(period, as_of)
             entitlements[(tenant, period)] = entitlement_on(tenant, contracts, day, catalog)
+    return entitlements
 
-    def entitled(tenant: str, period: str) -> Entitlement | None:
-        ent = entitlements.get((tenant, period))
-        return ent if ent is not None and ent.entitled else None
 
-    # Quotas.
-    monthly = {
-        (r.tenant_id, r.metric, r.period): float(r.quantity)
-        for r in usage.monthly.itertuples(index=False)
-    }
+def _entitled(entitlements: Entitlements, tenant: str, period: str) -> Entitlement | None:
+    ent = entitlements.get((tenant, period))
+    return ent if ent is not None and ent.entitled else None
+
+
+def _latest_deployments(deployments: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Each deployment's last observation up to the end of the as-of day."""
+    cutoff = pd.Timestamp(as_of + timedelta(days=1))
+    return (
+        deployments[deployments["observed_at"] < cutoff]
+        .sort_values(["tenant_id", "deployment", "observed_at"], kind="stable")
+        .groupby(["tenant_id", "deployment"], sort=True)
+        .tail(1)
+    )
+
+
+def _quota_findings(
+    entitlements: Entitlements, monthly: MonthlyUsage, t: Thresholds
+) -> list[dict[str, Any]]:
+    rows = []
     for (tenant, period), ent in sorted(entitlements.items()):
         if not ent.entitled:
             continue
@@ -344,94 +391,77 @@ def expected_findings(
             elif limit > 0 and limit * t.near_limit_ratio <= used:
                 check = "quota_near_limit"
             if check:
-                rows.append(
-                    {
-                        "tenant_id": tenant,
-                        "check": check,
-                        "subject": metric,
-                        "period": period,
-                        "observed": used,
-                        "allowed": limit,
-                    }
-                )
+                rows.append(_finding(tenant, check, metric, period, used, limit))
+    return rows
 
-    # Features used without entitlement.
-    for r in usage.features.itertuples(index=False):
-        grant = entitled(r.tenant_id, r.period)
-        if grant is not None and r.feature not in grant.features:
-            rows.append(
-                {
-                    "tenant_id": r.tenant_id,
-                    "check": "feature_not_entitled",
-                    "subject": r.feature,
-                    "period": r.period,
-                    "observed": float(r.events),
-                    "allowed": 0.0,
-                }
-            )
 
-    # Usage without an active contract in force.
+def _feature_findings(usage: UsageAggregates, entitlements: Entitlements) -> list[dict[str, Any]]:
+    """Features used without entitlement."""
+    return [
+        _finding(r.tenant_id, "feature_not_entitled", r.feature, r.period, float(r.events), 0.0)
+        for r in usage.features.itertuples(index=False)
+        if (grant := _entitled(entitlements, r.tenant_id, r.period)) is not None
+        and r.feature not in grant.features
+    ]
+
+
+def _inactive_contract_findings(
+    usage: UsageAggregates, entitlements: Entitlements
+) -> list[dict[str, Any]]:
+    """Usage without an active contract in force."""
     activity = usage.activity_daily.copy()
     activity["period"] = [period_of(d) for d in activity["usage_date"]]
+    rows = []
     for (tenant, period), events in (
         activity.groupby(["tenant_id", "period"])["events"].sum().items()
     ):
         status = entitlements.get((str(tenant), str(period)))
         if status is not None and not status.entitled:
             rows.append(
-                {
-                    "tenant_id": tenant,
-                    "check": "inactive_contract_usage",
-                    "subject": "contract",
-                    "period": period,
-                    "observed": float(events),
-                    "allowed": 0.0,
-                }
+                _finding(tenant, "inactive_contract_usage", "contract", period, float(events), 0.0)
             )
+    return rows
 
-    # Residency: usage regions, then the latest deployments (as-of's period).
-    for r in usage.regions.itertuples(index=False):
-        allowed = _allowed(residency, r.tenant_id)
-        if allowed is not None and catalog.jurisdiction(r.region) not in allowed:
-            rows.append(
-                {
-                    "tenant_id": r.tenant_id,
-                    "check": "residency_violation",
-                    "subject": r.region,
-                    "period": r.period,
-                    "observed": float(r.events),
-                    "allowed": 0.0,
-                }
-            )
-    cutoff = pd.Timestamp(as_of + timedelta(days=1))
-    latest = (
-        deployments[deployments["observed_at"] < cutoff]
-        .sort_values(["tenant_id", "deployment", "observed_at"], kind="stable")
-        .groupby(["tenant_id", "deployment"], sort=True)
-        .tail(1)
-    )
+
+def _residency_findings(
+    usage: UsageAggregates,
+    latest: pd.DataFrame,
+    residency: Mapping[str, str],
+    catalog: Catalog,
+    as_of: date,
+) -> list[dict[str, Any]]:
+    """Usage regions, then the latest deployments (as-of's period)."""
+
+    def outside(tenant: str, region: str) -> bool:
+        allowed = _allowed(residency, tenant)
+        return allowed is not None and catalog.jurisdiction(region) not in allowed
+
+    rows = [
+        _finding(r.tenant_id, "residency_violation", r.region, r.period, float(r.events), 0.0)
+        for r in usage.regions.itertuples(index=False)
+        if outside(r.tenant_id, r.region)
+    ]
     deployed_regions: dict[tuple[str, str], int] = {}
     for r in latest.itertuples(index=False):
-        allowed = _allowed(residency, r.tenant_id)
-        if allowed is not None and catalog.jurisdiction(r.region) not in allowed:
+        if outside(r.tenant_id, r.region):
             key = (r.tenant_id, r.region)
             deployed_regions[key] = deployed_regions.get(key, 0) + 1
+    as_of_period = period_of(as_of)
     for (tenant, region), count in sorted(deployed_regions.items()):
         rows.append(
-            {
-                "tenant_id": tenant,
-                "check": "residency_violation",
-                "subject": region,
-                "period": as_of_period,
-                "observed": float(count),
-                "allowed": 0.0,
-            }
+            _finding(tenant, "residency_violation", region, as_of_period, float(count), 0.0)
         )
+    return rows
 
-    # Config drift against the entitlement on as-of.
+
+def _drift_findings(
+    latest: pd.DataFrame, entitlements: Entitlements, as_of: date
+) -> list[dict[str, Any]]:
+    """Deployed configuration against the entitlement on as-of."""
+    as_of_period = period_of(as_of)
     drift: dict[tuple[str, str, str], tuple[float, float]] = {}
     for r in latest.itertuples(index=False):
-        grant = entitled(r.tenant_id, as_of_period)
+        grant = _entitled(entitlements, r.tenant_id, as_of_period)
         if grant is None:
             continue
         enabled = set(r.enabled_features)
@@ -445,51 +475,44 @@ def expected_findings(
                     float(value),
                     grant.quotas[metric],
                 )
-    for (tenant, check, subject), (observed, allowed_value) in sorted(drift.items()):
-        rows.append(
-            {
-                "tenant_id": tenant,
-                "check": check,
-                "subject": subject,
-                "period": as_of_period,
-                "observed": observed,
-                "allowed": allowed_value,
-            }
-        )
+    return [
+        _finding(tenant, check, subject, as_of_period, observed, allowed)
+        for (tenant, check, subject), (observed, allowed) in sorted(drift.items())
+    ]
 
-    # Billing reconciliation over closed periods from the earliest billed one.
-    if not billing.empty:
-        billed = (
-            billing.groupby(["tenant_id", "period", "metric"])["billed_quantity"].sum().to_dict()
-        )
-        metrics = sorted(set(billing["metric"]))
-        earliest = str(billing["period"].min())
-        for (tenant, period), ent in sorted(entitlements.items()):
-            if not ent.entitled or period < earliest or period_last_day(period) > as_of:
-                continue
-            for metric in metrics:
-                measured = monthly.get((tenant, metric, period), 0.0)
-                invoiced = float(billed.get((tenant, period, metric), 0.0))
-                check = None
-                if measured > invoiced * (1 + t.billing_tolerance):
-                    check = "unbilled_usage"
-                elif invoiced > measured * (1 + t.billing_tolerance):
-                    check = "overbilled_usage"
-                if check:
-                    rows.append(
-                        {
-                            "tenant_id": tenant,
-                            "check": check,
-                            "subject": metric,
-                            "period": period,
-                            "observed": measured,
-                            "allowed": invoiced,
-                        }
-                    )
 
-    rows.extend(_anomalies(usage, as_of, t, seeded_anomalies))
+def _billing_findings(
+    billing: pd.DataFrame,
+    entitlements: Entitlements,
+    monthly: MonthlyUsage,
+    as_of: date,
+    t: Thresholds,
+) -> list[dict[str, Any]]:
+    """Reconciliation over closed periods from the earliest billed one."""
+    if billing.empty:
+        return []
+    billed = billing.groupby(["tenant_id", "period", "metric"])["billed_quantity"].sum().to_dict()
+    metrics = sorted(set(billing["metric"]))
+    earliest = str(billing["period"].min())
+    rows = []
+    for (tenant, period), ent in sorted(entitlements.items()):
+        if not ent.entitled or period < earliest or period_last_day(period) > as_of:
+            continue
+        for metric in metrics:
+            measured = monthly.get((tenant, metric, period), 0.0)
+            invoiced = float(billed.get((tenant, period, metric), 0.0))
+            check = None
+            if measured > invoiced * (1 + t.billing_tolerance):
+                check = "unbilled_usage"
+            elif invoiced > measured * (1 + t.billing_tolerance):
+                check = "overbilled_usage"
+            if check:
+                rows.append(_finding(tenant, check, metric, period, measured, invoiced))
+    return rows
 
-    # Exceptions: waived while as-of is on or before expires_on.
+
+def _mark_waived(rows: list[dict[str, Any]], exceptions: pd.DataFrame, as_of: date) -> None:
+    """Waived while as-of is on or before the exception's expires_on; open otherwise."""
     waivers = [
         (str(e.tenant_id), str(e.check), str(e.subject))
         for e in exceptions.itertuples(index=False)
@@ -501,5 +524,3 @@ def expected_findings(
             for w in waivers
         )
         row["status"] = "waived" if waived else "open"
-    frame = pd.DataFrame(rows, columns=FINDING_COLUMNS)
-    return frame.sort_values(["tenant_id", "check", "subject", "period"]).reset_index(drop=True)

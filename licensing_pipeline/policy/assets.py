@@ -96,11 +96,8 @@ def policy_evaluations(
     bundle = resolution.bundle
     as_of = run_settings.as_of_date()
     engine = repository.engine()
-    try:
-        store.remember_bundle(engine, bundle)
-        managed = store.managed_exception_frame(engine)
-    finally:
-        engine.dispose()
+    store.remember_bundle(engine, bundle)
+    managed = store.managed_exception_frame(engine)
     exceptions = pd.concat(
         [conform(policy_exceptions, POLICY_EXCEPTIONS), managed], ignore_index=True
     )
@@ -188,35 +185,32 @@ def enforcement_actions(
     as_of = run_settings.as_of_date()
     current = current_enforcement(policy_evaluations, as_of)
     engine = repository.engine()
-    try:
-        previous = store.load_enforcement_state(engine)
-        changes = enforcement_changes(
-            previous, current, policy_version=bundle.version, policy_hash=bundle.content_hash
-        )
-        store.save_enforcement(engine, current, changes, run_id=context.run_id, as_of=as_of)
-        document = flagd_document(
-            current,
-            catalog_capabilities(catalog),
+    previous = store.load_enforcement_state(engine)
+    changes = enforcement_changes(
+        previous, current, policy_version=bundle.version, policy_hash=bundle.content_hash
+    )
+    store.save_enforcement(engine, current, changes, run_id=context.run_id, as_of=as_of)
+    document = flagd_document(
+        current,
+        catalog_capabilities(catalog),
+        policy_version=bundle.version,
+        policy_hash=bundle.content_hash,
+        as_of=as_of,
+    )
+    rewritten = enforcement.publish(document, store.load_changes(engine))
+    store.record_run(
+        engine,
+        store.PolicyRun(
+            run_id=context.run_id,
+            finished_at=store.now(),
+            as_of=as_of,
+            data_dir=str(run_settings.data_path().resolve()),
             policy_version=bundle.version,
             policy_hash=bundle.content_hash,
-            as_of=as_of,
-        )
-        rewritten = enforcement.publish(document, store.load_changes(engine))
-        store.record_run(
-            engine,
-            store.PolicyRun(
-                run_id=context.run_id,
-                finished_at=store.now(),
-                as_of=as_of,
-                data_dir=str(run_settings.data_path().resolve()),
-                policy_version=bundle.version,
-                policy_hash=bundle.content_hash,
-                configured_hash=resolution.configured_hash,
-                fallback_error=str(resolution.error) if resolution.error else None,
-            ),
-        )
-    finally:
-        engine.dispose()
+            configured_hash=resolution.configured_hash,
+            fallback_error=str(resolution.error) if resolution.error else None,
+        ),
+    )
     context.add_output_metadata(
         {
             "tenants_with_actions": int(current["tenant_id"].nunique()),

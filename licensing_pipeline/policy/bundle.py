@@ -811,13 +811,9 @@ def resolve_bundle(path: Path, database_url: str | None) -> BundleResolution:
         if not database_url:
             raise
         from licensing_pipeline.policy.store import last_good_bundle
-        from licensing_pipeline.repository.resources import LicensingRepository
+        from licensing_pipeline.repository.resources import checked_engine
 
-        engine = LicensingRepository(database_url=database_url).engine()
-        try:
-            previous = last_good_bundle(engine)
-        finally:
-            engine.dispose()
+        previous = last_good_bundle(checked_engine(database_url))
         if previous is None:
             raise
         try:

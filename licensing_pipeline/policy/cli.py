@@ -24,8 +24,6 @@ from licensing_pipeline.contract.schemas import (
 from licensing_pipeline.settings import Settings
 
 if TYPE_CHECKING:
-    import sqlalchemy as sa
-
     from licensing_pipeline.warehouse.resources import Warehouse
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -88,11 +86,8 @@ def load_latest(settings: Settings) -> LatestData:
         raise PolicyCliError(f"table(s) {', '.join(missing)} missing from the warehouse: {NO_DATA}")
     repository = LicensingRepository(database_url=settings.database_url)
     engine = repository.engine()
-    try:
-        last = store.last_run(engine)
-        managed = store.managed_exception_frame(engine)
-    finally:
-        engine.dispose()
+    last = store.last_run(engine)
+    managed = store.managed_exception_frame(engine)
     if last is None:
         raise PolicyCliError(f"no run has been recorded in the repository: {NO_DATA}")
     catalog = warehouse.read_frame("catalog")
@@ -159,11 +154,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     bundles: dict[str, PolicyBundle | None] = {}
     engine = LicensingRepository(database_url=settings.database_url).engine()
-    try:
-        for content_hash in chosen["policy_hash"].dropna().unique():
-            bundles[str(content_hash)] = store.bundle_by_hash(engine, str(content_hash))
-    finally:
-        engine.dispose()
+    for content_hash in chosen["policy_hash"].dropna().unique():
+        bundles[str(content_hash)] = store.bundle_by_hash(engine, str(content_hash))
     try:
         configured: PolicyBundle | None = load_policy(settings.policy_path)
     except ContractError:
@@ -246,31 +238,23 @@ def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
 # --- exceptions ---------------------------------------------------------------------------
 
 
-def _engine(settings: Settings) -> sa.Engine:
-    from licensing_pipeline.repository.resources import LicensingRepository
-
-    return LicensingRepository(database_url=settings.database_url).engine()
-
-
 def cmd_exception_add(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.policy import store
+    from licensing_pipeline.repository.resources import checked_engine
 
-    engine = _engine(settings)
-    try:
-        exception_id = store.add_exception(
-            engine,
-            tenant_id=args.tenant,
-            check=args.check,
-            subject=args.subject or "",
-            approved_by=args.approved_by,
-            expires_on=args.expires_on,
-            reason=args.reason,
-            today=datetime.now(UTC).date(),
-            created_by=getpass.getuser(),
-            exception_id=args.id,
-        )
-    finally:
-        engine.dispose()
+    engine = checked_engine(settings.database_url)
+    exception_id = store.add_exception(
+        engine,
+        tenant_id=args.tenant,
+        check=args.check,
+        subject=args.subject or "",
+        approved_by=args.approved_by,
+        expires_on=args.expires_on,
+        reason=args.reason,
+        today=datetime.now(UTC).date(),
+        created_by=getpass.getuser(),
+        exception_id=args.id,
+    )
     scope = args.subject or "every subject"
     print(
         f"Exception {exception_id}: {args.tenant} / {args.check} / {scope}, approved by "
@@ -282,12 +266,10 @@ def cmd_exception_add(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_exception_list(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.policy import store
+    from licensing_pipeline.repository.resources import checked_engine
 
-    engine = _engine(settings)
-    try:
-        frame = store.list_exceptions(engine, include_revoked=args.all)
-    finally:
-        engine.dispose()
+    engine = checked_engine(settings.database_url)
+    frame = store.list_exceptions(engine, include_revoked=args.all)
     if frame.empty:
         print("No exceptions in the repository (exceptions.csv is read by each run).")
         return 0
@@ -300,12 +282,10 @@ def cmd_exception_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_exception_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.policy import store
+    from licensing_pipeline.repository.resources import checked_engine
 
-    engine = _engine(settings)
-    try:
-        revoked = store.revoke_exception(engine, args.exception_id, revoked_by=getpass.getuser())
-    finally:
-        engine.dispose()
+    engine = checked_engine(settings.database_url)
+    revoked = store.revoke_exception(engine, args.exception_id, revoked_by=getpass.getuser())
     if not revoked:
         raise PolicyCliError(f"no active exception {args.exception_id} in the repository")
     print(f"Exception {args.exception_id} revoked; matching findings reopen at the next run.")

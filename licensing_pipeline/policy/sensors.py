@@ -85,11 +85,7 @@ def policy_bundle_changed(
         configured = policy.configured_hash()
     except ContractError as exc:
         return dg.SkipReason(f"Policy bundle unreadable: {exc}")
-    engine = repository.engine()
-    try:
-        last = store.last_run(engine)
-    finally:
-        engine.dispose()
+    last = store.last_run(repository.engine())
     decision = reevaluation_request(configured, last)
     if isinstance(decision, dg.RunRequest):
         busy = _writing_runs(context)

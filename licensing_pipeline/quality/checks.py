@@ -25,7 +25,7 @@ import pandas as pd
 
 from licensing_pipeline.contract.schemas import QUARANTINED_RECORDS, empty_frame
 from licensing_pipeline.quality import batches as qb
-from licensing_pipeline.quality.report import record_outcomes, report_engine
+from licensing_pipeline.quality.report import record_outcomes
 from licensing_pipeline.quality.resources import DataQualityResource
 from licensing_pipeline.quality.suites import CheckSpec, checks_of
 from licensing_pipeline.quality.validation import CheckOutcome, ExpectationOutcome
@@ -150,7 +150,7 @@ def _run(
     )
     try:
         record_outcomes(
-            report_engine(repository.database_url),
+            repository.engine(),
             outcomes,
             run_id=context.run.run_id,
             as_of=as_of,

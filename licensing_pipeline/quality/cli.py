@@ -11,13 +11,9 @@ from licensing_pipeline.settings import Settings
 
 def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.quality.report import load_report, trend
-    from licensing_pipeline.repository.resources import make_engine
+    from licensing_pipeline.repository.resources import checked_engine
 
-    engine = make_engine(settings.database_url)
-    try:
-        report = load_report(engine, last_runs=args.runs)
-    finally:
-        engine.dispose()
+    report = load_report(checked_engine(settings.database_url), last_runs=args.runs)
     if args.format in ("csv", "jsonl"):
         out = report.copy()
         out["evaluated_at"] = out["evaluated_at"].astype(str)

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from licensing_pipeline.quality.tables import data_quality_report
 from licensing_pipeline.quality.validation import CheckOutcome
-from licensing_pipeline.repository.resources import make_engine
 
 SUMMARY_CHARS = 2000
 
@@ -38,18 +37,6 @@ def report_rows(
         }
         for o in outcomes
     ]
-
-
-_ENGINES: dict[str, sa.Engine] = {}
-
-
-def report_engine(database_url: str) -> sa.Engine:
-    """An engine on the licensing repository (its schema checked by ``make_engine``), kept
-    for the process: four check steps a run, each writing its rows."""
-    engine = _ENGINES.get(database_url)
-    if engine is None:
-        engine = _ENGINES[database_url] = make_engine(database_url)
-    return engine
 
 
 def record_outcomes(

@@ -22,14 +22,7 @@ def cycle_period(ticket: Mapping[str, Any]) -> str:
 
 def critical_alerts(tickets: Sequence[Mapping[str, Any]], *, dagster_url: str) -> list[OutboxAlert]:
     return [
-        OutboxAlert(
-            kind="critical",
-            ref=str(t["finding_id"]),
-            period=cycle_period(t),
-            channel=str(t["channel"]),
-            message=messages.critical_alert(t, dagster_url=dagster_url),
-            ticket_id=int(t["ticket_id"]),
-        )
+        _ticket_alert("critical", t, messages.critical_alert(t, dagster_url=dagster_url))
         for t in tickets
         if t["status"] in LIVE_TICKET_STATUSES and t["severity"] == "critical"
     ]
@@ -57,23 +50,25 @@ def warning_digests(
 
 
 def resolution_alert(ticket: Mapping[str, Any], *, dagster_url: str) -> OutboxAlert:
-    return OutboxAlert(
-        kind="resolved",
-        ref=str(ticket["finding_id"]),
-        period=cycle_period(ticket),
-        channel=str(ticket["channel"]),
-        message=messages.resolution_notice(ticket, dagster_url=dagster_url),
-        ticket_id=int(ticket["ticket_id"]),
-    )
+    message = messages.resolution_notice(ticket, dagster_url=dagster_url)
+    return _ticket_alert("resolved", ticket, message)
 
 
 def escalation_alert(ticket: Mapping[str, Any], *, today: date, dagster_url: str) -> OutboxAlert:
+    message = messages.escalation_alert(ticket, today=today, dagster_url=dagster_url)
+    return _ticket_alert("escalation", ticket, message, channel="escalation_channel")
+
+
+def _ticket_alert(
+    kind: str, ticket: Mapping[str, Any], message: messages.Message, *, channel: str = "channel"
+) -> OutboxAlert:
+    """An alert about one ticket, once per opening, to the channel in its column ``channel``."""
     return OutboxAlert(
-        kind="escalation",
+        kind=kind,
         ref=str(ticket["finding_id"]),
         period=cycle_period(ticket),
-        channel=str(ticket["escalation_channel"]),
-        message=messages.escalation_alert(ticket, today=today, dagster_url=dagster_url),
+        channel=str(ticket[channel]),
+        message=message,
         ticket_id=int(ticket["ticket_id"]),
     )
 

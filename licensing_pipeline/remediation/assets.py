@@ -108,18 +108,14 @@ def remediation_tickets(
     compliance_findings: pd.DataFrame,
     tenants: pd.DataFrame,
 ) -> dg.MaterializeResult:
-    engine = repository.engine()
-    try:
-        report = run_remediation(
-            engine,
-            compliance_findings,
-            tenants,
-            config=remediation,
-            slack=slack,
-            sink=ticket_sink,
-        )
-    finally:
-        engine.dispose()
+    report = run_remediation(
+        repository.engine(),
+        compliance_findings,
+        tenants,
+        config=remediation,
+        slack=slack,
+        sink=ticket_sink,
+    )
     delivery = report.delivery
     if delivery.operator_alert_raised or delivery.auth_error:
         context.log.error(

@@ -33,13 +33,6 @@ def _fail(message: str) -> Exception:
     return CliError(message)
 
 
-def _engine(settings: Settings) -> Any:
-    from licensing_pipeline.remediation import tables  # noqa: F401  (registers the tables)
-    from licensing_pipeline.repository.resources import LicensingRepository
-
-    return LicensingRepository(database_url=settings.database_url).engine()
-
-
 def _actor(args: argparse.Namespace) -> str:
     if args.by:
         return str(args.by)
@@ -58,23 +51,18 @@ def _plain(value: Any) -> Any:
 
 
 def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
+    from licensing_pipeline.cli import matching
     from licensing_pipeline.remediation.store import load_tickets
+    from licensing_pipeline.repository.resources import checked_engine
 
-    engine = _engine(settings)
-    try:
-        tickets = load_tickets(engine)
-    finally:
-        engine.dispose()
-    if args.status == "live":
-        tickets = tickets[tickets["status"].isin(["open", "acknowledged"])]
-    elif args.status != "all":
-        tickets = tickets[tickets["status"] == args.status]
-    if args.severity:
-        tickets = tickets[tickets["severity"].isin(args.severity)]
-    if args.tenant:
-        tickets = tickets[tickets["tenant_id"] == args.tenant]
-    if args.owner:
-        tickets = tickets[tickets["owner"] == args.owner]
+    statuses: dict[str, list[str] | None] = {"live": ["open", "acknowledged"], "all": None}
+    tickets = matching(
+        load_tickets(checked_engine(settings.database_url)),
+        status=statuses.get(args.status, args.status),
+        severity=args.severity,
+        tenant_id=args.tenant,
+        owner=args.owner,
+    )
     if args.format == "jsonl":
         for record in tickets.astype(object).to_dict("records"):
             print(json.dumps({k: _plain(v) for k, v in record.items()}, ensure_ascii=False))
@@ -91,16 +79,14 @@ def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.remediation.store import alerts_of, find_ticket, history_of
+    from licensing_pipeline.repository.resources import checked_engine
 
-    engine = _engine(settings)
-    try:
-        ticket = find_ticket(engine, args.ticket)
-        if ticket is None:
-            raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
-        history = history_of(engine, int(ticket["ticket_id"]))
-        alerts = alerts_of(engine, int(ticket["ticket_id"]))
-    finally:
-        engine.dispose()
+    engine = checked_engine(settings.database_url)
+    ticket = find_ticket(engine, args.ticket)
+    if ticket is None:
+        raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
+    history = history_of(engine, int(ticket["ticket_id"]))
+    alerts = alerts_of(engine, int(ticket["ticket_id"]))
     width = max(len(k) for k in ticket)
     print(f"Ticket {ticket['ticket_id']}")
     for key, value in ticket.items():
@@ -128,46 +114,39 @@ def _change_ticket(args: argparse.Namespace, settings: Settings, *, resolve: boo
     from licensing_pipeline.remediation.resources import slack_alerts
     from licensing_pipeline.remediation.store import apply_changes, find_ticket
     from licensing_pipeline.remediation.tickets import TicketActionError, acknowledge, close
+    from licensing_pipeline.repository.resources import checked_engine
 
     actor = _actor(args)
     now = utcnow()
-    engine = _engine(settings)
+    engine = checked_engine(settings.database_url)
+    ticket = find_ticket(engine, args.ticket)
+    if ticket is None:
+        raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
     try:
-        ticket = find_ticket(engine, args.ticket)
-        if ticket is None:
-            raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
-        try:
-            if resolve:
-                change = close(
-                    ticket, actor=actor, now=now, reason=args.reason, wont_fix=args.wont_fix
-                )
-            else:
-                change = acknowledge(ticket, actor=actor, now=now, note=args.note or "")
-        except TicketActionError as exc:
-            raise _fail(str(exc)) from None
-        with engine.begin() as con:
-            apply_changes(con, [change], now=now)
-        print(f"Ticket {ticket['ticket_id']} is now {change.to_status}.")
         if resolve:
-            closed = find_ticket(engine, str(ticket["ticket_id"]))
-            assert closed is not None
-            remediation = settings.remediation
-            alert = resolution_alert(closed, dagster_url=remediation.dagster_webserver_url)
-            report = post_now(engine, slack_alerts(remediation), [alert])
-            if report.sent or report.already_posted:
-                print(f"Posted the resolution to {closed['channel']}.")
-            elif report.not_sent:
-                print("Resolution not posted to Slack: no token (SLACK_BOT_TOKEN).")
-            else:
-                reason = (
-                    report.auth_error
-                    or "; ".join(report.errors)
-                    or report.stopped
-                    or "already posted"
-                )
-                print(f"Resolution not posted yet ({reason}); it will be retried.")
-    finally:
-        engine.dispose()
+            change = close(ticket, actor=actor, now=now, reason=args.reason, wont_fix=args.wont_fix)
+        else:
+            change = acknowledge(ticket, actor=actor, now=now, note=args.note or "")
+    except TicketActionError as exc:
+        raise _fail(str(exc)) from None
+    with engine.begin() as con:
+        apply_changes(con, [change], now=now)
+    print(f"Ticket {ticket['ticket_id']} is now {change.to_status}.")
+    if resolve:
+        closed = find_ticket(engine, str(ticket["ticket_id"]))
+        assert closed is not None
+        remediation = settings.remediation
+        alert = resolution_alert(closed, dagster_url=remediation.dagster_webserver_url)
+        report = post_now(engine, slack_alerts(remediation), [alert])
+        if report.sent or report.already_posted:
+            print(f"Posted the resolution to {closed['channel']}.")
+        elif report.not_sent:
+            print("Resolution not posted to Slack: no token (SLACK_BOT_TOKEN).")
+        else:
+            reason = (
+                report.auth_error or "; ".join(report.errors) or report.stopped or "already posted"
+            )
+            print(f"Resolution not posted yet ({reason}); it will be retried.")
     return 0
 
 
@@ -231,22 +210,20 @@ def cmd_alerts_flush(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.remediation.outbox import flush
     from licensing_pipeline.remediation.resources import slack_alerts, ticket_sink
     from licensing_pipeline.remediation.service import export_tickets
+    from licensing_pipeline.repository.resources import checked_engine
 
     slack = slack_alerts(settings.remediation)
     sink = ticket_sink(settings.remediation)
-    engine = _engine(settings)
-    try:
-        if args.dry_run:
-            print(_dry_run(engine, sink))
-            return 0
-        if not slack.configured:
-            raise _fail(
-                "not sent: no token. Set SLACK_BOT_TOKEN (and SLACK_API_URL for a test server)."
-            )
-        report = flush(engine, slack)
-        export = export_tickets(engine, sink) if sink.enabled else None
-    finally:
-        engine.dispose()
+    engine = checked_engine(settings.database_url)
+    if args.dry_run:
+        print(_dry_run(engine, sink))
+        return 0
+    if not slack.configured:
+        raise _fail(
+            "not sent: no token. Set SLACK_BOT_TOKEN (and SLACK_API_URL for a test server)."
+        )
+    report = flush(engine, slack)
+    export = export_tickets(engine, sink) if sink.enabled else None
     line = f"Alerts: {report.summary()}"
     if export is not None:
         line += (

@@ -141,17 +141,14 @@ class FlushReport:
 
     def summary(self) -> str:
         """One line of counts, for sensor ticks, logs and ``alerts flush``."""
-        parts = [f"{self.sent} posted"]
-        if self.already_posted:
-            parts.append(f"{self.already_posted} found already posted")
-        if self.failed:
-            parts.append(f"{self.failed} failed (retried next pass)")
-        if self.unanswered:
-            parts.append(f"{self.unanswered} unanswered (looked for in Slack before a retry)")
-        if self.warnings:
-            parts.append(f"{len(self.warnings)} posted again unchecked (may appear twice)")
-        if self.not_sent:
-            parts.append(f"{self.not_sent} not sent: no token")
+        counted = [
+            (self.already_posted, "found already posted"),
+            (self.failed, "failed (retried next pass)"),
+            (self.unanswered, "unanswered (looked for in Slack before a retry)"),
+            (len(self.warnings), "posted again unchecked (may appear twice)"),
+            (self.not_sent, "not sent: no token"),
+        ]
+        parts = [f"{self.sent} posted", *(f"{n} {what}" for n, what in counted if n)]
         if self.auth_error:
             parts.append(f"Slack token rejected: {self.auth_error}")
         if self.waiting:

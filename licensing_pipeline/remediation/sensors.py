@@ -51,19 +51,19 @@ def remediation_after_findings(
 def _owners(context: dg.SensorEvaluationContext, key: dg.AssetKey) -> list[str]:
     """The asset's owners as declared in the definitions, when the sensor can see them."""
     try:
-        repository = context.repository_def
-        if repository is None:
+        definitions = context.repository_def
+        if definitions is None:
             return []
-        return list(repository.asset_graph.get(key).owners)
-    except Exception:  # an asset outside this code location, or no repository in a test
+        return list(definitions.asset_graph.get(key).owners)
+    except Exception:  # an asset outside this code location, or no definitions in a test
         return []
 
 
 def _check_keys(context: dg.SensorEvaluationContext) -> list[dg.AssetCheckKey]:
-    repository = context.repository_def
-    if repository is None:
+    definitions = context.repository_def
+    if definitions is None:
         return []
-    return sorted(repository.asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
+    return sorted(definitions.asset_graph.asset_check_keys, key=lambda k: k.to_user_string())
 
 
 def _new_failures(
@@ -138,11 +138,7 @@ def _post(
 ) -> FlushReport:
     if not alerts:
         return FlushReport()
-    engine = repository.engine()
-    try:
-        return post_now(engine, slack, alerts)
-    finally:
-        engine.dispose()
+    return post_now(repository.engine(), slack, alerts)
 
 
 def _failure_text(context: dg.RunFailureSensorContext) -> str:
@@ -196,11 +192,7 @@ def post_failed_runs_to_slack(
     ),
 )
 def deliver_queued_alerts(slack: SlackAlerts, repository: LicensingRepository) -> dg.SkipReason:
-    engine = repository.engine()
-    try:
-        report = flush(engine, slack, retry_failed=False)
-    finally:
-        engine.dispose()
+    report = flush(repository.engine(), slack, retry_failed=False)
     return dg.SkipReason(f"alert outbox: {report.summary()}")
 
 

@@ -107,21 +107,20 @@ def find_ticket(engine: sa.Engine, reference: str) -> dict[str, Any] | None:
 
 
 def history_of(engine: sa.Engine, ticket_id: int) -> list[dict[str, Any]]:
-    with engine.connect() as con:
-        rows = con.execute(
-            sa.select(ticket_history)
-            .where(ticket_history.c.ticket_id == ticket_id)
-            .order_by(ticket_history.c.history_id)
-        ).mappings()
-        return [dict(r) for r in rows]
+    return _rows_of_ticket(engine, ticket_history, ticket_id, ticket_history.c.history_id)
 
 
 def alerts_of(engine: sa.Engine, ticket_id: int) -> list[dict[str, Any]]:
+    return _rows_of_ticket(engine, alert_outbox, ticket_id, alert_outbox.c.alert_id)
+
+
+def _rows_of_ticket(
+    engine: sa.Engine, table: sa.Table, ticket_id: int, order: sa.Column[Any]
+) -> list[dict[str, Any]]:
+    """One ticket's rows of ``table``, oldest first."""
     with engine.connect() as con:
         rows = con.execute(
-            sa.select(alert_outbox)
-            .where(alert_outbox.c.ticket_id == ticket_id)
-            .order_by(alert_outbox.c.alert_id)
+            sa.select(table).where(table.c.ticket_id == ticket_id).order_by(order)
         ).mappings()
         return [dict(r) for r in rows]
 

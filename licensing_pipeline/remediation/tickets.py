@@ -254,181 +254,184 @@ def plan_ticket_sync(
     now: datetime,
     ticketed_severities: Sequence[str] = TICKETED_SEVERITIES,
 ) -> SyncPlan:
-    """What tonight's findings mean for the tickets.
+    """What tonight's findings mean for the tickets: open, reopen or update the ticket of
+    every finding that wants one, resolve the live tickets whose finding no longer does,
+    escalate the overdue rest.
 
     ``tickets`` has the ``remediation_tickets`` columns; ``findings`` the contract's
     ``compliance_findings`` columns (resolved ones included); ``tenants`` the contract's
     tenants columns. ``now`` is naive UTC.
     """
-    plan = SyncPlan()
     tenant_rows = _tenant_index(tenants)
     by_finding = {_text(f["finding_id"]): f for f in _records(findings)}
     existing = {_text(t["finding_id"]): t for t in _records(tickets)}
-    today = now.date()
 
+    plan = SyncPlan()
     for finding_id, finding in by_finding.items():
-        wanted = (
-            _text(finding.get("status")) == "open"
-            and _text(finding.get("severity")) in ticketed_severities
-        )
+        if not _wants_ticket(finding, ticketed_severities):
+            continue
+        snapshot = _snapshot(finding, _route(finding, routing, tenant_rows))
         ticket = existing.get(finding_id)
-        if not wanted:
-            continue
-        tenant = tenant_rows.get(_text(finding["tenant_id"]), {})
-        route = routing.route(
-            _text(finding["check"]),
-            tenant.get("segment", ""),
-            tenant.get("compliance_owner", ""),
-            tenant.get("slack_channel", ""),
-        )
-        snapshot = _snapshot(finding, route)
         if ticket is None:
-            plan.changes.append(
-                TicketChange(
-                    finding_id=finding_id,
-                    ticket_id=None,
-                    event="opened",
-                    values={
-                        "finding_id": finding_id,
-                        **snapshot,
-                        "status": "open",
-                        "status_reason": "finding detected",
-                        "cycle": 1,
-                        "opened_at": now,
-                        "due_date": sla.due(today, snapshot["severity"]),
-                        "updated_at": now,
-                    },
-                    to_status="open",
-                    note=f"{snapshot['severity']} finding detected; owner {route.owner}",
-                )
-            )
-            continue
-        ticket_id = int(ticket["ticket_id"])
-        status = _text(ticket["status"])
-        if status == "resolved":
-            cycle = int(ticket["cycle"]) + 1
-            plan.changes.append(
-                TicketChange(
-                    finding_id=finding_id,
-                    ticket_id=ticket_id,
-                    event="reopened",
-                    values={
-                        **snapshot,
-                        "status": "open",
-                        "status_reason": "finding detected again",
-                        "cycle": cycle,
-                        "opened_at": now,
-                        "due_date": sla.due(today, snapshot["severity"]),
-                        "acknowledged_at": None,
-                        "closed_at": None,
-                        "updated_at": now,
-                    },
-                    from_status=status,
-                    to_status="open",
-                    note=f"finding detected again (opening {cycle})",
-                )
-            )
-            continue
-        changed = {
-            k: v
-            for k, v in snapshot.items()
-            if k not in ("owner", "channel", "escalation_channel", "severity")
-            and _differs(ticket.get(k), v)
-        }
-        if changed:
-            plan.changes.append(
-                TicketChange(
-                    finding_id=finding_id,
-                    ticket_id=ticket_id,
-                    event="refreshed",
-                    values={**changed, "updated_at": now},
-                    note="figures updated: " + ", ".join(sorted(changed)),
-                )
-            )
-        if _text(ticket["severity"]) != snapshot["severity"]:
-            opened = pd.Timestamp(ticket["opened_at"]).date()
-            plan.changes.append(
-                TicketChange(
-                    finding_id=finding_id,
-                    ticket_id=ticket_id,
-                    event="severity_changed",
-                    values={
-                        "severity": snapshot["severity"],
-                        "due_date": sla.due(opened, snapshot["severity"]),
-                        "updated_at": now,
-                    },
-                    note=f"severity {_text(ticket['severity'])} → {snapshot['severity']}",
-                )
-            )
-        rerouted = {
-            k: snapshot[k]
-            for k in ("owner", "channel", "escalation_channel")
-            if _text(ticket.get(k)) != snapshot[k]
-        }
-        if rerouted:
-            plan.changes.append(
-                TicketChange(
-                    finding_id=finding_id,
-                    ticket_id=ticket_id,
-                    event="reassigned",
-                    values={**rerouted, "updated_at": now},
-                    note=", ".join(
-                        f"{k} {_text(ticket.get(k))} → {v}" for k, v in rerouted.items()
-                    ),
-                )
-            )
+            plan.changes.append(_opened(finding_id, snapshot, sla=sla, now=now))
+        elif _text(ticket["status"]) == "resolved":
+            plan.changes.append(_reopened(ticket, snapshot, sla=sla, now=now))
+        else:
+            plan.changes.extend(_updated(ticket, snapshot, sla=sla, now=now))
 
-    for finding_id, ticket in existing.items():
-        status = _text(ticket["status"])
-        if status not in LIVE_TICKET_STATUSES:
-            continue
+    live_tickets = {f: t for f, t in existing.items() if _text(t["status"]) in LIVE_TICKET_STATUSES}
+    for finding_id, ticket in live_tickets.items():
         seen = by_finding.get(finding_id)
-        still_wanted = (
-            seen is not None
-            and _text(seen.get("status")) == "open"
-            and _text(seen.get("severity")) in ticketed_severities
-        )
-        if still_wanted:
-            continue
-        reason = _why_closed(seen)
-        plan.changes.append(
-            TicketChange(
-                finding_id=finding_id,
-                ticket_id=int(ticket["ticket_id"]),
-                event="resolved",
-                values={
-                    "status": "resolved",
-                    "status_reason": reason,
-                    "closed_at": now,
-                    "updated_at": now,
-                },
-                from_status=status,
-                to_status="resolved",
-                note=reason,
-            )
-        )
+        if seen is None or not _wants_ticket(seen, ticketed_severities):
+            plan.changes.append(_resolved(ticket, seen, now=now))
 
     closing = {c.finding_id for c in plan.changes if c.event == "resolved"}
-    for finding_id, ticket in existing.items():
-        if finding_id in closing or _text(ticket["status"]) not in LIVE_TICKET_STATUSES:
-            continue
-        due = pd.Timestamp(ticket["due_date"]).date()
-        cycle = int(ticket["cycle"])
-        escalated = ticket.get("escalated_cycle")
-        if due < today and (escalated is None or pd.isna(escalated) or int(escalated) != cycle):
-            plan.changes.append(
-                TicketChange(
-                    finding_id=finding_id,
-                    ticket_id=int(ticket["ticket_id"]),
-                    event="escalated",
-                    values={"escalated_cycle": cycle, "updated_at": now},
-                    note=(
-                        f"overdue since {due.isoformat()}: alert raised to "
-                        f"{_text(ticket['escalation_channel'])}"
-                    ),
-                )
-            )
+    for finding_id, ticket in live_tickets.items():
+        if finding_id not in closing and _overdue_unescalated(ticket, now.date()):
+            plan.changes.append(_escalated(ticket, now=now))
     return plan
+
+
+def _wants_ticket(finding: Mapping[str, Any], ticketed_severities: Sequence[str]) -> bool:
+    return (
+        _text(finding.get("status")) == "open"
+        and _text(finding.get("severity")) in ticketed_severities
+    )
+
+
+def _route(
+    finding: Mapping[str, Any], routing: Routing, tenant_rows: Mapping[str, Mapping[str, str]]
+) -> Route:
+    tenant = tenant_rows.get(_text(finding["tenant_id"]), {})
+    return routing.route(
+        _text(finding["check"]),
+        tenant.get("segment", ""),
+        tenant.get("compliance_owner", ""),
+        tenant.get("slack_channel", ""),
+    )
+
+
+def _change(
+    ticket: Mapping[str, Any], event: str, values: dict[str, Any], *, now: datetime, **rest: Any
+) -> TicketChange:
+    """A change to an existing ticket; every one stamps ``updated_at``."""
+    return TicketChange(
+        finding_id=_text(ticket["finding_id"]),
+        ticket_id=int(ticket["ticket_id"]),
+        event=event,
+        values={**values, "updated_at": now},
+        **rest,
+    )
+
+
+def _transition(
+    ticket: Mapping[str, Any], event: str, values: dict[str, Any], *, now: datetime, note: str
+) -> TicketChange:
+    """A change of status: from the ticket's to the one in ``values``."""
+    return _change(
+        ticket,
+        event,
+        values,
+        now=now,
+        from_status=_text(ticket["status"]),
+        to_status=values["status"],
+        note=note,
+    )
+
+
+def _opened(
+    finding_id: str, snapshot: Mapping[str, Any], *, sla: Sla, now: datetime
+) -> TicketChange:
+    return TicketChange(
+        finding_id=finding_id,
+        ticket_id=None,
+        event="opened",
+        values={
+            "finding_id": finding_id,
+            **snapshot,
+            "status": "open",
+            "status_reason": "finding detected",
+            "cycle": 1,
+            "opened_at": now,
+            "due_date": sla.due(now.date(), snapshot["severity"]),
+            "updated_at": now,
+        },
+        to_status="open",
+        note=f"{snapshot['severity']} finding detected; owner {snapshot['owner']}",
+    )
+
+
+def _reopened(
+    ticket: Mapping[str, Any], snapshot: Mapping[str, Any], *, sla: Sla, now: datetime
+) -> TicketChange:
+    cycle = int(ticket["cycle"]) + 1
+    values = {
+        **snapshot,
+        "status": "open",
+        "status_reason": "finding detected again",
+        "cycle": cycle,
+        "opened_at": now,
+        "due_date": sla.due(now.date(), snapshot["severity"]),
+        "acknowledged_at": None,
+        "closed_at": None,
+    }
+    return _transition(
+        ticket, "reopened", values, now=now, note=f"finding detected again (opening {cycle})"
+    )
+
+
+def _updated(
+    ticket: Mapping[str, Any], snapshot: Mapping[str, Any], *, sla: Sla, now: datetime
+) -> list[TicketChange]:
+    """A live ticket's new figures, severity (and so due date) and routing, one change each."""
+    changes: list[TicketChange] = []
+    changed = {
+        k: v
+        for k, v in snapshot.items()
+        if k not in ("owner", "channel", "escalation_channel", "severity")
+        and _differs(ticket.get(k), v)
+    }
+    if changed:
+        note = "figures updated: " + ", ".join(sorted(changed))
+        changes.append(_change(ticket, "refreshed", changed, now=now, note=note))
+    old_severity, severity = _text(ticket["severity"]), snapshot["severity"]
+    if old_severity != severity:
+        opened = pd.Timestamp(ticket["opened_at"]).date()
+        values = {"severity": severity, "due_date": sla.due(opened, severity)}
+        note = f"severity {old_severity} → {severity}"
+        changes.append(_change(ticket, "severity_changed", values, now=now, note=note))
+    rerouted = {
+        k: snapshot[k]
+        for k in ("owner", "channel", "escalation_channel")
+        if _text(ticket.get(k)) != snapshot[k]
+    }
+    if rerouted:
+        note = ", ".join(f"{k} {_text(ticket.get(k))} → {v}" for k, v in rerouted.items())
+        changes.append(_change(ticket, "reassigned", rerouted, now=now, note=note))
+    return changes
+
+
+def _resolved(
+    ticket: Mapping[str, Any], finding: Mapping[str, Any] | None, *, now: datetime
+) -> TicketChange:
+    reason = _why_closed(finding)
+    values = {"status": "resolved", "status_reason": reason, "closed_at": now}
+    return _transition(ticket, "resolved", values, now=now, note=reason)
+
+
+def _overdue_unescalated(ticket: Mapping[str, Any], today: date) -> bool:
+    """Past its due date and not yet escalated in this opening (once per cycle)."""
+    escalated = ticket.get("escalated_cycle")
+    return pd.Timestamp(ticket["due_date"]).date() < today and (
+        escalated is None or pd.isna(escalated) or int(escalated) != int(ticket["cycle"])
+    )
+
+
+def _escalated(ticket: Mapping[str, Any], *, now: datetime) -> TicketChange:
+    due = pd.Timestamp(ticket["due_date"]).date()
+    note = f"overdue since {due.isoformat()}: alert raised to {_text(ticket['escalation_channel'])}"
+    values = {"escalated_cycle": int(ticket["cycle"])}
+    return _change(ticket, "escalated", values, now=now, note=note)
 
 
 def _differs(old: Any, new: Any) -> bool:

@@ -26,19 +26,17 @@ def _engine(settings: Settings) -> Iterator[sa.Engine]:
     import sqlalchemy as sa
 
     from licensing_pipeline.cli import CliError
-    from licensing_pipeline.repository.resources import raw_engine
+    from licensing_pipeline.repository.engines import shared_engine
     from licensing_pipeline.repository.schema import display_url
     from licensing_pipeline.unreachable import unreachable_postgres
 
-    engine = raw_engine(settings.database_url)
+    engine = shared_engine(settings.database_url)
     try:
         yield engine
     except sa.exc.OperationalError as exc:
         unreachable = unreachable_postgres(exc, [settings.database_url])
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise CliError(unreachable or f"cannot use {display_url(engine.url)}: {reason}") from None
-    finally:
-        engine.dispose()
 
 
 def _describe(status: SchemaStatus) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -17,33 +16,18 @@ from licensing_pipeline.contract.schemas import (
     conform,
     empty_frame,
 )
-from licensing_pipeline.file_modes import private_file
+from licensing_pipeline.repository.engines import shared_engine
 from licensing_pipeline.repository.schema import ensure_current
 from licensing_pipeline.repository.tables import compliance_findings, finding_runs
 from licensing_pipeline.repository.tenancy import tenant_findings, tenant_session
 
 
-def raw_engine(database_url: str) -> sa.Engine:
-    """An engine as it comes, schema unchecked: for migrations and ``db`` commands."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        path = Path(url.database).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        private_file(path)  # every tenant's findings: the owner's only
-    return sa.create_engine(url)
-
-
-def make_engine(database_url: str) -> sa.Engine:
-    """An engine on a repository whose schema is at head (an empty one is migrated first).
-
-    Raises ``SchemaNotCurrent`` for a schema that is behind; checked once per process and URL.
-    """
-    engine = raw_engine(database_url)
-    try:
-        ensure_current(engine)
-    except BaseException:
-        engine.dispose()
-        raise
+def checked_engine(database_url: str) -> sa.Engine:
+    """This process's engine on a repository whose schema is at head (an empty one is migrated
+    first). Raises ``SchemaNotCurrent`` for a schema that is behind; checked once per process
+    and URL."""
+    engine = shared_engine(database_url)
+    ensure_current(engine)
     return engine
 
 
@@ -56,39 +40,39 @@ class LicensingRepository(dg.ConfigurableResource):
     database_url: str
 
     def engine(self) -> sa.Engine:
-        return make_engine(self.database_url)
+        """The process's engine (schema checked), for functions that take one; not to dispose."""
+        return checked_engine(self.database_url)
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        with self.engine().connect() as con:
+            yield con
+
+    @contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine().begin() as con:
+            yield con
 
     @contextmanager
     def tenant_session(self, tenant_id: str) -> Iterator[sa.Connection]:
         """A read-only connection that sees only this tenant's rows (PostgreSQL RLS)."""
-        engine = self.engine()
-        try:
-            with tenant_session(engine, tenant_id) as con:
-                yield con
-        finally:
-            engine.dispose()
+        with tenant_session(self.engine(), tenant_id) as con:
+            yield con
 
     def load_tenant_findings(self, tenant_id: str) -> pd.DataFrame:
         """One tenant's findings, as the reader role sees them under row-level security."""
-        engine = self.engine()
-        try:
-            return tenant_findings(engine, tenant_id)
-        finally:
-            engine.dispose()
+        return tenant_findings(self.engine(), tenant_id)
 
     def load_finding_runs(self, limit: int = 30) -> pd.DataFrame:
         """The latest evaluations (as-of day, open / waived / resolved counts), oldest first."""
-        engine = self.engine()
-        try:
-            with engine.connect() as con:
-                rows = con.execute(
-                    sa.select(finding_runs)
-                    .order_by(finding_runs.c.finished_at.desc(), finding_runs.c.run_id.desc())
-                    .limit(limit)
-                ).mappings()
-                frame = pd.DataFrame([dict(r) for r in rows], columns=list(finding_runs.c.keys()))
-        finally:
-            engine.dispose()
+        with self.connect() as con:
+            rows = con.execute(
+                sa.select(finding_runs)
+                .order_by(finding_runs.c.finished_at.desc(), finding_runs.c.run_id.desc())
+                .limit(limit)
+            ).mappings()
+            frame = pd.DataFrame([dict(r) for r in rows], columns=list(finding_runs.c.keys()))
         return frame.iloc[::-1].reset_index(drop=True)
 
     def load_findings(self) -> pd.DataFrame:
@@ -97,12 +81,8 @@ class LicensingRepository(dg.ConfigurableResource):
 
     def load_finding_records(self) -> pd.DataFrame:
         """The findings with the internal columns too (policy hash, rule, exception)."""
-        engine = self.engine()
-        try:
-            with engine.connect() as con:
-                rows = con.execute(sa.select(compliance_findings)).mappings().all()
-        finally:
-            engine.dispose()
+        with self.connect() as con:
+            rows = con.execute(sa.select(compliance_findings)).mappings().all()
         if not rows:
             return empty_frame(FINDING_RECORDS)
         return conform(pd.DataFrame([dict(r) for r in rows]), FINDING_RECORDS)
@@ -124,27 +104,23 @@ class LicensingRepository(dg.ConfigurableResource):
         frame = frame.where(frame.notna(), None)
         records = frame.to_dict("records")
         counts = findings["status"].value_counts().to_dict() if len(findings) else {}
-        engine = self.engine()
-        try:
-            with engine.begin() as con:
-                con.execute(sa.delete(compliance_findings))
-                if records:
-                    con.execute(sa.insert(compliance_findings), records)
-                con.execute(sa.delete(finding_runs).where(finding_runs.c.run_id == run_id))
-                con.execute(
-                    sa.insert(finding_runs),
-                    [
-                        {
-                            "run_id": run_id,
-                            "finished_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
-                            "as_of": as_of,
-                            "policy_version": policy_version,
-                            "catalog_version": catalog_version,
-                            "open_findings": int(counts.get("open", 0)),
-                            "waived_findings": int(counts.get("waived", 0)),
-                            "resolved_findings": int(counts.get("resolved", 0)),
-                        }
-                    ],
-                )
-        finally:
-            engine.dispose()
+        with self.begin() as con:
+            con.execute(sa.delete(compliance_findings))
+            if records:
+                con.execute(sa.insert(compliance_findings), records)
+            con.execute(sa.delete(finding_runs).where(finding_runs.c.run_id == run_id))
+            con.execute(
+                sa.insert(finding_runs),
+                [
+                    {
+                        "run_id": run_id,
+                        "finished_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+                        "as_of": as_of,
+                        "policy_version": policy_version,
+                        "catalog_version": catalog_version,
+                        "open_findings": int(counts.get("open", 0)),
+                        "waived_findings": int(counts.get("waived", 0)),
+                        "resolved_findings": int(counts.get("resolved", 0)),
+                    }
+                ],
+            )

@@ -26,7 +26,7 @@ import yaml
 
 from licensing_pipeline import cli
 from licensing_pipeline.quality.report import load_report, trend
-from licensing_pipeline.repository.resources import LicensingRepository, make_engine
+from licensing_pipeline.repository.resources import LicensingRepository, checked_engine
 from licensing_pipeline.repository.tables import finding_runs
 from licensing_pipeline.settings import load_settings
 
@@ -69,7 +69,7 @@ def run_night(data_dir: Path) -> Night:
     with redirect_stdout(stdout), redirect_stderr(stderr):
         code = cli.main(["run", "--data-dir", str(data_dir), "--as-of", AS_OF])
     url = load_settings().database_url
-    engine = make_engine(url)
+    engine = checked_engine(url)
     try:
         report = load_report(engine, last_runs=1)
         with engine.connect() as con:
@@ -287,7 +287,7 @@ def test_events_from_the_future_warn_and_the_run_finishes(warned_night: Night, c
 def test_the_report_keeps_each_run_for_trends(
     clean_night: Night, warned_night: Night, capsys: pytest.CaptureFixture[str]
 ):
-    engine = make_engine(load_settings().database_url)
+    engine = checked_engine(load_settings().database_url)
     try:
         report = load_report(engine)
     finally:

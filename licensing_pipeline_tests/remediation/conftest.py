@@ -1,36 +1,34 @@
 from collections.abc import Iterator
-from pathlib import Path
+from typing import TypeVar
 
 import pytest
+import sqlalchemy as sa
 
-from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.fakes import FakeSlack, FakeTicketSystem
+
+Server = TypeVar("Server", FakeSlack, FakeTicketSystem)
+
+
+def _running(server: Server) -> Iterator[Server]:
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
-    server = FakeSlack(retry_after=1)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(FakeSlack(retry_after=1))
 
 
 @pytest.fixture
 def fake_tickets() -> Iterator[FakeTicketSystem]:
-    server = FakeTicketSystem()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _running(FakeTicketSystem())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def repository_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'licensing.db'}"
-    else:
-        with fresh_database() as url:
-            yield url
+@pytest.fixture
+def engine(repository_url: str) -> sa.Engine:
+    """The process's engine on a migrated repository."""
+    return LicensingRepository(database_url=repository_url).engine()

@@ -1,6 +1,5 @@
 """The outbox against SQLite and PostgreSQL, posting to a fake Slack."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -17,19 +16,9 @@ from licensing_pipeline.remediation.outbox import (
 )
 from licensing_pipeline.remediation.slack import NO_TOKEN, SlackAlerts, slack_ts
 from licensing_pipeline.remediation.tables import alert_outbox
-from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
 
 TOKEN = "xoxb-outbox-token"
-
-
-@pytest.fixture
-def engine(repository_url: str) -> Iterator[sa.Engine]:
-    engine = LicensingRepository(database_url=repository_url).engine()
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def slack(fake: FakeSlack, token: str | None = TOKEN, **kwargs) -> SlackAlerts:

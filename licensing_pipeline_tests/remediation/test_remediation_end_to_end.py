@@ -39,11 +39,9 @@ class World:
         return LicensingRepository(database_url=load_settings().database_url).load_findings()
 
     def tickets_now(self) -> list[dict[str, Any]]:
-        engine = LicensingRepository(database_url=load_settings().database_url).engine()
-        try:
-            return ticket_records(engine)
-        finally:
-            engine.dispose()
+        return ticket_records(
+            LicensingRepository(database_url=load_settings().database_url).engine()
+        )
 
     def finding_posts(self) -> list[dict[str, Any]]:
         return [p for p in self.slack.posts() if p["channel"] != DATA_CHANNEL]
@@ -59,15 +57,7 @@ class World:
         resources = {k: (defs.resources or {})[k] for k in ("slack", "repository", "remediation")}
         launched = 0
         with dg.DagsterInstance.get() as instance:
-            sensor = defs.resolve_sensor_def("remediation_after_findings")
-            result = sensor.evaluate_tick(
-                dg.build_sensor_context(
-                    instance=instance,
-                    cursor=self.cursors.get(sensor.name),
-                    definitions=defs,
-                )
-            )
-            self.cursors[sensor.name] = result.cursor
+            result = self._evaluate(instance, defs, "remediation_after_findings")
             for request in result.run_requests or []:
                 key = request.run_key
                 if key in self.launched:  # the daemon skips a run_key it has launched
@@ -78,17 +68,21 @@ class World:
                 )
                 assert outcome.success
                 launched += 1
-            checks = defs.resolve_sensor_def("alert_on_failed_asset_checks")
-            result = checks.evaluate_tick(
-                dg.build_sensor_context(
-                    instance=instance,
-                    cursor=self.cursors.get(checks.name),
-                    definitions=defs,
-                    resources=resources,
-                )
-            )
-            self.cursors[checks.name] = result.cursor
+            self._evaluate(instance, defs, "alert_on_failed_asset_checks", resources=resources)
         return launched
+
+    def _evaluate(
+        self, instance: dg.DagsterInstance, defs: dg.Definitions, name: str, **context: Any
+    ) -> Any:
+        """One tick of the sensor ``name`` from where its last tick left off."""
+        sensor = defs.resolve_sensor_def(name)
+        result = sensor.evaluate_tick(
+            dg.build_sensor_context(
+                instance=instance, cursor=self.cursors.get(name), definitions=defs, **context
+            )
+        )
+        self.cursors[name] = result.cursor
+        return result
 
 
 @pytest.fixture(scope="module")

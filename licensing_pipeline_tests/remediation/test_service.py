@@ -1,7 +1,6 @@
 """A remediation pass end to end on small frames: repository, fake Slack, fake ticket system."""
 
 import contextlib
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -12,7 +11,6 @@ from licensing_pipeline.remediation.service import RemediationConfig, run_remedi
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.store import history_of, ticket_records
 from licensing_pipeline.remediation.ticket_sink import TicketSink
-from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline_tests.remediation.builders import (
     finding,
     findings,
@@ -25,15 +23,6 @@ from licensing_pipeline_tests.remediation.fakes import FakeSlack, FakeTicketSyst
 NOW = datetime(2026, 11, 20, 3, 0, 0)
 CONFIG = RemediationConfig(escalation_channel="#managers", dagster_url="http://dagster:3000")
 TENANTS = tenants(tenant("t-1"), tenant("t-2", owner="bo@example.com", channel=""))
-
-
-@pytest.fixture
-def engine(repository_url: str) -> Iterator[sa.Engine]:
-    engine = LicensingRepository(database_url=repository_url).engine()
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def run(engine, frame, fake_slack, fake_tickets=None, *, now=NOW, night="2026-11-19"):

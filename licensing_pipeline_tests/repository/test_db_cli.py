@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from licensing_pipeline import cli
 from licensing_pipeline.repository import schema
-from licensing_pipeline.repository.resources import raw_engine
+from licensing_pipeline.repository.engines import shared_engine
 from licensing_pipeline_tests.postgres import SERVER_URL, fresh_database
 
 
@@ -40,7 +40,7 @@ def test_status_upgrade_current(url: str, capsys: pytest.CaptureFixture[str]):
 def test_a_behind_schema_stops_commands_with_one_line_and_exit_2(
     url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    engine = raw_engine(url)
+    engine = shared_engine(url)
     try:
         schema.upgrade(engine, "0001")
     finally:

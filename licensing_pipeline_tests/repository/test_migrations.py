@@ -11,8 +11,9 @@ from alembic.runtime.migration import MigrationContext
 
 from licensing_pipeline.contract.schemas import COMPLIANCE_FINDINGS, FINDING_RECORDS
 from licensing_pipeline.repository import schema
+from licensing_pipeline.repository.engines import shared_engine
 from licensing_pipeline.repository.errors import SchemaNotCurrent
-from licensing_pipeline.repository.resources import LicensingRepository, make_engine, raw_engine
+from licensing_pipeline.repository.resources import LicensingRepository, checked_engine
 from licensing_pipeline.repository.tables import compliance_findings
 
 INTERNAL = {"policy_hash", "rule_id", "exception_id"}
@@ -38,7 +39,7 @@ INSERT INTO compliance_findings VALUES ('f1', 't-1', 'quota_exceeded', 'api_call
 
 @pytest.fixture
 def engine(repository_url: str) -> Iterator[sa.Engine]:
-    engine = raw_engine(repository_url)
+    engine = shared_engine(repository_url)
     yield engine
     engine.dispose()
 
@@ -81,7 +82,7 @@ def test_processes_starting_together_migrate_an_empty_database_once(repository_u
     """Steps of a first run start at once: each waits for the lock, then finds it done."""
 
     def start(_: int) -> str:
-        engine = raw_engine(repository_url)
+        engine = shared_engine(repository_url)
         try:
             schema.ensure_current(engine)
             return schema.schema_status(engine).state
@@ -98,7 +99,7 @@ def test_other_tools_tables_do_not_count_as_a_schema(engine: sa.Engine, reposito
         con.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
         con.execute(sa.text("INSERT INTO alembic_version VALUES ('16e3655b4d9b')"))
         con.execute(sa.text("CREATE TABLE runs (id INTEGER PRIMARY KEY)"))
-    make_engine(repository_url).dispose()
+    checked_engine(repository_url).dispose()
     assert schema.schema_status(engine).state == "current"
     assert schema_diff(engine) == []
     with engine.connect() as con:
@@ -126,7 +127,7 @@ def test_a_revision_from_a_newer_release_is_refused(engine: sa.Engine, repositor
     with engine.begin() as con:
         con.execute(sa.text(f"UPDATE {schema.VERSION_TABLE} SET version_num = 'ffff'"))
     with pytest.raises(SchemaNotCurrent, match=r"does not know.*newer licensing-pipeline"):
-        make_engine(repository_url)
+        checked_engine(repository_url)
     with pytest.raises(SchemaNotCurrent, match="newer"):
         schema.upgrade(engine)
 

@@ -1,1 +1,0 @@
-"""Governance: audit trail and evidence beside the flow."""
