@@ -87,13 +87,18 @@ class Home:
         warehouse.write_frame("policy_exceptions", granted if granted is not None else exceptions())
 
     def materialize(
-        self, policy_path: Path, as_of: str = "2026-11-20", *, raise_on_error: bool = True
+        self,
+        policy_path: Path,
+        as_of: str = "2026-11-20",
+        *,
+        raise_on_error: bool = True,
+        io_manager: type[WarehouseIOManager] = WarehouseIOManager,
     ) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             [*POLICY_ASSETS, *(dg.AssetSpec(key) for key in UPSTREAM)],
             selection=POLICY_ASSETS,
             resources={
-                "io_manager": WarehouseIOManager(warehouse=self.warehouse),
+                "io_manager": io_manager(warehouse=self.warehouse),
                 "run_settings": RunSettings(data_dir=str(self.root / "data"), as_of=as_of),
                 "policy": PolicyResource(path=str(policy_path), database_url=self.database_url),
                 "repository": self.repository,
