@@ -34,7 +34,7 @@ ENFORCEMENT_VALUES = ("hard", "soft", NO_CONTRACT)
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
-def number_text(value: float) -> str:
+def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
@@ -56,7 +56,7 @@ def _null_is_default(value: Any) -> Any:
     return value
 
 
-NULL_IS_DEFAULT = BeforeValidator(_null_is_default)
+_NULL_IS_DEFAULT = BeforeValidator(_null_is_default)
 
 
 def _number(low: float, high: float | None = None, *, whole: bool = False) -> BeforeValidator:
@@ -67,9 +67,9 @@ def _number(low: float, high: float | None = None, *, whole: bool = False) -> Be
         if not (_is_whole(value) if whole else _is_number(value)):
             raise _problem(f"must be a {'whole number' if whole else 'number'}, got {value!r}")
         if value < low or (high is not None and value > high):
-            bound = f"at least {number_text(low)}"
+            bound = f"at least {_number_text(low)}"
             if high is not None:
-                bound = f"between {number_text(low)} and {number_text(high)}"
+                bound = f"between {_number_text(low)} and {_number_text(high)}"
             raise _problem(f"must be {bound}, got {value}")
         return value
 
@@ -173,7 +173,7 @@ class Defaults(_Schema):
 
     grace_periods: Steps = 0
     escalate_every: Steps = 0
-    escalate_up_to: Annotated[str, _choice(ACTIONS), NULL_IS_DEFAULT] = "suspend"
+    escalate_up_to: Annotated[str, _choice(ACTIONS), _NULL_IS_DEFAULT] = "suspend"
 
 
 class Fallback(_Schema):
@@ -194,8 +194,8 @@ class Range(_Schema):
             raise _problem("give at_least and/or below")
         if self.at_least is not None and self.below is not None and self.below <= self.at_least:
             raise _problem(
-                f"below ({number_text(self.below)}) must be above at_least "
-                f"({number_text(self.at_least)})"
+                f"below ({_number_text(self.below)}) must be above at_least "
+                f"({_number_text(self.at_least)})"
             )
         return self
 
@@ -217,9 +217,9 @@ class Range(_Schema):
     def describe(self) -> str:
         parts = []
         if self.at_least is not None:
-            parts.append(f">= {number_text(self.at_least)}")
+            parts.append(f">= {_number_text(self.at_least)}")
         if self.below is not None:
-            parts.append(f"< {number_text(self.below)}")
+            parts.append(f"< {_number_text(self.below)}")
         return " and ".join(parts)
 
 
@@ -259,7 +259,7 @@ class RuleSpec(_Schema):
     action: Annotated[str, _choice(ACTIONS)] = Field(None, validate_default=True)
     grace_periods: Steps | None = None
     escalate_every: Steps | None = None
-    escalate_up_to: Annotated[str | None, _choice(ACTIONS), NULL_IS_DEFAULT] = None
+    escalate_up_to: Annotated[str | None, _choice(ACTIONS), _NULL_IS_DEFAULT] = None
 
 
 class PolicyFile(_Schema):
@@ -268,11 +268,11 @@ class PolicyFile(_Schema):
     not_a_mapping: ClassVar[str] = "a policy file is a mapping (version, thresholds, rules, ...)"
     version: Annotated[str | None, BeforeValidator(_version)] = None
     description: Annotated[str, BeforeValidator(lambda text: str(text or "").strip())] = ""
-    thresholds: Annotated[Thresholds, NULL_IS_DEFAULT] = Thresholds()
-    anomaly: Annotated[AnomalyRule, NULL_IS_DEFAULT] = AnomalyRule()
-    defaults: Annotated[Defaults, NULL_IS_DEFAULT] = Defaults()
-    fallback: Annotated[Fallback, NULL_IS_DEFAULT] = Fallback()
-    rules: Annotated[list[RuleSpec], NULL_IS_DEFAULT] = []
+    thresholds: Annotated[Thresholds, _NULL_IS_DEFAULT] = Thresholds()
+    anomaly: Annotated[AnomalyRule, _NULL_IS_DEFAULT] = AnomalyRule()
+    defaults: Annotated[Defaults, _NULL_IS_DEFAULT] = Defaults()
+    fallback: Annotated[Fallback, _NULL_IS_DEFAULT] = Fallback()
+    rules: Annotated[list[RuleSpec], _NULL_IS_DEFAULT] = []
 
 
 SETTINGS = ("thresholds", "anomaly", "defaults", "fallback")  # besides the version itself

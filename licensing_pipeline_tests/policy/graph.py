@@ -18,16 +18,9 @@ from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 from licensing_pipeline_tests.policy.builders import CATALOG, exceptions, tenants
 
-FAMILIES = (
-    "quota_consumption",
-    "feature_compliance",
-    "contract_status_compliance",
-    "residency_compliance",
-    "config_drift",
-    "billing_reconciliation",
-    "usage_anomalies",
-)
-UPSTREAM = (*FAMILIES, "catalog", "tenants", "policy_exceptions")
+# What policy_evaluations reads: the check families, and the tables every decision looks at.
+UPSTREAM = sorted(key.path[-1] for key in policy_evaluations.dependency_keys)
+FAMILIES = [name for name in UPSTREAM if name not in ("catalog", "tenants", "policy_exceptions")]
 POLICY_ASSETS = [policy_evaluations, compliance_findings, enforcement_actions]
 
 
