@@ -164,10 +164,6 @@ def test_every_step_of_a_run_decides_under_one_bundle(home: Home, tmp_path: Path
     assert load_policy(policy).version == "2026.12.9"  # the file did change during the run
     records = home.repository.load_finding_records()
     assert set(records["policy_hash"]) == {started_with.content_hash}
-    engine = home.repository.engine()
-    try:
-        last = store.last_run(engine)
-    finally:
-        engine.dispose()
+    last = store.last_run(home.repository.engine())
     assert last is not None and last.policy_hash == started_with.content_hash
     assert last.policy_version == started_with.version
