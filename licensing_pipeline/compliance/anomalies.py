@@ -47,7 +47,7 @@ from licensing_pipeline.compliance.common import (
     text_series,
 )
 from licensing_pipeline.compliance.entitlements import enforcement_for, entitlement_changes
-from licensing_pipeline.policy.bundle import AnomalyRule
+from licensing_pipeline.policy.schema import AnomalyRule
 
 CHECKS = ("usage_anomaly",)
 

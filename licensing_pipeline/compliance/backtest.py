@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from licensing_pipeline.compliance.anomalies import usage_anomalies
-from licensing_pipeline.policy.bundle import AnomalyRule
+from licensing_pipeline.policy.schema import AnomalyRule
 
 AGGREGATIONS = {
     "api_calls": "COUNT",

@@ -11,97 +11,32 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from licensing_pipeline.contract.errors import ContractError
-from licensing_pipeline.contract.schemas import ACTIONS, CHECKS, SEVERITIES
+from licensing_pipeline.contract.schemas import ACTIONS, CHECKS
 from licensing_pipeline.contract.yaml_lines import LocatedYaml, located_yaml_from_text
-
-NO_CONTRACT = "none"  # the enforcement condition for findings with no contract in force
-ENFORCEMENT_VALUES = ("hard", "soft", NO_CONTRACT)
-FALLBACK_RULE_ID = "fallback"
-BUNDLE_SUFFIXES = (".yaml", ".yml")
-RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-
-TOP_LEVEL = ("version", "description", "thresholds", "anomaly", "defaults", "fallback", "rules")
-SETTINGS = ("version", "thresholds", "anomaly", "defaults", "fallback")
-CONDITIONS = ("check", "enforcement", "segment", "jurisdiction", "ratio", "consecutive_periods")
-OUTCOME = ("severity", "action", "grace_periods", "escalate_every", "escalate_up_to")
-RULE_FIELDS = ("id", "description", "priority", *CONDITIONS, *OUTCOME)
-RANGE_FIELDS = ("at_least", "below")
-
-
-@dataclass(frozen=True)
-class AnomalyRule:
-    """The usage_anomaly thresholds; the defaults are the backtest's choice (docs/data-quality.md)."""
-
-    ratio: float = 5.0
-    noise_sigmas: float = 4.5
-    baseline_days: int = 28
-    min_history_days: int = 28
-    seasonal_weeks: int = 8
-    novelty: float = 2.0
-    spread_sigmas: float = 2.0
-    min_active_days: int = 3
-    explained_days: int = 7
-    episode_gap_days: int = 1
-
-
-# Each anomaly setting with its lowest valid value and whether it counts days or weeks.
-ANOMALY_FIELDS: tuple[tuple[str, float, bool], ...] = (
-    ("ratio", 1, False),
-    ("noise_sigmas", 0, False),
-    ("baseline_days", 1, True),
-    ("min_history_days", 1, True),
-    ("seasonal_weeks", 0, True),
-    ("novelty", 0, False),
-    ("spread_sigmas", 0, False),
-    ("min_active_days", 1, True),
-    ("explained_days", 0, True),
-    ("episode_gap_days", 0, True),
+from licensing_pipeline.policy.schema import (
+    NO_CONTRACT,
+    SETTINGS,
+    AnomalyRule,
+    Defaults,
+    PeriodRange,
+    PolicyFile,
+    RatioRange,
+    RuleSpec,
+    valid_fields,
+    valid_part,
+    validate_file,
 )
 
-
-@dataclass(frozen=True)
-class Range:
-    """``at_least <= x < below``; a missing bound is open."""
-
-    at_least: float | None = None
-    below: float | None = None
-
-    def contains(self, value: float) -> bool:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return False
-        return (self.at_least is None or value >= self.at_least) and (
-            self.below is None or value < self.below
-        )
-
-    def overlaps(self, other: Range) -> bool:
-        low = max(self.at_least or 0.0, other.at_least or 0.0)
-        high = min(
-            math.inf if self.below is None else self.below,
-            math.inf if other.below is None else other.below,
-        )
-        return low < high
-
-    def describe(self) -> str:
-        parts = []
-        if self.at_least is not None:
-            parts.append(f">= {_num(self.at_least)}")
-        if self.below is not None:
-            parts.append(f"< {_num(self.below)}")
-        return " and ".join(parts)
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+FALLBACK_RULE_ID = "fallback"
+BUNDLE_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -115,8 +50,8 @@ class Rule:
     enforcement: tuple[str, ...] | None = None
     segments: tuple[str, ...] | None = None
     jurisdictions: tuple[str, ...] | None = None
-    ratio: Range | None = None
-    consecutive_periods: Range | None = None
+    ratio: RatioRange | None = None
+    consecutive_periods: PeriodRange | None = None
     priority: int = 0
     grace_periods: int = 0
     escalate_every: int = 0
@@ -313,252 +248,7 @@ def load_policy(path: Path) -> PolicyBundle:
     )
 
 
-# --- validation ---------------------------------------------------------------------------
-
-
-class _Problems:
-    def __init__(self) -> None:
-        self.errors: list[ContractError] = []
-
-    def add(self, doc: LocatedYaml, message: str, *path: str | int) -> None:
-        self.errors.append(doc.error(message, *path))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _number(
-    doc: LocatedYaml,
-    problems: _Problems,
-    value: Any,
-    default: float,
-    low: float,
-    high: float | None,
-    *path: str,
-    integer: bool = False,
-) -> float:
-    if value is None:
-        return default
-    kind = "whole number" if integer else "number"
-    if not (_is_int(value) if integer else _is_number(value)):
-        problems.add(doc, f"must be a {kind}, got {value!r}", *path)
-        return default
-    if value < low or (high is not None and value > high):
-        bound = f"between {_num(low)} and {_num(high)}" if high is not None else f"at least {low:g}"
-        problems.add(doc, f"must be {bound}, got {value}", *path)
-        return default
-    return float(value)
-
-
-def _mapping(
-    doc: LocatedYaml, problems: _Problems, value: Any, allowed: Iterable[str], *path: str | int
-) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.add(doc, "must be a mapping", *path)
-        return {}
-    allowed = tuple(allowed)
-    for key in value:
-        if key not in allowed:
-            problems.add(
-                doc, f"unknown field '{key}' (known: {', '.join(allowed)})", *path, str(key)
-            )
-    return value
-
-
-def _choice(
-    doc: LocatedYaml,
-    problems: _Problems,
-    value: Any,
-    allowed: Sequence[str],
-    what: str,
-    *path: str | int,
-) -> str | None:
-    if value not in allowed:
-        problems.add(doc, f"{what} must be one of {', '.join(allowed)}, got {value!r}", *path)
-        return None
-    return str(value)
-
-
-def _values(
-    doc: LocatedYaml,
-    problems: _Problems,
-    value: Any,
-    *path: str | int,
-    allowed: Sequence[str] | None = None,
-    what: str = "",
-) -> tuple[str, ...] | None:
-    """One value or a list of them (None: the condition is absent)."""
-    if value is None:
-        return None
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in items):
-        problems.add(doc, "must be a name or a non-empty list of names", *path)
-        return None
-    out = []
-    for index, item in enumerate(items):
-        text = str(item).strip()
-        where = (*path, index) if isinstance(value, list) else path
-        if allowed is not None and text not in allowed:
-            problems.add(doc, f"{what} must be one of {', '.join(allowed)}, got {text!r}", *where)
-            continue
-        out.append(text)
-    return tuple(dict.fromkeys(out)) if out else None
-
-
-def _range(
-    doc: LocatedYaml, problems: _Problems, value: Any, *path: str | int, integer: bool, low: float
-) -> Range | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        problems.add(doc, "must be a mapping like {at_least: 1.5, below: 2}", *path)
-        return None
-    raw = _mapping(doc, problems, value, RANGE_FIELDS, *path)
-    if not raw:
-        problems.add(doc, "give at_least and/or below", *path)
-        return None
-    bounds: dict[str, float | None] = {}
-    for key in RANGE_FIELDS:
-        bound = raw.get(key)
-        if bound is None:
-            bounds[key] = None
-            continue
-        ok = _is_int(bound) if integer else _is_number(bound)
-        if not ok:
-            kind = "whole number" if integer else "number"
-            problems.add(doc, f"must be a {kind}, got {bound!r}", *path, key)
-            return None
-        if bound < low:
-            problems.add(doc, f"must be at least {_num(low)}, got {bound}", *path, key)
-            return None
-        bounds[key] = float(bound)
-    at_least, below = bounds.get("at_least"), bounds.get("below")
-    if at_least is not None and below is not None and below <= at_least:
-        problems.add(doc, f"below ({_num(below)}) must be above at_least ({_num(at_least)})", *path)
-        return None
-    return Range(at_least=at_least, below=below)
-
-
-@dataclass
-class _Defaults:
-    grace_periods: int = 0
-    escalate_every: int = 0
-    escalate_up_to: str = "suspend"
-
-
-def _outcome_modifiers(
-    doc: LocatedYaml,
-    problems: _Problems,
-    raw: dict[str, Any],
-    base: _Defaults,
-    *path: str | int,
-) -> _Defaults:
-    out = _Defaults(base.grace_periods, base.escalate_every, base.escalate_up_to)
-    for key in ("grace_periods", "escalate_every"):
-        if raw.get(key) is not None:
-            value = raw[key]
-            if not _is_int(value) or value < 0:
-                problems.add(doc, f"{key} must be a whole number >= 0, got {value!r}", *path, key)
-            else:
-                setattr(out, key, int(value))
-    if raw.get("escalate_up_to") is not None:
-        cap = _choice(
-            doc, problems, raw["escalate_up_to"], ACTIONS, "escalate_up_to", *path, "escalate_up_to"
-        )
-        if cap is not None:
-            out.escalate_up_to = cap
-    return out
-
-
-def _parse_rule(
-    doc: LocatedYaml, problems: _Problems, raw: Any, index: int, defaults: _Defaults
-) -> Rule | None:
-    path: tuple[str | int, ...] = ("rules", index)
-    if not isinstance(raw, dict):
-        problems.add(doc, "each rule is a mapping", *path)
-        return None
-    before = len(problems.errors)
-    _mapping(doc, problems, raw, RULE_FIELDS, *path)
-    rule_id = raw.get("id")
-    if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
-        problems.add(
-            doc,
-            "every rule needs an id: letters, digits, '-', '_', '.', ':' (at most 64), "
-            f"got {rule_id!r}",
-            *path,
-            "id",
-        )
-    if "check" not in raw:
-        problems.add(doc, "a rule must name its check(s)", *path)
-    checks = _values(doc, problems, raw.get("check"), *path, "check", allowed=CHECKS, what="check")
-    enforcement = _values(
-        doc,
-        problems,
-        raw.get("enforcement"),
-        *path,
-        "enforcement",
-        allowed=ENFORCEMENT_VALUES,
-        what="enforcement",
-    )
-    segments = _values(doc, problems, raw.get("segment"), *path, "segment")
-    jurisdictions = _values(doc, problems, raw.get("jurisdiction"), *path, "jurisdiction")
-    ratio = _range(doc, problems, raw.get("ratio"), *path, "ratio", integer=False, low=0)
-    streak = _range(
-        doc,
-        problems,
-        raw.get("consecutive_periods"),
-        *path,
-        "consecutive_periods",
-        integer=True,
-        low=1,
-    )
-    severity = _choice(
-        doc, problems, raw.get("severity"), SEVERITIES, "severity", *path, "severity"
-    )
-    action = _choice(doc, problems, raw.get("action"), ACTIONS, "action", *path, "action")
-    priority = raw.get("priority", 0)
-    if not _is_int(priority):
-        problems.add(doc, f"priority must be a whole number, got {priority!r}", *path, "priority")
-        priority = 0
-    description = raw.get("description") or ""
-    if not isinstance(description, str):
-        problems.add(doc, "description must be text", *path, "description")
-        description = ""
-    modifiers = _outcome_modifiers(doc, problems, raw, defaults, *path)
-    if action is not None and ACTIONS.index(modifiers.escalate_up_to) < ACTIONS.index(action):
-        problems.add(
-            doc,
-            f"escalate_up_to ({modifiers.escalate_up_to}) is below the rule's action ({action})",
-            *path,
-            "escalate_up_to" if "escalate_up_to" in raw else "action",
-        )
-    if len(problems.errors) > before or not checks or severity is None or action is None:
-        return None
-    return Rule(
-        id=str(rule_id),
-        checks=checks,
-        severity=severity,
-        action=action,
-        enforcement=enforcement,
-        segments=tuple(s.lower() for s in segments) if segments else None,
-        jurisdictions=tuple(j.upper() for j in jurisdictions) if jurisdictions else None,
-        ratio=ratio,
-        consecutive_periods=streak,
-        priority=int(priority),
-        grace_periods=modifiers.grace_periods,
-        escalate_every=modifiers.escalate_every,
-        escalate_up_to=modifiers.escalate_up_to,
-        description=description.strip(),
-        file=str(doc.file),
-        line=doc.line(*path),
-    )
+# --- validating the bundle as a whole ---------------------------------------------------
 
 
 def _sets_overlap(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
@@ -591,13 +281,17 @@ def overlap(a: Rule, b: Rule) -> str | None:
     return ", ".join(parts)
 
 
-def _check_rules(rules: list[tuple[Rule, LocatedYaml, int]], problems: _Problems) -> None:
+def _rule_conflicts(rules: list[tuple[Rule, LocatedYaml, int]]) -> list[ContractError]:
+    """Duplicate ids, and rules that can match the same finding at the same priority."""
+    problems = []
     seen: dict[str, Rule] = {}
     for rule, doc, index in rules:
         if rule.id in seen or rule.id == FALLBACK_RULE_ID:
             first = seen.get(rule.id)
             where = f" (first at {first.where})" if first else " (reserved for the fallback)"
-            problems.add(doc, f"duplicate rule id '{rule.id}'{where}", "rules", index, "id")
+            problems.append(
+                doc.error(f"duplicate rule id '{rule.id}'{where}", "rules", index, "id")
+            )
         seen.setdefault(rule.id, rule)
     for j, (later, doc, index) in enumerate(rules):
         for earlier, _, _ in rules[:j]:
@@ -605,179 +299,147 @@ def _check_rules(rules: list[tuple[Rule, LocatedYaml, int]], problems: _Problems
                 continue
             both = overlap(earlier, later)
             if both is not None:
-                problems.add(
-                    doc,
-                    f"rule '{later.id}' and rule '{earlier.id}' ({earlier.where}) both match "
-                    f"findings with {both}, at the same priority ({later.priority}); give the one "
-                    "that should win a higher `priority`, or make their conditions exclusive",
-                    "rules",
-                    index,
+                problems.append(
+                    doc.error(
+                        f"rule '{later.id}' and rule '{earlier.id}' ({earlier.where}) both match "
+                        f"findings with {both}, at the same priority ({later.priority}); give the "
+                        "one that should win a higher `priority`, or make their conditions "
+                        "exclusive",
+                        "rules",
+                        index,
+                    )
                 )
+    return problems
+
+
+def _settings_file(docs: Sequence[LocatedYaml], problems: list[ContractError]) -> int | None:
+    """The one file that declares the version; the bundle's settings live there too."""
+    declaring = [
+        i for i, doc in enumerate(docs) if isinstance(doc.data, dict) and "version" in doc.data
+    ]
+    if not declaring:
+        if all(isinstance(doc.data, dict) for doc in docs):  # else it may be in the broken one
+            problems.append(
+                docs[0].error(
+                    "a policy bundle declares its 'version' (e.g. version: \"2026.11.0\")"
+                )
+            )
+        return None
+    home = docs[declaring[0]]
+    for i in declaring[1:]:
+        problems.append(
+            docs[i].error(
+                f"version is already declared in {home.file}; declare it (and the thresholds, "
+                "anomaly, defaults and fallback) in one file of the folder",
+                "version",
+            )
+        )
+    for doc in docs:
+        if doc is not home and isinstance(doc.data, dict):
+            problems.extend(
+                doc.error(f"'{key}' belongs in {home.file}, with the version", key)
+                for key in SETTINGS
+                if key in doc.data
+            )
+    if "fallback" not in home.data:
+        problems.append(
+            home.error(
+                "a bundle needs a fallback: {severity: ..., action: ...} for findings no rule "
+                "matches"
+            )
+        )
+    return declaring[0]
+
+
+def _rule_specs(doc: LocatedYaml, spec: PolicyFile | None) -> list[tuple[int, RuleSpec]]:
+    """The file's rules that validate, by their index in the file."""
+    if spec is not None:
+        return list(enumerate(spec.rules))
+    raw = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    items = enumerate(raw) if isinstance(raw, list) else ()
+    return [(i, rule) for i, item in items if (rule := valid_part(RuleSpec, item)) is not None]
+
+
+def _rule(spec: RuleSpec, defaults: Defaults, doc: LocatedYaml, index: int) -> Rule:
+    def default(value: int | None, fallback: int) -> int:
+        return fallback if value is None else value
+
+    return Rule(
+        id=spec.id,
+        checks=spec.check,
+        severity=spec.severity,
+        action=spec.action,
+        enforcement=spec.enforcement,
+        segments=tuple(s.lower() for s in spec.segment) if spec.segment else None,
+        jurisdictions=tuple(j.upper() for j in spec.jurisdiction) if spec.jurisdiction else None,
+        ratio=spec.ratio,
+        consecutive_periods=spec.consecutive_periods,
+        priority=spec.priority,
+        grace_periods=default(spec.grace_periods, defaults.grace_periods),
+        escalate_every=default(spec.escalate_every, defaults.escalate_every),
+        escalate_up_to=spec.escalate_up_to or defaults.escalate_up_to,
+        description=spec.description,
+        file=str(doc.file),
+        line=doc.line("rules", index),
+    )
 
 
 def parse_policy_texts(
     texts: Sequence[tuple[str, str]], *, content_hash: str, source: str
 ) -> PolicyBundle:
     """Validate and build a bundle from (file name, text) pairs; every problem is reported."""
-    problems = _Problems()
     docs = [located_yaml_from_text(text, Path(name)) for name, text in texts]
-    settings_doc: LocatedYaml | None = None
+    problems: list[ContractError] = []
+    specs: list[PolicyFile | None] = []
     for doc in docs:
-        if not isinstance(doc.data, dict):
-            problems.add(doc, "a policy file is a mapping (version, thresholds, rules, ...)")
-            continue
-        _mapping(doc, problems, doc.data, TOP_LEVEL)
-        if "version" in doc.data:
-            if settings_doc is not None:
-                problems.add(
-                    doc,
-                    f"version is already declared in {settings_doc.file}; declare it (and the "
-                    "thresholds, anomaly, defaults and fallback) in one file of the folder",
-                    "version",
-                )
-            else:
-                settings_doc = doc
-    if problems.errors:
-        raise PolicyValidationError(problems.errors)
-    if settings_doc is None:
-        raise PolicyValidationError(
-            [docs[0].error("a policy bundle declares its 'version' (e.g. version: \"2026.11.0\")")]
-        )
-    data = settings_doc.data
-    for doc in docs:
-        if doc is not settings_doc:
-            for key in SETTINGS:
-                if key in doc.data:
-                    problems.add(
-                        doc, f"'{key}' belongs in {settings_doc.file}, with the version", key
-                    )
-    version = data.get("version")
-    if not isinstance(version, str | int | float) or isinstance(version, bool) or not str(version):
-        problems.add(settings_doc, 'version must be text like "2026.11.0"', "version")
-    thresholds = _mapping(
-        settings_doc,
-        problems,
-        data.get("thresholds"),
-        ("near_limit_ratio", "billing_tolerance"),
-        "thresholds",
-    )
-    anomaly = _mapping(
-        settings_doc,
-        problems,
-        data.get("anomaly"),
-        tuple(name for name, _, _ in ANOMALY_FIELDS),
-        "anomaly",
-    )
-    raw_defaults = _mapping(
-        settings_doc,
-        problems,
-        data.get("defaults"),
-        ("grace_periods", "escalate_every", "escalate_up_to"),
-        "defaults",
-    )
-    defaults = _outcome_modifiers(settings_doc, problems, raw_defaults, _Defaults(), "defaults")
-    raw_fallback = _mapping(
-        settings_doc, problems, data.get("fallback"), ("severity", "action"), "fallback"
-    )
-    if not raw_fallback and "fallback" not in data:
-        problems.add(
-            settings_doc,
-            "a bundle needs a fallback: {severity: ..., action: ...} for findings no rule matches",
-        )
-    fallback_severity = _choice(
-        settings_doc,
-        problems,
-        raw_fallback.get("severity", "warning"),
-        SEVERITIES,
-        "severity",
-        "fallback",
-        "severity",
-    )
-    fallback_action = _choice(
-        settings_doc,
-        problems,
-        raw_fallback.get("action", "notify"),
-        ACTIONS,
-        "action",
-        "fallback",
-        "action",
-    )
+        spec, file_problems = validate_file(doc)
+        specs.append(spec)
+        problems.extend(file_problems)
+    home = _settings_file(docs, problems)
+    settings = specs[home] if home is not None else None
+    raw_defaults = docs[home].data.get("defaults") if home is not None else None
+    defaults = settings.defaults if settings else valid_fields(Defaults, raw_defaults)
     parsed: list[tuple[Rule, LocatedYaml, int]] = []
-    for doc in docs:
-        raw_rules = doc.data.get("rules")
-        if raw_rules is None:
-            continue
-        if not isinstance(raw_rules, list):
-            problems.add(doc, "rules must be a list", "rules")
-            continue
-        for index, raw in enumerate(raw_rules):
-            rule = _parse_rule(doc, problems, raw, index, defaults)
-            if rule is not None:
+    for doc, spec in zip(docs, specs, strict=True):
+        for index, rule_spec in _rule_specs(doc, spec):
+            rule = _rule(rule_spec, defaults, doc, index)
+            if ACTIONS.index(rule.escalate_up_to) >= ACTIONS.index(rule.action):
                 parsed.append((rule, doc, index))
-    _check_rules(parsed, problems)
-    near_limit = _number(
-        settings_doc,
-        problems,
-        thresholds.get("near_limit_ratio"),
-        0.8,
-        0,
-        1,
-        "thresholds",
-        "near_limit_ratio",
-    )
-    tolerance = _number(
-        settings_doc,
-        problems,
-        thresholds.get("billing_tolerance"),
-        0.01,
-        0,
-        None,
-        "thresholds",
-        "billing_tolerance",
-    )
-    anomaly_values: dict[str, Any] = {
-        name: (int if integer else float)(
-            _number(
-                settings_doc,
-                problems,
-                anomaly.get(name),
-                getattr(AnomalyRule, name),
-                low,
-                None,
-                "anomaly",
-                name,
-                integer=integer,
+                continue
+            capped = "escalate_up_to" in rule_spec.model_fields_set
+            problems.append(
+                doc.error(
+                    f"escalate_up_to ({rule.escalate_up_to}) is below the rule's action "
+                    f"({rule.action})",
+                    "rules",
+                    index,
+                    "escalate_up_to" if capped else "action",
+                )
             )
-        )
-        for name, low, integer in ANOMALY_FIELDS
-    }
-    anomaly_rule = AnomalyRule(**anomaly_values)
-    description = data.get("description") or ""
-    if problems.errors:
-        raise PolicyValidationError(problems.errors)
+    problems.extend(_rule_conflicts(parsed))
+    if problems or settings is None or home is None:
+        raise PolicyValidationError(problems)
     fallback = Rule(
         id=FALLBACK_RULE_ID,
         checks=CHECKS,
-        severity=fallback_severity or "warning",
-        action=fallback_action or "notify",
+        severity=settings.fallback.severity,
+        action=settings.fallback.action,
         priority=-(10**9),
-        grace_periods=0,
-        escalate_every=0,
-        escalate_up_to=fallback_action or "notify",
+        escalate_up_to=settings.fallback.action,
         description="No rule matched: the bundle's fallback decides.",
-        file=str(settings_doc.file),
-        line=settings_doc.line("fallback"),
+        file=str(docs[home].file),
+        line=docs[home].line("fallback"),
     )
     return PolicyBundle(
-        version=str(version),
+        version=str(settings.version),
         content_hash=content_hash,
-        near_limit_ratio=near_limit,
-        billing_tolerance=tolerance,
-        anomaly=anomaly_rule,
+        near_limit_ratio=settings.thresholds.near_limit_ratio,
+        billing_tolerance=settings.thresholds.billing_tolerance,
+        anomaly=settings.anomaly,
         rules=tuple(rule for rule, _, _ in parsed),
         fallback=fallback,
         path=source,
-        description=str(description).strip(),
+        description=settings.description,
         files=tuple((Path(name).name, text) for name, text in texts),
     )
 
@@ -823,35 +485,29 @@ def resolve_bundle(path: Path, database_url: str | None) -> BundleResolution:
         return BundleResolution(bundle=previous, configured_hash=configured, error=exc)
 
 
-# One resolution per (run, path, repository): every step of a run decides under the same
-# bundle, even if the file changes while the run is going.
-_PINNED: dict[tuple[str, str, str], BundleResolution] = {}
-_PINNED_RUNS = 16
-
-
 class PolicyResource(dg.ConfigurableResource):
     """Where the policy bundle lives (``LICENSING_POLICY_PATH``: a file or a folder of YAML).
 
-    Read afresh by every run (no redeploy for a new bundle). With ``database_url`` set, a
-    bundle that fails validation leaves the last good one in force instead of failing the run.
+    Read afresh by every run (no redeploy for a new bundle), once: every step of a run decides
+    under the same bundle, even if the files change while the run goes. With ``database_url``
+    set, a bundle that fails validation leaves the last good one in force instead of failing
+    the run.
     """
 
     path: str
     database_url: str = ""
-    _run_id: str | None = PrivateAttr(default=None)
+    _in_run: bool = PrivateAttr(default=False)
+    _resolution: BundleResolution | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._run_id = context.run_id
+        self._in_run = context.run_id is not None
 
     def resolve(self) -> BundleResolution:
-        key = (self._run_id, self.path, self.database_url) if self._run_id else None
-        if key is not None and key in _PINNED:
-            return _PINNED[key]
+        if self._resolution is not None:
+            return self._resolution
         resolution = resolve_bundle(Path(self.path), self.database_url or None)
-        if key is not None:
-            while len(_PINNED) >= _PINNED_RUNS:
-                _PINNED.pop(next(iter(_PINNED)))
-            _PINNED[key] = resolution
+        if self._in_run:
+            self._resolution = resolution
         return resolution
 
     def load(self) -> PolicyBundle:

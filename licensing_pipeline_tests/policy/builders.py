@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ from licensing_pipeline.contract.schemas import (
     empty_frame,
 )
 from licensing_pipeline.policy.bundle import PolicyBundle, load_policy
+from licensing_pipeline.policy.decisions import evaluate_policy
+from licensing_pipeline.settings import DEFAULT_POLICY_PATH
+
+AS_OF = date(2026, 11, 20)
+DEFAULT = load_policy(DEFAULT_POLICY_PATH)
 
 HEADER = """\
 version: "test-1"
@@ -76,6 +82,13 @@ def exceptions(*rows: dict[str, Any]) -> pd.DataFrame:
         "reason": "migration",
     }
     return conform(pd.DataFrame([{**base, **r} for r in rows]), POLICY_EXCEPTIONS)
+
+
+def evaluate(frame: pd.DataFrame, policy: PolicyBundle = DEFAULT, **kwargs: Any) -> pd.DataFrame:
+    """The policy's decisions on ``frame`` as of AS_OF, with no exceptions unless given."""
+    kwargs.setdefault("exceptions", exceptions())
+    kwargs.setdefault("as_of", AS_OF)
+    return evaluate_policy(frame, policy, **kwargs)
 
 
 def tenants(rows: dict[str, tuple[str, str]]) -> pd.DataFrame:

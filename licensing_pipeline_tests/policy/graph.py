@@ -18,16 +18,9 @@ from licensing_pipeline.run_settings import RunSettings
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 from licensing_pipeline_tests.policy.builders import CATALOG, exceptions, tenants
 
-FAMILIES = (
-    "quota_consumption",
-    "feature_compliance",
-    "contract_status_compliance",
-    "residency_compliance",
-    "config_drift",
-    "billing_reconciliation",
-    "usage_anomalies",
-)
-UPSTREAM = (*FAMILIES, "catalog", "tenants", "policy_exceptions")
+# What policy_evaluations reads: the check families, and the tables every decision looks at.
+UPSTREAM = sorted(key.path[-1] for key in policy_evaluations.dependency_keys)
+FAMILIES = [name for name in UPSTREAM if name not in ("catalog", "tenants", "policy_exceptions")]
 POLICY_ASSETS = [policy_evaluations, compliance_findings, enforcement_actions]
 
 
@@ -87,13 +80,18 @@ class Home:
         warehouse.write_frame("policy_exceptions", granted if granted is not None else exceptions())
 
     def materialize(
-        self, policy_path: Path, as_of: str = "2026-11-20", *, raise_on_error: bool = True
+        self,
+        policy_path: Path,
+        as_of: str = "2026-11-20",
+        *,
+        raise_on_error: bool = True,
+        io_manager: type[WarehouseIOManager] = WarehouseIOManager,
     ) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             [*POLICY_ASSETS, *(dg.AssetSpec(key) for key in UPSTREAM)],
             selection=POLICY_ASSETS,
             resources={
-                "io_manager": WarehouseIOManager(warehouse=self.warehouse),
+                "io_manager": io_manager(warehouse=self.warehouse),
                 "run_settings": RunSettings(data_dir=str(self.root / "data"), as_of=as_of),
                 "policy": PolicyResource(path=str(policy_path), database_url=self.database_url),
                 "repository": self.repository,

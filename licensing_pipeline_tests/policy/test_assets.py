@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from licensing_pipeline.contract.schemas import COMPLIANCE_FINDINGS, FINDING_RECORDS
@@ -11,6 +12,7 @@ from licensing_pipeline.policy import store
 from licensing_pipeline.policy.assets import BUNDLE_CHECK
 from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
+from licensing_pipeline.warehouse.resources import WarehouseIOManager
 from licensing_pipeline_tests.policy.builders import result, results
 from licensing_pipeline_tests.policy.flagd import flagd_problems
 from licensing_pipeline_tests.policy.graph import Home
@@ -146,8 +148,22 @@ def test_a_bad_bundle_with_nothing_to_fall_back_on_fails_clearly(home: Home, tmp
 
 
 def test_every_step_of_a_run_decides_under_one_bundle(home: Home, tmp_path: Path):
-    from licensing_pipeline.policy import bundle as bundle_module
+    policy = copy_of_default(tmp_path)
+    started_with = load_policy(policy)
+    edited = policy.read_text().replace('version: "2026.12.0"', 'version: "2026.12.9"')
 
-    result = home.materialize(copy_of_default(tmp_path))
-    pinned = [key for key in bundle_module._PINNED if key[0] == result.run_id]
-    assert len(pinned) == 1  # resolved once, reused by the three assets of the run
+    class EditedMidRun(WarehouseIOManager):
+        """Rewrites the bundle once the first step has decided, as a deploy during a run would."""
+
+        def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+            super().handle_output(context, obj)
+            if context.asset_key == dg.AssetKey("policy_evaluations"):
+                policy.write_text(edited)
+
+    assert home.materialize(policy, io_manager=EditedMidRun).success
+    assert load_policy(policy).version == "2026.12.9"  # the file did change during the run
+    records = home.repository.load_finding_records()
+    assert set(records["policy_hash"]) == {started_with.content_hash}
+    last = store.last_run(home.repository.engine())
+    assert last is not None and last.policy_hash == started_with.content_hash
+    assert last.policy_version == started_with.version

@@ -152,6 +152,27 @@ def test_negative_billing_tolerance(tmp_path: Path):
     assert "line 3" in message and "thresholds.billing_tolerance" in message
 
 
+@pytest.mark.parametrize(
+    ("setting", "field", "words"),
+    [
+        ("anomaly: {ratio: 0.5}", "anomaly.ratio", "must be at least 1, got 0.5"),
+        ("anomaly: {baseline_days: 2.5}", "anomaly.baseline_days", "must be a whole number"),
+        ("thresholds: {near_limit_ratio: 1.5}", "near_limit_ratio", "must be between 0 and 1"),
+        ("anomaly: {colour: red}", "anomaly.colour", "unknown field 'colour' (known: ratio,"),
+        ("defaults: {escalate_up_to: x}", "defaults.escalate_up_to", "must be one of notify"),
+    ],
+)
+def test_settings_out_of_range(tmp_path: Path, setting: str, field: str, words: str):
+    message = _error(tmp_path, HEADER.replace("rules:", f"{setting}\nrules:") + QUOTA_RULE)
+    assert "line 3" in message and field in message and words in message
+
+
+def test_a_rule_names_its_check(tmp_path: Path):
+    rule = "  - {id: q, check: null, severity: info, action: notify}\n"
+    message = _error(tmp_path, HEADER + rule)
+    assert "line 4" in message and "rules.0.check" in message and "must name its check" in message
+
+
 def test_two_rules_matching_the_same_findings_without_priority(tmp_path: Path):
     second = """\
   - id: enterprise-quota

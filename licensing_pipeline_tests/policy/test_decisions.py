@@ -6,33 +6,24 @@ from pathlib import Path
 import pandas as pd
 
 from licensing_pipeline.contract.schemas import FINDING_RECORDS, POLICY_EVALUATIONS, conform
-from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.policy.decisions import (
     consecutive_periods,
-    evaluate_policy,
     explain,
     matching_exceptions,
     waived_mask,
 )
-from licensing_pipeline.settings import DEFAULT_POLICY_PATH
 from licensing_pipeline_tests.policy.builders import (
+    AS_OF,
     CATALOG,
+    DEFAULT,
     bundle,
+    evaluate,
     exceptions,
     months,
     result,
     results,
     tenants,
 )
-
-AS_OF = date(2026, 11, 20)
-DEFAULT = load_policy(DEFAULT_POLICY_PATH)
-
-
-def evaluate(frame: pd.DataFrame, policy=DEFAULT, **kwargs) -> pd.DataFrame:
-    kwargs.setdefault("exceptions", exceptions())
-    kwargs.setdefault("as_of", AS_OF)
-    return evaluate_policy(frame, policy, **kwargs)
 
 
 def by_period(evaluated: pd.DataFrame, column: str) -> dict[str, object]:

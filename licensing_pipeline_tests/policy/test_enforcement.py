@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from licensing_pipeline.policy.bundle import load_policy
-from licensing_pipeline.policy.decisions import evaluate_policy
 from licensing_pipeline.policy.enforcement import (
     EnforcementFeed,
     catalog_capabilities,
@@ -15,21 +13,20 @@ from licensing_pipeline.policy.enforcement import (
     enforcement_changes,
     flagd_document,
 )
-from licensing_pipeline.settings import DEFAULT_POLICY_PATH
-from licensing_pipeline_tests.policy.builders import CATALOG, exceptions, result, results
+from licensing_pipeline_tests.policy.builders import (
+    AS_OF,
+    CATALOG,
+    DEFAULT,
+    evaluate,
+    exceptions,
+    result,
+    results,
+)
 from licensing_pipeline_tests.policy.flagd import flagd_problems
-
-AS_OF = date(2026, 11, 20)
-DEFAULT = load_policy(DEFAULT_POLICY_PATH)
 
 
 def evaluations(*rows: dict, granted: pd.DataFrame | None = None) -> pd.DataFrame:
-    return evaluate_policy(
-        results(*rows),
-        DEFAULT,
-        exceptions=granted if granted is not None else exceptions(),
-        as_of=AS_OF,
-    )
+    return evaluate(results(*rows), exceptions=exceptions() if granted is None else granted)
 
 
 NOVEMBER = [
