@@ -155,7 +155,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from licensing_pipeline.cli_progress import error_summary
     from licensing_pipeline.definitions import build_definitions
-    from licensing_pipeline.jobs import run_settings_config
+    from licensing_pipeline.jobs import NIGHTLY_JOB, run_settings_config
     from licensing_pipeline.quality.report import describe_run_checks
     from licensing_pipeline.repository.resources import LicensingRepository
     from licensing_pipeline.warehouse.resources import warehouse_for
@@ -191,14 +191,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     # dbt's own log lines go to the run's logs in the UI; the terminal gets one line a step.
     quiet = contextlib.nullcontext() if args.verbose else contextlib.redirect_stdout(io.StringIO())
     with dg.DagsterInstance.get() as instance, quiet:
-        for run_id in fail_abandoned_runs(instance, "nightly_compliance"):
+        for run_id in fail_abandoned_runs(instance, NIGHTLY_JOB):
             print(
                 f"Run {run_id} was abandoned by a killed process: marked failed.", file=sys.stderr
             )
         result = (
             execute_nightly(instance, run_config, tags=process_tags())
             if celery
-            else defs.resolve_job_def("nightly_compliance").execute_in_process(
+            else defs.resolve_job_def(NIGHTLY_JOB).execute_in_process(
                 run_config=run_config, instance=instance, raise_on_error=False, tags=process_tags()
             )
         )

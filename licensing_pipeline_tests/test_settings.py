@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from licensing_pipeline.definitions import build_definitions
 from licensing_pipeline.jobs import run_settings_config
-from licensing_pipeline.resources import build_resources
 from licensing_pipeline.settings import SettingsError, load_settings
 
 
@@ -31,7 +31,7 @@ def test_the_earliest_event_date_reaches_every_run(env: pytest.MonkeyPatch):
     """Run config replaces a resource's whole configuration, so the CLI's and the
     schedule's run config must carry the floor too, or a run would fall back to 2000."""
     env.setenv("LICENSING_EARLIEST_EVENT_DATE", "2020-01-01")
-    resources = build_resources(load_settings())
+    resources = build_definitions(load_settings()).resources
     assert resources["run_settings"].earliest_event_day() == date(2020, 1, 1)
     config = run_settings_config("/data", "2026-11-20")["resources"]["run_settings"]["config"]
     assert config == {
@@ -47,7 +47,7 @@ def test_the_earliest_event_date_reaches_every_run(env: pytest.MonkeyPatch):
 @pytest.mark.parametrize(("value", "mode"), [("0640", 0o640), ("644", 0o644), ("0600", 0o600)])
 def test_statements_may_be_shared_on_purpose(env: pytest.MonkeyPatch, value: str, mode: int):
     env.setenv("LICENSING_STATEMENTS_MODE", value)
-    assert build_resources(load_settings())["statements"].file_mode == mode
+    assert build_definitions(load_settings()).resources["statements"].file_mode == mode
 
 
 @pytest.mark.parametrize("value", ["0666", "0400", "0755", "0660", "rw-r-----"])

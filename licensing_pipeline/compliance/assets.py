@@ -24,7 +24,7 @@ from licensing_pipeline.compliance.common import count_by_check
 from licensing_pipeline.compliance.entitlements import resolve_entitlements
 from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.policy.bundle import PolicyResource
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 
 GROUP = "compliance"
 PREVIEW_ROWS = 10
@@ -252,8 +252,7 @@ def usage_anomalies(
     return _describe(context, results, anomalies.CHECKS)
 
 
-compliance_assets = [
-    effective_entitlements,
+check_families = [
     quota_consumption,
     feature_compliance,
     contract_status_compliance,
@@ -262,3 +261,6 @@ compliance_assets = [
     billing_reconciliation,
     usage_anomalies,
 ]
+# The tables of check results policy_evaluations decides on, in this order.
+CHECK_TABLES = tuple(asset.key.path[-1] for asset in check_families)
+compliance_assets = [effective_entitlements, *check_families]
