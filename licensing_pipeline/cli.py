@@ -180,11 +180,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if problem:
             raise CliError(problem)
     where = f", steps on Celery queue {settings.executor.celery_queue!r}" if celery else ""
+    defs = build_definitions(settings)  # a bad value of a resource's variable stops here
     print(
         f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}{where}",
         flush=True,
     )
-    defs = build_definitions(settings)
     run_config = run_settings_config(str(data_dir), as_of)
     run_config["loggers"] = {"progress": {}}
     started = time.monotonic()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from licensing_pipeline import environment as env
 from licensing_pipeline.environment import SettingsError
+from licensing_pipeline.file_modes import PRIVATE_FILE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -200,5 +201,5 @@ def load_settings() -> Settings:
         executor=load_executor_settings(profile),
         history_start=env.day("LICENSING_HISTORY_START") or DEFAULT_HISTORY_START,
         earliest_event_date=env.day("LICENSING_EARLIEST_EVENT_DATE") or DEFAULT_EARLIEST_EVENT_DATE,
-        statements_mode=env.file_mode("LICENSING_STATEMENTS_MODE") or 0o600,
+        statements_mode=env.file_mode("LICENSING_STATEMENTS_MODE") or PRIVATE_FILE,
     )
