@@ -156,6 +156,26 @@ def test_a_failed_nightly_run_is_posted_once_to_data_engineering(
     assert "explode: RuntimeError: warehouse file is locked" in post["blocks"][1]["text"]["text"]
 
 
+@dg.job(name="daily_usage_history")
+def failing_history() -> None:
+    explode()
+
+
+def test_failed_runs_of_other_jobs_are_not_posted(
+    instance: dg.DagsterInstance, resources: dict, fake_slack: FakeSlack
+):
+    result = failing_history.execute_in_process(instance=instance, raise_on_error=False)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="post_failed_runs_to_slack",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources=resources,
+    )
+    post_failed_runs_to_slack(context)
+    assert fake_slack.posts() == []
+
+
 @dg.asset(name="compliance_findings")
 def findings_frame() -> pd.DataFrame:
     return findings(finding("t-1"), quota_warning("t-1"))
