@@ -171,13 +171,15 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if celery:
         _check_workers(settings)
     where = f", steps on Celery queue {settings.executor.celery_queue!r}" if celery else ""
+    from licensing_pipeline.definitions import build_definitions
+    from licensing_pipeline.jobs import NIGHTLY_JOB
+
+    defs = build_definitions(settings)  # a bad value of a resource's variable stops here
     print(
-        f"Running nightly_compliance on {data_dir} as of {as_of or 'today (UTC)'}{where}",
+        f"Running {NIGHTLY_JOB} on {data_dir} as of {as_of or 'today (UTC)'}{where}",
         flush=True,
     )
-    result, elapsed = _execute_nightly(
-        settings, data_dir, as_of, celery=celery, verbose=args.verbose
-    )
+    result, elapsed = _execute_nightly(defs, data_dir, as_of, celery=celery, verbose=args.verbose)
     quality, blocked_steps = describe_run_checks(result, settings.data_docs_dir)
     if not result.success:
         _report_failure(result, elapsed, quality, blocked_steps)
@@ -217,15 +219,13 @@ def _check_workers(settings: Settings) -> None:
 
 
 def _execute_nightly(
-    settings: Settings, data_dir: Path, as_of: str | None, *, celery: bool, verbose: bool
+    defs: Any, data_dir: Path, as_of: str | None, *, celery: bool, verbose: bool
 ) -> tuple[Any, float]:
     """The job's result, in this process or through the Celery workers, and its seconds."""
     import dagster as dg
 
-    from licensing_pipeline.definitions import build_definitions
-    from licensing_pipeline.jobs import run_settings_config
+    from licensing_pipeline.jobs import NIGHTLY_JOB, run_settings_config
 
-    defs = build_definitions(settings)
     run_config = run_settings_config(str(data_dir), as_of)
     run_config["loggers"] = {"progress": {}}
     started = time.monotonic()
@@ -233,7 +233,7 @@ def _execute_nightly(
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     result: Any
     with dg.DagsterInstance.get() as instance, quiet:
-        for run_id in fail_abandoned_runs(instance, "nightly_compliance"):
+        for run_id in fail_abandoned_runs(instance, NIGHTLY_JOB):
             print(
                 f"Run {run_id} was abandoned by a killed process: marked failed.", file=sys.stderr
             )
@@ -242,7 +242,7 @@ def _execute_nightly(
 
             result = execute_nightly(instance, run_config, tags=process_tags())
         else:
-            result = defs.resolve_job_def("nightly_compliance").execute_in_process(
+            result = defs.resolve_job_def(NIGHTLY_JOB).execute_in_process(
                 run_config=run_config, instance=instance, raise_on_error=False, tags=process_tags()
             )
     return result, time.monotonic() - started

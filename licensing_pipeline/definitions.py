@@ -1,76 +1,50 @@
-"""The code location: every asset, check, job, schedule and resource, assembled."""
+"""The code location: each package's definitions, merged with what they share."""
 
 import dagster as dg
 
 from licensing_pipeline.cli_progress import progress_logger
-from licensing_pipeline.compliance.assets import compliance_assets
-from licensing_pipeline.compliance.findings import compliance_findings
-from licensing_pipeline.dashboard.assets import compliance_dashboard
-from licensing_pipeline.jobs import (
-    NIGHTLY_JOB,
-    define_nightly_compliance,
-    nightly_compliance_schedule,
-)
-from licensing_pipeline.policy.assets import policy_assets
-from licensing_pipeline.policy.sensors import policy_jobs, policy_sensors
-from licensing_pipeline.quality.checks import quality_checks
-from licensing_pipeline.remediation.definitions import (
-    remediation_assets,
-    remediation_jobs,
-    remediation_sensors,
-)
-from licensing_pipeline.resources import build_resources
-from licensing_pipeline.run_lock import with_run_lock
+from licensing_pipeline.compliance import definitions as compliance
+from licensing_pipeline.dashboard import definitions as dashboard
+from licensing_pipeline.jobs import NIGHTLY_JOB, nightly_compliance_schedule, nightly_job
+from licensing_pipeline.policy import definitions as policy
+from licensing_pipeline.quality import definitions as quality
+from licensing_pipeline.remediation import definitions as remediation
+from licensing_pipeline.repository.resources import LicensingRepository
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.settings import Settings, load_settings
-from licensing_pipeline.sources.assets import source_assets
-from licensing_pipeline.statements.assets import customer_statements
-from licensing_pipeline.warehouse.assets import warehouse_models
-from licensing_pipeline.warehouse.history import (
-    build_daily_usage_history,
-    build_history_sensor,
-    daily_partitions,
-    daily_usage_history_job,
-    history_backfill_policy,
-)
-from licensing_pipeline.workers import nightly_executor
+from licensing_pipeline.sources import definitions as sources
+from licensing_pipeline.statements import definitions as statements
+from licensing_pipeline.warehouse import definitions as warehouse
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The CLI builds its own, so a changed environment (tests, --data-dir) takes effect."""
     settings = settings or load_settings()
-    return dg.Definitions(
-        assets=[
-            *source_assets,
-            warehouse_models,
-            build_daily_usage_history(
-                daily_partitions(settings.history_start),
-                history_backfill_policy(settings.profile),
-            ),
-            *compliance_assets,
-            compliance_findings,
-            *policy_assets,
-            customer_statements,
-            compliance_dashboard,
-            *remediation_assets,
-        ],
-        asset_checks=quality_checks,
-        jobs=[
-            define_nightly_compliance(
-                with_run_lock(nightly_executor(settings) or dg.in_process_executor, settings)
-            ),
-            *remediation_jobs,
-            *policy_jobs,
-            daily_usage_history_job,
-        ],
+    nightly = nightly_job(settings)
+    shared = dg.Definitions(
+        jobs=[nightly],
         schedules=[nightly_compliance_schedule],
-        sensors=[
-            *remediation_sensors,
-            *policy_sensors,
-            build_history_sensor(settings.history_start),
-        ],
-        resources=build_resources(settings),
+        resources={
+            "run_settings": RunSettings(
+                data_dir=str(settings.data_dir),
+                as_of=settings.as_of,
+                earliest_event_date=settings.earliest_event_date.isoformat(),
+            ),
+            "repository": LicensingRepository(database_url=settings.database_url),
+        },
         executor=dg.in_process_executor,
         loggers={"progress": progress_logger},
+    )
+    return dg.Definitions.merge(
+        shared,
+        sources.defs(),
+        warehouse.defs(settings, nightly),
+        compliance.defs(),
+        policy.defs(settings),
+        quality.defs(settings),
+        statements.defs(settings),
+        dashboard.defs(settings),
+        remediation.defs(),
     )
 
 

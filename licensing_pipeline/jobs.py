@@ -9,18 +9,18 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 )
 
 from licensing_pipeline.remediation.jobs import REMEDIATION_GROUP
-from licensing_pipeline.settings import load_settings
+from licensing_pipeline.run_lock import with_run_lock
+from licensing_pipeline.settings import Settings, load_settings
 from licensing_pipeline.warehouse.assets import HISTORY_GROUP
+from licensing_pipeline.workers import nightly_executor
 
 NIGHTLY_JOB = "nightly_compliance"
 
 
-def define_nightly_compliance(
-    executor_def: dg.ExecutorDefinition | None = None,
-) -> UnresolvedAssetJobDefinition:
-    """The nightly job; ``executor_def`` (Celery, from settings) sends its steps to workers
-    while the other jobs keep the code location's in-process executor. The definitions give
-    it the run lock (run_lock.py): one nightly run at a time."""
+def nightly_job(settings: Settings) -> UnresolvedAssetJobDefinition:
+    """The nightly job. Its executor comes from settings (Celery sends its steps to workers,
+    while the other jobs keep the code location's in-process executor) and holds the run
+    lock (run_lock.py): one nightly run at a time."""
     return dg.define_asset_job(
         name=NIGHTLY_JOB,
         # Remediation (tickets, Slack) runs in its own job, started by a sensor: an outage of
@@ -28,15 +28,12 @@ def define_nightly_compliance(
         # The day-partitioned history follows the nightly run in runs of its own.
         selection=dg.AssetSelection.all()
         - dg.AssetSelection.groups(REMEDIATION_GROUP, HISTORY_GROUP),
-        executor_def=executor_def,
+        executor_def=with_run_lock(nightly_executor(settings) or dg.in_process_executor, settings),
         description=(
             "Load the exports, rebuild the warehouse, run every check family and decide the "
             "findings."
         ),
     )
-
-
-nightly_compliance = define_nightly_compliance()
 
 
 def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
@@ -48,7 +45,7 @@ def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
 
 
 @dg.schedule(
-    job_name=NIGHTLY_JOB,  # by name: the definitions pick the job's executor from settings
+    job_name=NIGHTLY_JOB,
     cron_schedule="0 2 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,

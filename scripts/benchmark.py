@@ -94,10 +94,10 @@ def usage_stage_seconds(dagster_home: Path, run_id: str) -> dict[str, float]:
 # code location (dbt's tests stay: they are part of the dbt build).
 BASELINE = """
 import sys
-import licensing_pipeline.definitions as definitions
+import licensing_pipeline.quality.definitions as quality
 from licensing_pipeline import cli
 
-definitions.quality_checks = []
+quality.quality_checks = []
 sys.exit(cli.main(["run", "--as-of", sys.argv[1]]))
 """
 

@@ -25,7 +25,7 @@ from licensing_pipeline.compliance.entitlements import resolve_entitlements
 from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.metadata import preview
 from licensing_pipeline.policy.bundle import PolicyResource
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 
 GROUP = "compliance"
 
@@ -228,7 +228,7 @@ def usage_anomalies(
 
 
 # The check families: each emits CHECK_RESULTS rows for policy_evaluations to decide on.
-check_family_assets = [
+check_families = [
     quota_consumption,
     feature_compliance,
     contract_status_compliance,
@@ -237,4 +237,6 @@ check_family_assets = [
     billing_reconciliation,
     usage_anomalies,
 ]
-compliance_assets = [effective_entitlements, *check_family_assets]
+# The tables of check results policy_evaluations decides on, in this order.
+CHECK_TABLES = tuple(asset.key.path[-1] for asset in check_families)
+compliance_assets = [effective_entitlements, *check_families]

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
+from licensing_pipeline.compliance.assets import GROUP
 from licensing_pipeline.compliance.fingerprint import KEY, finding_fingerprint
 from licensing_pipeline.contract.schemas import (
     COMPLIANCE_FINDINGS,
@@ -16,7 +17,7 @@ from licensing_pipeline.contract.schemas import (
 from licensing_pipeline.policy.bundle import PolicyBundle, PolicyResource
 from licensing_pipeline.policy.decisions import combine_results, evaluate_policy
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 
 __all__ = ["KEY", "compliance_findings", "current_findings", "finding_fingerprint", "merge_history"]
 
@@ -88,7 +89,7 @@ def _count_table(frame: pd.DataFrame, by: list[str]) -> str:
 
 
 @dg.asset(
-    group_name="compliance",
+    group_name=GROUP,
     description=(
         "Every finding of the data contract, with its severity and action from "
         "policy_evaluations and its history; persisted in the licensing repository (with the "

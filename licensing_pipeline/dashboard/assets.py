@@ -9,7 +9,7 @@ import pandas as pd
 from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard
 from licensing_pipeline.dashboard.resources import DashboardFolder
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.assets import customer_statements
 from licensing_pipeline.statements.resources import StatementFolder
 

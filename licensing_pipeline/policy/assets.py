@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from licensing_pipeline.compliance.assets import CHECK_TABLES
 from licensing_pipeline.compliance.findings import compliance_findings
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import ACTIONS, POLICY_EXCEPTIONS, conform
@@ -28,7 +29,7 @@ from licensing_pipeline.policy.enforcement import (
     flagd_document,
 )
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 
 GROUP = "policy"
 BUNDLE_CHECK = "configured_bundle_in_force"
@@ -59,6 +60,7 @@ def bundle_metadata(resolution: BundleResolution) -> dict[str, Any]:
         "action after grace and escalation, the exception that waives it, and the bundle's "
         "version and hash. Internal: customers see only compliance_findings.details."
     ),
+    ins={table: dg.AssetIn() for table in CHECK_TABLES},
     check_specs=[
         dg.AssetCheckSpec(
             BUNDLE_CHECK,
@@ -78,13 +80,7 @@ def policy_evaluations(
     catalog: pd.DataFrame,
     tenants: pd.DataFrame,
     policy_exceptions: pd.DataFrame,
-    quota_consumption: pd.DataFrame,
-    feature_compliance: pd.DataFrame,
-    contract_status_compliance: pd.DataFrame,
-    residency_compliance: pd.DataFrame,
-    config_drift: pd.DataFrame,
-    billing_reconciliation: pd.DataFrame,
-    usage_anomalies: pd.DataFrame,
+    **check_results: pd.DataFrame,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     try:
         resolution = policy.resolve()
@@ -102,17 +98,7 @@ def policy_evaluations(
         [conform(policy_exceptions, POLICY_EXCEPTIONS), managed], ignore_index=True
     )
     evaluations = evaluate_policy(
-        combine_results(
-            [
-                quota_consumption,
-                feature_compliance,
-                contract_status_compliance,
-                residency_compliance,
-                config_drift,
-                billing_reconciliation,
-                usage_anomalies,
-            ]
-        ),
+        combine_results([check_results[table] for table in CHECK_TABLES]),
         bundle,
         exceptions=exceptions,
         as_of=as_of,

@@ -28,15 +28,6 @@ if TYPE_CHECKING:
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
-CHECK_TABLES = (
-    "quota_consumption",
-    "feature_compliance",
-    "contract_status_compliance",
-    "residency_compliance",
-    "config_drift",
-    "billing_reconciliation",
-    "usage_anomalies",
-)
 NO_DATA = "no evaluated data yet: run `licensing-pipeline run` first"
 
 
@@ -75,6 +66,7 @@ def _warehouse(settings: Settings) -> Warehouse:
 
 def load_latest(settings: Settings) -> LatestData:
     """The check results, tenants, catalog and exceptions of the latest run, from the stores."""
+    from licensing_pipeline.compliance.assets import CHECK_TABLES
     from licensing_pipeline.policy import store
     from licensing_pipeline.policy.decisions import combine_results
     from licensing_pipeline.repository.resources import LicensingRepository

@@ -4,14 +4,16 @@
 
 import dagster as dg
 
+from licensing_pipeline.compliance.findings import compliance_findings
 from licensing_pipeline.contract.errors import ContractError
-from licensing_pipeline.jobs import run_settings_config
+from licensing_pipeline.jobs import NIGHTLY_JOB, run_settings_config
 from licensing_pipeline.policy import store
+from licensing_pipeline.policy.assets import GROUP as POLICY_GROUP
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.repository.resources import LicensingRepository
 
 SENSOR_INTERVAL_SECONDS = 60
-WRITING_JOBS = ("nightly_compliance", "policy_reevaluation")
+WRITING_JOBS = (NIGHTLY_JOB, "policy_reevaluation")
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -21,9 +23,8 @@ IN_PROGRESS = [
 
 policy_reevaluation = dg.define_asset_job(
     name="policy_reevaluation",
-    selection=dg.AssetSelection.assets(
-        "policy_evaluations", "compliance_findings", "enforcement_actions"
-    ),
+    selection=dg.AssetSelection.groups(POLICY_GROUP)
+    | dg.AssetSelection.assets(compliance_findings),
     description=(
         "Decide the latest check results again under the policy bundle now configured, save "
         "the findings and publish enforcement. Started by policy_bundle_changed."
@@ -92,7 +93,3 @@ def policy_bundle_changed(
         if busy:
             return dg.SkipReason(f"Waiting for run(s) in progress: {', '.join(busy)}.")
     return decision
-
-
-policy_jobs = [policy_reevaluation]
-policy_sensors = [policy_bundle_changed]

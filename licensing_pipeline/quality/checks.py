@@ -30,7 +30,7 @@ from licensing_pipeline.quality.resources import DataQualityResource
 from licensing_pipeline.quality.suites import CheckSpec, checks_of
 from licensing_pipeline.quality.validation import CheckOutcome, ExpectationOutcome
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
 
 Builders = Mapping[str, Callable[[], qb.Batch]]

@@ -8,13 +8,26 @@ from pathlib import Path
 import dagster as dg
 from pydantic import PrivateAttr
 
+from licensing_pipeline import environment as env
 from licensing_pipeline.quality.runtime import GxRuntime
-from licensing_pipeline.settings import DataQualitySettings, Settings
+from licensing_pipeline.settings import Settings
 
 
 class DataQualityResource(dg.ConfigurableResource):
-    """Thresholds (``LICENSING_DQ_*``, see ``settings.DataQualitySettings``) and the Data Docs
-    folder (``$LICENSING_HOME/data_docs``)."""
+    """Thresholds of the checks (``quality/expectations.yaml``) and the Data Docs folder
+    (``$LICENSING_HOME/data_docs``).
+
+    LICENSING_DQ_FRESHNESS_HOURS      the newest usage event must be at most this many hours
+                                      older than the end of the as-of day
+    LICENSING_DQ_MIN_VOLUME_SHARE     the as-of day must bring at least this share of the usual
+                                      volume (same weekday, previous ``volume_weeks`` weeks)
+    LICENSING_DQ_FUTURE_TOLERANCE_HOURS  events may be at most this many hours ahead of the
+                                      clock (or of the end of the as-of day)
+    LICENSING_DQ_MAX_QUARANTINE_SHARE share of usage lines that may be quarantined before the
+                                      check warns
+    LICENSING_DQ_EARLY_USAGE_DAYS     usage more than this many days before the tenant's first
+                                      contract warns
+    """
 
     data_docs_dir: str
     freshness_hours: float = 36.0
@@ -50,12 +63,13 @@ class DataQualityResource(dg.ConfigurableResource):
 
 
 def data_quality_resource(settings: Settings) -> DataQualityResource:
-    values: DataQualitySettings = settings.data_quality
     return DataQualityResource(
         data_docs_dir=str(settings.data_docs_dir),
-        freshness_hours=values.freshness_hours,
-        min_volume_share=values.min_volume_share,
-        future_tolerance_hours=values.future_tolerance_hours,
-        max_quarantine_share=values.max_quarantine_share,
-        early_usage_days=values.early_usage_days,
+        **env.given(
+            freshness_hours=env.number("LICENSING_DQ_FRESHNESS_HOURS"),
+            min_volume_share=env.number("LICENSING_DQ_MIN_VOLUME_SHARE", at_most=1.0),
+            future_tolerance_hours=env.number("LICENSING_DQ_FUTURE_TOLERANCE_HOURS"),
+            max_quarantine_share=env.number("LICENSING_DQ_MAX_QUARANTINE_SHARE", at_most=1.0),
+            early_usage_days=env.number("LICENSING_DQ_EARLY_USAGE_DAYS"),
+        ),
     )

@@ -138,6 +138,3 @@ def remediation_tickets(
         },
         check_results=[delivery_check(delivery, report.export.errors)],
     )
-
-
-remediation_assets = [remediation_tickets]

@@ -112,6 +112,7 @@ def _change_ticket(args: argparse.Namespace, settings: Settings, *, resolve: boo
     from licensing_pipeline.remediation.alerts import resolution_alert
     from licensing_pipeline.remediation.outbox import post_now, utcnow
     from licensing_pipeline.remediation.resources import slack_alerts
+    from licensing_pipeline.remediation.service import RemediationConfig
     from licensing_pipeline.remediation.store import apply_changes, find_ticket
     from licensing_pipeline.remediation.tickets import TicketActionError, acknowledge, close
     from licensing_pipeline.repository.resources import checked_engine
@@ -135,9 +136,9 @@ def _change_ticket(args: argparse.Namespace, settings: Settings, *, resolve: boo
     if resolve:
         closed = find_ticket(engine, str(ticket["ticket_id"]))
         assert closed is not None
-        remediation = settings.remediation
-        alert = resolution_alert(closed, dagster_url=remediation.dagster_webserver_url)
-        report = post_now(engine, slack_alerts(remediation), [alert])
+        dagster_url = RemediationConfig.from_env().dagster_url
+        alert = resolution_alert(closed, dagster_url=dagster_url)
+        report = post_now(engine, slack_alerts(), [alert])
         if report.sent or report.already_posted:
             print(f"Posted the resolution to {closed['channel']}.")
         elif report.not_sent:
@@ -162,7 +163,7 @@ def cmd_alerts_test(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.remediation.messages import test_message
     from licensing_pipeline.remediation.resources import slack_alerts
 
-    slack = slack_alerts(settings.remediation)
+    slack = slack_alerts()
     channel = args.channel or slack.default_channel
     if not slack.configured:
         raise _fail(
@@ -212,8 +213,8 @@ def cmd_alerts_flush(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.remediation.service import export_tickets
     from licensing_pipeline.repository.resources import checked_engine
 
-    slack = slack_alerts(settings.remediation)
-    sink = ticket_sink(settings.remediation)
+    slack = slack_alerts()
+    sink = ticket_sink()
     engine = checked_engine(settings.database_url)
     if args.dry_run:
         print(_dry_run(engine, sink))

@@ -1,7 +1,17 @@
-"""What the remediation package adds to the code location."""
+"""What the remediation package adds: tickets, alerts, their job, sensors and resources."""
 
-from licensing_pipeline.remediation.assets import remediation_assets
-from licensing_pipeline.remediation.jobs import remediation_job, remediation_jobs
+import dagster as dg
+
+from licensing_pipeline.remediation.assets import remediation_tickets
+from licensing_pipeline.remediation.jobs import remediation_job
+from licensing_pipeline.remediation.resources import remediation_resources
 from licensing_pipeline.remediation.sensors import remediation_sensors
 
-__all__ = ["remediation_assets", "remediation_job", "remediation_jobs", "remediation_sensors"]
+
+def defs() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[remediation_tickets],
+        jobs=[remediation_job],
+        sensors=remediation_sensors,
+        resources=remediation_resources(),
+    )

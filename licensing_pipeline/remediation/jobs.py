@@ -14,5 +14,3 @@ remediation_job = dg.define_asset_job(
         "system and post pending Slack alerts. Started by a sensor after compliance_findings."
     ),
 )
-
-remediation_jobs = [remediation_job]

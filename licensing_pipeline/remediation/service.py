@@ -15,6 +15,7 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 
+from licensing_pipeline import environment as env
 from licensing_pipeline.remediation.alerts import plan_alerts
 from licensing_pipeline.remediation.outbox import FlushReport, enqueue, flush, utcnow
 from licensing_pipeline.remediation.slack import SlackAlerts
@@ -30,7 +31,7 @@ from licensing_pipeline.remediation.store import (
     tickets_to_export,
     tickets_to_update,
 )
-from licensing_pipeline.remediation.ticket_sink import TicketSink
+from licensing_pipeline.remediation.ticket_sink import DEFAULT_DAGSTER_URL, TicketSink
 from licensing_pipeline.remediation.tickets import (
     Routing,
     Sla,
@@ -43,14 +44,34 @@ STALE_EXPORT = timedelta(minutes=10)
 
 
 class RemediationConfig(dg.ConfigurableResource):
-    """SLA per severity, the routing table, the escalation channel and the UI's address."""
+    """SLA per severity, the routing table, the escalation channel and the UI's address.
 
-    sla_critical_days: int = 3
-    sla_warning_days: int = 14
-    sla_info_days: int = 30
+    LICENSING_SLA_CRITICAL_DAYS / _WARNING_DAYS / _INFO_DAYS   days from opening to due date
+    LICENSING_ROUTING_PATH     optional CSV: check,segment,owner,slack_channel,escalation_channel
+    LICENSING_SLACK_ESCALATION_CHANNEL  overdue tickets, unless routing names a manager channel
+    DAGSTER_WEBSERVER_URL      the base of links in messages
+    """
+
+    sla_critical_days: int = Sla.critical_days
+    sla_warning_days: int = Sla.warning_days
+    sla_info_days: int = Sla.info_days
     routing_path: str | None = None
     escalation_channel: str = "#licensing-escalations"
-    dagster_url: str = "http://127.0.0.1:3000"
+    dagster_url: str = DEFAULT_DAGSTER_URL
+
+    @classmethod
+    def from_env(cls) -> RemediationConfig:
+        routing = env.path("LICENSING_ROUTING_PATH")
+        return cls(
+            **env.given(
+                sla_critical_days=env.days("LICENSING_SLA_CRITICAL_DAYS"),
+                sla_warning_days=env.days("LICENSING_SLA_WARNING_DAYS"),
+                sla_info_days=env.days("LICENSING_SLA_INFO_DAYS"),
+                routing_path=str(routing) if routing else None,
+                escalation_channel=env.text("LICENSING_SLACK_ESCALATION_CHANNEL"),
+                dagster_url=env.text("DAGSTER_WEBSERVER_URL"),
+            )
+        )
 
     def sla(self) -> Sla:
         return Sla(self.sla_critical_days, self.sla_warning_days, self.sla_info_days)

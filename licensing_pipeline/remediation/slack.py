@@ -21,10 +21,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
+from licensing_pipeline import environment as env
 from licensing_pipeline.remediation.messages import Message, escape
 
 NO_TOKEN = "not sent: no token"
@@ -158,16 +160,32 @@ def _with_fallback_note(message: Message, channel: str, reason: str) -> Message:
 
 
 class SlackAlerts(dg.ConfigurableResource):
-    """Slack through a bot token (SLACK_BOT_TOKEN); SLACK_API_URL overrides the API base URL.
+    """Slack through a bot token; without one nothing is posted and every alert is recorded
+    as "not sent: no token".
 
-    Without a token nothing is posted and every alert is recorded as "not sent: no token".
+    SLACK_BOT_TOKEN                  the bot token (xoxb-...)
+    SLACK_API_URL                    the Web API base URL (default https://slack.com/api/)
+    LICENSING_SLACK_DEFAULT_CHANNEL  where alerts go when a tenant has no slack_channel, or
+                                     its channel is not found
+    LICENSING_SLACK_DATA_CHANNEL     failed nightly runs and failed asset checks
     """
 
-    token: str | None = None
+    token: str | None = Field(default=None, repr=False)  # a secret
     base_url: str | None = None
     default_channel: str = "#licensing-compliance"
     data_channel: str = "#data-engineering"
     timeout_seconds: float = 10
+
+    @classmethod
+    def from_env(cls) -> SlackAlerts:
+        return cls(
+            **env.given(
+                token=env.secret("SLACK_BOT_TOKEN"),
+                base_url=env.text("SLACK_API_URL"),
+                default_channel=env.text("LICENSING_SLACK_DEFAULT_CHANNEL"),
+                data_channel=env.text("LICENSING_SLACK_DATA_CHANNEL"),
+            )
+        )
 
     @property
     def configured(self) -> bool:

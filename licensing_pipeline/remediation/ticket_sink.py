@@ -24,10 +24,13 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
+from licensing_pipeline import environment as env
 from licensing_pipeline.remediation.messages import figure
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 USER_AGENT = "licensing-pipeline/0.1 (+remediation tickets)"
+TICKET_EVENTS = ("acknowledged", "resolved", "reopened", "wont_fix")  # a Jira move may follow
+DEFAULT_DAGSTER_URL = "http://127.0.0.1:3000"  # the webserver of `licensing-pipeline dev`
 
 
 @dataclass(frozen=True)
@@ -162,24 +165,43 @@ def status_update_line(ticket: Mapping[str, Any]) -> str:
 
 
 class TicketSink(dg.ConfigurableResource):
-    """LICENSING_JIRA_URL (+ _EMAIL, _API_TOKEN, _PROJECT) or LICENSING_TICKET_WEBHOOK_URL.
+    """A Jira Cloud issue or a webhook POST per new ticket; Jira wins when both are set.
 
-    Jira wins when both are set. ``dagster_url`` is only used for links in descriptions.
+    LICENSING_JIRA_URL / _EMAIL / _API_TOKEN / _PROJECT / _ISSUE_TYPE   the Jira issue
+    LICENSING_JIRA_TRANSITIONS    move the issue when its ticket changes, e.g.
+                                  "resolved=Done,reopened=To Do,wont_fix=Won't Do"
+    LICENSING_TICKET_WEBHOOK_URL  POST a JSON document per new ticket to this URL
+    DAGSTER_WEBSERVER_URL         the base of links in descriptions
     """
 
-    webhook_url: str | None = None
+    webhook_url: str | None = Field(default=None, repr=False)  # may embed a secret
     jira_url: str | None = None
     jira_email: str | None = None
-    jira_api_token: str | None = None
+    jira_api_token: str | None = Field(default=None, repr=False)  # a secret
     jira_project: str | None = None
     jira_issue_type: str = "Task"
     # ticket event (resolved, reopened, acknowledged, wont_fix) -> Jira transition or status
     jira_transitions: dict[str, str] = Field(default_factory=dict)
-    dagster_url: str = "http://127.0.0.1:3000"
+    dagster_url: str = DEFAULT_DAGSTER_URL
     max_attempts: int = 4
     backoff_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
     timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> TicketSink:
+        return cls(
+            **env.given(
+                webhook_url=env.secret("LICENSING_TICKET_WEBHOOK_URL"),
+                jira_url=env.text("LICENSING_JIRA_URL"),
+                jira_email=env.text("LICENSING_JIRA_EMAIL"),
+                jira_api_token=env.secret("LICENSING_JIRA_API_TOKEN"),
+                jira_project=env.text("LICENSING_JIRA_PROJECT"),
+                jira_issue_type=env.text("LICENSING_JIRA_ISSUE_TYPE"),
+                jira_transitions=env.transitions("LICENSING_JIRA_TRANSITIONS", TICKET_EVENTS),
+                dagster_url=env.text("DAGSTER_WEBSERVER_URL"),
+            )
+        )
 
     @property
     def kind(self) -> str | None:

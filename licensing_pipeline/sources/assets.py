@@ -31,7 +31,7 @@ from licensing_pipeline.contract.schemas import (
     empty_frame,
 )
 from licensing_pipeline.contract.usage import LINK_OUTSIDE, QUARANTINE_TABLE, load_usage_events
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
 
 GROUP = "sources"

@@ -4,7 +4,7 @@ last month and this month to date, rebuilt every night after the findings."""
 import dagster as dg
 import pandas as pd
 
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.resources import StatementFolder
 from licensing_pipeline.statements.statement import period_statements, statement_periods
 

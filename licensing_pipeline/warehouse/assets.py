@@ -26,8 +26,7 @@ from dagster_dbt import (
 )
 
 from licensing_pipeline.file_modes import private_umask
-from licensing_pipeline.run_settings import RunSettings
-from licensing_pipeline.settings import Settings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.history_days import LATE_FROM_TAG, late_days
 from licensing_pipeline.warehouse.manifest import (
     DBT_TARGET,
@@ -59,7 +58,6 @@ __all__ = [
     "dbt_build",
     "dbt_build_args",
     "dbt_project",
-    "dbt_resource",
     "warehouse_models",
 ]
 
@@ -92,15 +90,6 @@ TRANSLATOR = WarehouseDbtTranslator(
         enable_source_tests_as_checks=False,
     )
 )
-
-
-def dbt_resource(settings: Settings | None = None) -> DbtCliResource:
-    """The ``dbt`` resource of the code location.
-
-    The DuckDB file is not part of it: each run hands dbt the `warehouse` resource's path.
-    ``settings`` is taken so the PostgreSQL warehouse can pick its target here later.
-    """
-    return build_dbt_resource()
 
 
 def dbt_build_args() -> list[str]:

@@ -14,9 +14,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from licensing_pipeline.jobs import nightly_compliance
 from licensing_pipeline.warehouse.assets import (
     PARTITIONED_TAG,
     TRANSLATOR,
@@ -133,11 +135,13 @@ def history_request(run: dg.DagsterRun, first_day: date) -> dg.RunRequest | dg.S
     )
 
 
-def build_history_sensor(first_day: date) -> dg.SensorDefinition:
+def build_history_sensor(
+    first_day: date, nightly: UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
     @dg.run_status_sensor(
         name="daily_usage_history_after_nightly",
         run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[nightly_compliance],
+        monitored_jobs=[nightly],
         request_job=daily_usage_history_job,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(

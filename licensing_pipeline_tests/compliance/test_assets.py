@@ -8,7 +8,7 @@ import pandas as pd
 from licensing_pipeline.compliance.assets import compliance_assets
 from licensing_pipeline.contract.schemas import CHECK_RESULTS
 from licensing_pipeline.policy.bundle import PolicyResource
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 from licensing_pipeline_tests.compliance import builders as b

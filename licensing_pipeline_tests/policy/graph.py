@@ -14,7 +14,7 @@ from licensing_pipeline.policy.assets import enforcement_actions, policy_evaluat
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.policy.enforcement import EnforcementFeed
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 from licensing_pipeline_tests.policy.builders import CATALOG, exceptions, tenants
 

@@ -7,8 +7,10 @@ import pytest
 
 from licensing_pipeline.remediation.resources import remediation_resources, slack_alerts
 from licensing_pipeline.remediation.sensors import alert_on_failed_asset_checks
+from licensing_pipeline.remediation.service import RemediationConfig
+from licensing_pipeline.remediation.ticket_sink import TicketSink
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.settings import SettingsError, load_settings
+from licensing_pipeline.settings import SettingsError
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
 from licensing_pipeline_tests.remediation.test_sensors import (
     checked_asset,
@@ -31,46 +33,45 @@ def env(monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, tmp_path: Path) 
 
 
 def test_settings_read_the_remediation_environment(env: None):
-    settings = load_settings().remediation
-    assert settings.slack_bot_token == TOKEN and settings.sla_critical_days == 2
-    assert settings.slack_data_channel == "#data-eng"
-    assert TOKEN not in repr(load_settings()) and "jira-secret" not in repr(load_settings())
+    assert slack_alerts().token == TOKEN and RemediationConfig.from_env().sla_critical_days == 2
+    assert slack_alerts().data_channel == "#data-eng"
+    resources = remediation_resources()
+    assert TOKEN not in repr(resources) and "jira-secret" not in repr(resources)
+    assert TOKEN not in repr(slack_alerts())
 
 
 def test_bad_sla_days_are_a_clear_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LICENSING_SLA_WARNING_DAYS", "two weeks")
     with pytest.raises(ValueError, match="LICENSING_SLA_WARNING_DAYS must be a whole number"):
-        load_settings()
+        RemediationConfig.from_env()
 
 
 def test_jira_transitions_are_read_as_event_and_target_pairs(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LICENSING_JIRA_TRANSITIONS", "resolved=Done, reopened = To Do,")
-    transitions = load_settings().remediation.jira_transitions
+    transitions = TicketSink.from_env().jira_transitions
     assert transitions == {"resolved": "Done", "reopened": "To Do"}
-    assert remediation_resources(load_settings().remediation)["ticket_sink"].jira_transitions == (
-        transitions
-    )
+    assert remediation_resources()["ticket_sink"].jira_transitions == transitions
     for bad in ("closed=Done", "resolved", "resolved="):
         monkeypatch.setenv("LICENSING_JIRA_TRANSITIONS", bad)
         with pytest.raises(
             SettingsError, match=r"LICENSING_JIRA_TRANSITIONS: .* \(e\.g\. resolved=Done\)"
         ):
-            load_settings()
+            TicketSink.from_env()
 
 
 def test_the_code_location_passes_secrets_as_env_vars(env: None):
-    resources = remediation_resources(load_settings().remediation)
+    resources = remediation_resources()
     assert isinstance(resources["slack"].token, dg.EnvVar)
     assert isinstance(resources["ticket_sink"].jira_api_token, dg.EnvVar)
     assert resources["remediation"].sla_critical_days == 2
-    assert slack_alerts(load_settings().remediation).token == TOKEN  # the CLI: the value
+    assert slack_alerts().token == TOKEN  # the CLI: the value
 
 
 def test_a_run_resolves_the_token_from_the_environment(
     env: None, fake_slack: FakeSlack, tmp_path: Path
 ):
     resources = {
-        **remediation_resources(load_settings().remediation),
+        **remediation_resources(),
         "repository": LicensingRepository(database_url=f"sqlite:///{tmp_path / 'l.db'}"),
     }
     assert materialize_remediation(resources).success
@@ -86,7 +87,7 @@ def test_a_sensor_resolves_the_token_from_the_environment(
         asset_checks=[has_tenants, fine],
         sensors=[alert_on_failed_asset_checks],
         resources={
-            **remediation_resources(load_settings().remediation),
+            **remediation_resources(),
             "repository": LicensingRepository(database_url=f"sqlite:///{tmp_path / 'l.db'}"),
         },
     )

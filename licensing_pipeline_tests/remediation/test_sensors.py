@@ -136,24 +136,47 @@ def failing_nightly() -> None:
     explode()
 
 
+def sense_failure(
+    result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance, resources: dict
+) -> None:
+    """One tick of post_failed_runs_to_slack on the failed run of ``result``."""
+    context = dg.build_run_status_sensor_context(
+        sensor_name="post_failed_runs_to_slack",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        resources=resources,
+    )
+    post_failed_runs_to_slack(context)
+
+
 def test_a_failed_nightly_run_is_posted_once_to_data_engineering(
     instance: dg.DagsterInstance, resources: dict, fake_slack: FakeSlack
 ):
     result = failing_nightly.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
     for _ in range(2):  # the sensor sees the same failure twice (a daemon restart)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="post_failed_runs_to_slack",
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            dagster_event=result.get_run_failure_event(),
-            resources=resources,
-        )
-        post_failed_runs_to_slack(context)
+        sense_failure(result, instance, resources)
     (post,) = fake_slack.posts()
     assert post["channel"] == "#data-engineering"
     assert post["text"] == f"Run of nightly_compliance failed: {result.run_id}"
     assert "explode: RuntimeError: warehouse file is locked" in post["blocks"][1]["text"]["text"]
+
+
+@dg.job(name="daily_usage_history")
+def failing_history() -> None:
+    explode()
+
+
+def test_failed_runs_of_other_jobs_are_not_posted(
+    instance: dg.DagsterInstance, resources: dict, fake_slack: FakeSlack
+):
+    sense_failure(
+        failing_history.execute_in_process(instance=instance, raise_on_error=False),
+        instance,
+        resources,
+    )
+    assert fake_slack.posts() == []
 
 
 @dg.asset(name="compliance_findings")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from licensing_pipeline.contract.schemas import QUARANTINED_RECORDS
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.sources.assets import source_assets
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseIOManager
 

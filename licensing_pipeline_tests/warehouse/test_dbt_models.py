@@ -20,7 +20,7 @@ import pytest
 
 from licensing_pipeline.contract.catalog import Catalog, Metric, Package
 from licensing_pipeline.contract.schemas import USAGE_EVENTS_SQL
-from licensing_pipeline.run_settings import RunSettings
+from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.assets import (
     WAREHOUSE_GROUP,
     build_dbt_resource,
