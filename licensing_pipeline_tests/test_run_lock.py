@@ -2,6 +2,7 @@
 stops in one line naming it (or, with --wait, waits for it), and a run the schedule launches
 then fails before any step; the run in progress finishes as if alone."""
 
+import contextlib
 import json
 import os
 import signal
@@ -90,7 +91,8 @@ def start_run(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 
 def stop(run: subprocess.Popen[str]) -> tuple[str, str]:
     """Kill ``run`` and its process group; what it printed."""
-    os.killpg(run.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it ended by itself: its output tells why
+        os.killpg(run.pid, signal.SIGKILL)
     return run.communicate(timeout=60)
 
 
