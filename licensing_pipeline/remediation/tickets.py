@@ -511,9 +511,5 @@ def close(
     )
 
 
-def overdue_days(ticket: Mapping[str, Any], today: date) -> int:
-    return max((today - pd.Timestamp(ticket["due_date"]).date()).days, 0)
-
-
 def live(tickets: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [t for t in tickets if _text(t.get("status")) in LIVE_TICKET_STATUSES]
