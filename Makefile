@@ -62,8 +62,11 @@ dev: setup
 	@test -f $(LICENSING_DATA_DIR)/catalog.yaml || $(BIN)/licensing-pipeline demo
 	$(BIN)/licensing-pipeline dev
 
+# One fresh run at 1M and 5M events, then the nights scenario: 30 nights of 1M events each,
+# the next night over that history, the same night alone, and a full refresh of all of it.
 bench: setup
 	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python scripts/benchmark_nights.py
 
 # The anomaly rule's labelled backtest (docs/data-quality.md, "The anomaly rule").
 backtest: setup

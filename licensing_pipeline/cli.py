@@ -179,7 +179,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         f"Running {NIGHTLY_JOB} on {data_dir} as of {as_of or 'today (UTC)'}{where}",
         flush=True,
     )
-    result, elapsed = _execute_nightly(defs, data_dir, as_of, celery=celery, verbose=args.verbose)
+    result, elapsed = _execute_nightly(
+        defs,
+        data_dir,
+        as_of,
+        celery=celery,
+        verbose=args.verbose,
+        full_refresh=args.full_refresh,
+    )
     quality, blocked_steps = describe_run_checks(result, settings.data_docs_dir)
     if not result.success:
         _report_failure(result, elapsed, quality, blocked_steps)
@@ -219,14 +226,20 @@ def _check_workers(settings: Settings) -> None:
 
 
 def _execute_nightly(
-    defs: Any, data_dir: Path, as_of: str | None, *, celery: bool, verbose: bool
+    defs: Any,
+    data_dir: Path,
+    as_of: str | None,
+    *,
+    celery: bool,
+    verbose: bool,
+    full_refresh: bool,
 ) -> tuple[Any, float]:
     """The job's result, in this process or through the Celery workers, and its seconds."""
     import dagster as dg
 
     from licensing_pipeline.jobs import NIGHTLY_JOB, run_settings_config
 
-    run_config = run_settings_config(str(data_dir), as_of)
+    run_config = run_settings_config(str(data_dir), as_of, full_refresh)
     run_config["loggers"] = {"progress": {}}
     started = time.monotonic()
     # dbt's own log lines go to the run's logs in the UI; the terminal gets one line a step.
@@ -391,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"exit {EXIT_FINDINGS_AT_OR_ABOVE} if an open finding at or above this severity exists",
     )
     run.add_argument("--verbose", action="store_true", help="also print dbt's and Dagster's logs")
+    run.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="read every usage file again and rebuild the usage tables (default: new and "
+        "changed files only); rows of files no longer delivered are dropped",
+    )
     run.add_argument(
         "--wait",
         action="store_true",

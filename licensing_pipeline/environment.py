@@ -8,6 +8,7 @@ a bad value stops with one line that names the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -71,6 +72,17 @@ def file_mode(name: str) -> int | None:
             f"{name} must be an octal file mode between 0600 and 0644 (e.g. 0640), got {value!r}"
         )
     return mode
+
+
+def memory(name: str) -> str | None:
+    """An amount of memory as DuckDB reads it: a number and a unit (512MB, 4GB, 1.5GiB)."""
+    value = text(name)
+    if value is None:
+        return None
+    amount = value.replace(" ", "")
+    if not re.fullmatch(r"\d+(\.\d+)?(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", amount, flags=re.IGNORECASE):
+        raise SettingsError(f"{name} must be an amount like 512MB or 4GB, got {value!r}")
+    return amount
 
 
 def days(name: str) -> int | None:

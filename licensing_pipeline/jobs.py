@@ -36,11 +36,15 @@ def nightly_job(settings: Settings) -> UnresolvedAssetJobDefinition:
     )
 
 
-def run_settings_config(data_dir: str, as_of: str | None) -> dict[str, Any]:
+def run_settings_config(
+    data_dir: str, as_of: str | None, full_refresh: bool = False
+) -> dict[str, Any]:
     """Run config that points one run at an exports folder and an as-of day. Run config
     replaces the resource's whole configuration, so the rest comes from the environment."""
     earliest = load_settings().earliest_event_date.isoformat()
-    config = {"data_dir": data_dir, "as_of": as_of, "earliest_event_date": earliest}
+    config: dict[str, Any] = {"data_dir": data_dir, "as_of": as_of, "earliest_event_date": earliest}
+    if full_refresh:
+        config["full_refresh"] = True
     return {"resources": {"run_settings": {"config": config}}}
 
 

@@ -16,11 +16,13 @@ class RunSettings(dg.ConfigurableResource):
     ``as_of`` is a day (YYYY-MM-DD): events up to the end of that day (UTC) are evaluated,
     later ones are kept but not evaluated. Empty means today in UTC. Usage events dated
     before ``earliest_event_date`` (``LICENSING_EARLIEST_EVENT_DATE``) are quarantined.
+    ``full_refresh`` reads every usage file again instead of only new and changed ones.
     """
 
     data_dir: str
     as_of: str | None = None
     earliest_event_date: str = DEFAULT_EARLIEST_EVENT_DATE.isoformat()
+    full_refresh: bool = False
 
     def as_of_date(self) -> date:
         if not self.as_of:

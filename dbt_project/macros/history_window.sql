@@ -45,13 +45,23 @@
     {{ exceptions.raise_compiler_error("day_series has no implementation for " ~ adapter.type()) }}
 {%- endmacro %}
 
+{#- The as-of day of the last nightly build of events_in_scope: the state the nightly run
+    keeps (usage_build_state), or, without one, the newest day its rows were evaluated as of. -#}
+{% macro evaluated_through() %}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set state = adapter.get_relation(database=this.database, schema=this.schema, identifier='usage_build_state') -%}
+    {%- set sql = "select max(evaluated_through) from " ~ (state if state is not none else ref('events_in_scope')) -%}
+    {%- set through = run_query(sql).columns[0].values()[0] -%}
+    {{ return(none if through is none else (through | string)[:10]) }}
+{% endmacro %}
+
 {#- A history model may not write a day after the day the nightly run's events_in_scope was
     evaluated through: the day would be silently short of events. -#}
 {% macro require_events_through(model, last_day) %}
     {%- if execute %}
-        {%- set through = run_query(
-            "select max(evaluated_through) from " ~ ref('events_in_scope')
-        ).columns[0].values()[0] %}
+        {%- set through = evaluated_through() %}
         {%- if through is not none and last_day > modules.datetime.date.fromisoformat(through | string) %}
             {{ exceptions.raise_compiler_error(
                 model ~ " up to " ~ last_day ~ ": the warehouse holds events evaluated through "
@@ -59,13 +69,4 @@
             ) }}
         {%- endif %}
     {%- endif %}
-{% endmacro %}
-
-{#- The pre-hook of a history model: delete the days this run writes, so a re-run or an
-    overlapping backfill leaves each day once. -#}
-{% macro delete_history_days(relation, day_column) %}
-    {%- if is_incremental() -%}
-        delete from {{ relation }}
-        where {{ day_column }} between {{ date_literal(history_first_day()) }} and {{ date_literal(as_of_date()) }}
-    {%- endif -%}
 {% endmacro %}

@@ -1,10 +1,12 @@
 {#- Per (tenant, metric, grain) usage from metric_events, each metric by its own aggregation.
     Daily and monthly both come straight from the events: a month is not the sum of its days
-    for UNIQUE_COUNT, MAX or LATEST. -#}
+    for UNIQUE_COUNT, MAX or LATEST. Only the build's days (months) are aggregated: the
+    models are incremental over them (macros/build_days.sql). -#}
 
 {% macro usage_aggregate(grain, grain_name) -%}
 with metric_events as (
     select * from {{ ref('metric_events') }}
+    where {{ in_build_months(grain) if grain == 'period' else in_build_days(grain) }}
 ),
 
 totals as (

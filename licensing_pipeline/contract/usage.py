@@ -3,36 +3,37 @@
 Usage is the one event-scale input, so it never passes through pandas: every file is read,
 validated, de-duplicated and written to ``main.usage_events`` by SQL. Bad lines go to
 ``main.quarantine_usage_events`` with their file, line, field and reason, and never stop the
-load. Blank lines are skipped, not bad.
+load. Blank lines are skipped, not bad. Only files the registry (``usage_registry``) does not
+hold as they are get read, so a night costs what it brings, not what the history holds.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from licensing_pipeline.contract import usage_registry as registry
 from licensing_pipeline.contract.catalog import NUMERIC_AGGREGATIONS, Catalog
 from licensing_pipeline.contract.errors import ContractError, MissingInputError, link_outside
 from licensing_pipeline.contract.schemas import (
-    INT,
     MAX_QUANTITY,
     QUARANTINED_RECORDS,
-    STRING,
     USAGE_EVENTS_SQL,
 )
 from licensing_pipeline.settings import DEFAULT_EARLIEST_EVENT_DATE
 
 SOURCE = "usage_events"
-EVENTS_TABLE = "main.usage_events"
-QUARANTINE_TABLE = "main.quarantine_usage_events"
+EVENTS_TABLE = registry.EVENTS_TABLE
+QUARANTINE_TABLE = registry.QUARANTINE_TABLE
 # The reason of a usage file refused unread (quarantined whole, not a damaged file).
 LINK_OUTSIDE = "a symbolic link to a file outside the data folder: not read"
 
@@ -53,7 +54,6 @@ _ATTRIBUTES = (
 )
 _FLATTENED = ("user_id", "feature", "region")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_QUARANTINE_SQL = {STRING: "VARCHAR", INT: "BIGINT"}
 # A blank line: NULL from the reader, or whitespace only; the regex stops at the first
 # non-space character, so it costs almost nothing on real lines.
 _BLANK = r"(raw IS NULL OR NOT regexp_matches(raw, '[^ \t\r\f\v]'))"
@@ -65,7 +65,8 @@ SLOW_MAX_LINE_SIZE = 1_000_000_000
 
 @dataclass(frozen=True)
 class UsageLoadStats:
-    """What one load saw: ``lines_read = events_loaded + duplicates_dropped + quarantined``."""
+    """What one load saw: ``lines_read = events_loaded + duplicates_dropped + quarantined``,
+    over the files it read (new or changed)."""
 
     files: int
     jsonl_files: int
@@ -75,8 +76,18 @@ class UsageLoadStats:
     events_loaded: int
     duplicates_dropped: int
     quarantined: int
-    first_event_time: str | None = None  # UTC, ISO
+    first_event_time: str | None = None  # UTC, ISO, of every event held
     last_event_time: str | None = None
+    # What the registry decided (not compared: the counts above describe the lines read).
+    events_held: int = field(default=0, compare=False)  # in usage_events after the load
+    files_unchanged: int = field(default=0, compare=False)  # registered as they are: not read
+    # read again, their earlier rows replaced
+    files_changed: tuple[str, ...] = field(default=(), compare=False)
+    # (old, new): the same content under a new name, the old one gone
+    files_renamed: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    # registered but no longer found: their rows kept
+    files_missing: tuple[str, ...] = field(default=(), compare=False)
+    full_refresh: bool = field(default=False, compare=False)  # every file read again
     # Wall time of each stage (read_and_check, dedupe, write): which one grew, when a load
     # gets slower.
     stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
@@ -127,7 +138,9 @@ def _value_checks(catalog: Catalog) -> list[_ValueCheck]:
 
 def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE _usage_files (file_no INTEGER, file VARCHAR, kind VARCHAR)"
+        "CREATE OR REPLACE TEMP TABLE _usage_files (file_no INTEGER, file VARCHAR, "
+        "kind VARCHAR, batch_id BIGINT, size BIGINT, modified_at TIMESTAMP, "
+        "content_sha256 VARCHAR)"
     )
     # note: a problem found before parsing (unreadable file, invalid UTF-8) that quarantines it
     con.execute(
@@ -138,7 +151,13 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 def _drop_work_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP VIEW IF EXISTS _usage_staged")
-    for table in ("_usage_checked", "_usage_dups", "_usage_lines", "_usage_files"):
+    for table in (
+        "_usage_checked",
+        "_usage_dups",
+        "_usage_lines",
+        "_usage_files",
+        *registry.WORK_TABLES,
+    ):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -430,111 +449,169 @@ def _setting(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return str(row[0])
 
 
-def _create_output_tables(con: duckdb.DuckDBPyConnection) -> None:
-    events = ", ".join(f"{_ident(c)} {t}" for c, t in USAGE_EVENTS_SQL.items())
-    quarantine = ", ".join(
-        f"{_ident(c)} {_QUARANTINE_SQL[t]}" for c, t in QUARANTINED_RECORDS.items()
-    )
-    con.execute(f"CREATE OR REPLACE TABLE {EVENTS_TABLE} ({events})")
-    con.execute(f"CREATE OR REPLACE TABLE {QUARANTINE_TABLE} ({quarantine})")
-
-
 def load_usage_events(
     con: duckdb.DuckDBPyConnection,
     usage_dir: Path,
     catalog: Catalog,
     *,
     earliest: date = DEFAULT_EARLIEST_EVENT_DATE,
+    full_refresh: bool = False,
+    target: registry.IngestTarget | None = None,
 ) -> UsageLoadStats:
-    """Replace ``main.usage_events`` and ``main.quarantine_usage_events`` from ``usage_dir``.
+    """Bring ``main.usage_events`` and ``main.quarantine_usage_events`` up to ``usage_dir``,
+    reading only the files the registry (``main.usage_files``) does not hold as they are.
 
-    A repeated (source, id) is one event: the first by (file path, line) is kept. A file
-    reached through a symbolic link that leads out of the data folder (``usage_dir``'s
-    parent) is quarantined unread; events dated before ``earliest`` are quarantined.
+    A repeated (source, id) is one event: an event already held stays, and within the files
+    read the first by (file path, line) is kept. A changed file's earlier rows are replaced
+    as a unit; a file no longer found keeps its rows. ``full_refresh`` (or a change of the
+    checks: catalog meters, ``earliest``) reads every file again. A file reached through a
+    symbolic link that leads out of the data folder (``usage_dir``'s parent) is quarantined
+    unread; events dated before ``earliest`` are quarantined.
+
+    ``con`` reads and checks the files; the rows go to ``target`` (default: ``con`` itself).
     """
     usage_dir = Path(usage_dir)
     if not usage_dir.is_dir():
         raise MissingInputError(usage_dir, "usage folder (usage/ with *.jsonl, *.parquet)")
-    files = usage_files(usage_dir)
+    into: registry.IngestTarget = target or registry.DuckDBTarget(con)
     checks = _value_checks(catalog)
     props = sorted({check.prop for check in checks})
-    keep_order = _setting(con, "preserve_insertion_order")
+    rules = _rules_fingerprint(checks, earliest)
     clock = _StageClock()
+    current, next_id, full_refresh = registry.prepare(into.con, rules, full_refresh)
+    found = [registry.FileState.of(path) for path in usage_files(usage_dir)]
+    plan = registry.plan_ingest(found, current, next_id)
+    clock.lap("plan")
+    keep_order = _setting(con, "preserve_insertion_order")
     try:
-        _create_work_tables(con)
-        parquet_selects = []
-        jsonl_files: list[tuple[int, Path]] = []
-        for file_no, path in enumerate(files):
-            kind = "parquet" if path.name.lower().endswith(".parquet") else "jsonl"
-            con.execute("INSERT INTO _usage_files VALUES (?, ?, ?)", [file_no, str(path), kind])
-            if link_outside(path, usage_dir.parent):
-                _note_unreadable(con, file_no, LINK_OUTSIDE)
-            elif kind == "jsonl":
-                jsonl_files.append((file_no, path))
-            else:
-                select = _parquet_select(con, file_no, path, props)
-                if select:
-                    parquet_selects.append(select)
-        checked_sql = _checked_sql(checks, props, earliest)
-        # Order is carried by line_key, so DuckDB may write rows as its threads finish them
-        # (keeping insertion order costs about a third of the load).
-        con.execute("SET preserve_insertion_order = false")
-        try:
-            # Fast path: every JSON Lines file read, parsed and checked in one statement,
-            # without storing the lines first; DuckDB reads the files in parallel.
-            lines = _lines_union(jsonl_files)
-            con.execute(_staged_view(checks, props, parquet_selects, lines))
-            con.execute(checked_sql)
-        except duckdb.Error:
-            # A file DuckDB refuses (bad bytes, a damaged .gz, a line longer than the fast
-            # path's limit): stage the lines file by file, each with its own fallback.
-            for file_no, path in jsonl_files:
-                _read_jsonl(con, file_no, path)
-            con.execute(_staged_view(checks, props, parquet_selects))
-            con.execute(checked_sql)
-        clock.lap("read_and_check")
-        con.execute(
-            """
-            CREATE OR REPLACE TEMP TABLE _usage_dups AS
-            SELECT source, id, min(line_key) AS keep
-            FROM _usage_checked WHERE reason IS NULL AND NOT is_blank
-            GROUP BY source, id HAVING count(*) > 1
-            """
-        )
-        clock.lap("dedupe")
-        con.execute("BEGIN TRANSACTION")
-        try:
-            _create_output_tables(con)
-            con.execute(
-                f"""
-                INSERT INTO {EVENTS_TABLE}
-                SELECT c.source, c.id, c.type, c.subject, c.ts, c.user_id, c.feature, c.region,
-                       c.data, f.file, c.line
-                FROM _usage_checked c
-                JOIN _usage_files f USING (file_no)
-                LEFT JOIN _usage_dups d ON c.source IS NOT DISTINCT FROM d.source AND c.id = d.id
-                WHERE c.reason IS NULL AND NOT c.is_blank
-                  AND (d.keep IS NULL OR d.keep = c.line_key)
-                """
-            )
-            con.execute(
-                f"""
-                INSERT INTO {QUARANTINE_TABLE}
-                SELECT {_literal(SOURCE)}, f.file, c.line, c.field, rtrim(c.raw, chr(13)), c.reason
-                FROM _usage_checked c JOIN _usage_files f USING (file_no)
-                WHERE c.reason IS NOT NULL
-                ORDER BY c.line_key
-                """
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        clock.lap("write")
-        return _stats(con, len(files), len(jsonl_files), clock.laps)
+        with registry.work_tables(into) as staged:
+            _stage(con, usage_dir, plan, checks, props, earliest, rules, clock)
+            into.receive(con, staged)
+            added = registry.apply_plan(into, plan, _now())
+            clock.lap("write")
+            return _stats(con, into, plan, added, full_refresh, clock.laps)
     finally:
         con.execute(f"SET preserve_insertion_order = {keep_order}")
         _drop_work_tables(con)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _rules_fingerprint(checks: list[_ValueCheck], earliest: date) -> str:
+    text = repr(([(c.event_type, c.prop, c.metrics) for c in checks], earliest.isoformat()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    usage_dir: Path,
+    plan: registry.IngestPlan,
+    checks: list[_ValueCheck],
+    props: list[str],
+    earliest: date,
+    rules: str,
+    clock: _StageClock,
+) -> None:
+    """Read and check the plan's files into ``_ingest_events`` (one row per (source, id)),
+    ``_ingest_quarantine`` and ``_ingest_files`` (their registry rows)."""
+    _create_work_tables(con)
+    parquet_selects = []
+    jsonl_files: list[tuple[int, Path]] = []
+    for file_no, batch in enumerate(plan.read):
+        path = Path(batch.found.file)
+        kind = "parquet" if path.name.lower().endswith(".parquet") else "jsonl"
+        con.execute(
+            "INSERT INTO _usage_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                file_no,
+                str(path),
+                kind,
+                batch.batch_id,
+                batch.found.size,
+                batch.found.modified_at,
+                batch.sha256,
+            ],
+        )
+        if link_outside(path, usage_dir.parent):
+            _note_unreadable(con, file_no, LINK_OUTSIDE)
+        elif kind == "jsonl":
+            jsonl_files.append((file_no, path))
+        else:
+            select = _parquet_select(con, file_no, path, props)
+            if select:
+                parquet_selects.append(select)
+    checked_sql = _checked_sql(checks, props, earliest)
+    # Order is carried by line_key, so DuckDB may write rows as its threads finish them
+    # (keeping insertion order costs about a third of the load).
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        # Fast path: every JSON Lines file read, parsed and checked in one statement,
+        # without storing the lines first; DuckDB reads the files in parallel.
+        lines = _lines_union(jsonl_files)
+        con.execute(_staged_view(checks, props, parquet_selects, lines))
+        con.execute(checked_sql)
+    except duckdb.Error:
+        # A file DuckDB refuses (bad bytes, a damaged .gz, a line longer than the fast
+        # path's limit): stage the lines file by file, each with its own fallback.
+        for file_no, path in jsonl_files:
+            _read_jsonl(con, file_no, path)
+        con.execute(_staged_view(checks, props, parquet_selects))
+        con.execute(checked_sql)
+    clock.lap("read_and_check")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _usage_dups AS
+        SELECT source, id, min(line_key) AS keep
+        FROM _usage_checked WHERE reason IS NULL AND NOT is_blank
+        GROUP BY source, id HAVING count(*) > 1
+        """
+    )
+    clock.lap("dedupe")
+    events = ", ".join(f"{_ident(c)} {t}" for c, t in USAGE_EVENTS_SQL.items())
+    quarantine = ", ".join(
+        f"{_ident(c)} {registry.QUARANTINE_SQL[t]}" for c, t in QUARANTINED_RECORDS.items()
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_events ({events})")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_quarantine ({quarantine})")
+    con.execute(
+        """
+        INSERT INTO _ingest_events
+        SELECT c.source, c.id, c.type, c.subject, c.ts, c.user_id, c.feature, c.region,
+               c.data, f.file, c.line
+        FROM _usage_checked c
+        JOIN _usage_files f USING (file_no)
+        LEFT JOIN _usage_dups d ON c.source IS NOT DISTINCT FROM d.source AND c.id = d.id
+        WHERE c.reason IS NULL AND NOT c.is_blank
+          AND (d.keep IS NULL OR d.keep = c.line_key)
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO _ingest_quarantine
+        SELECT {_literal(SOURCE)}, f.file, c.line, c.field, rtrim(c.raw, chr(13)), c.reason
+        FROM _usage_checked c JOIN _usage_files f USING (file_no)
+        WHERE c.reason IS NOT NULL
+        ORDER BY c.line_key
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _ingest_files AS
+        SELECT f.batch_id, f.file, f.size, f.modified_at, f.content_sha256,
+               CAST(1 AS BIGINT) AS first_line,
+               CAST(coalesce(max(c.line), 0) AS BIGINT) AS last_line,
+               CAST(count(*) FILTER (WHERE c.file_no IS NOT NULL AND NOT c.is_blank) AS BIGINT)
+                   AS lines_read,
+               CAST(count(*) FILTER (WHERE c.is_blank) AS BIGINT) AS blank_lines,
+               CAST(count(*) FILTER (WHERE c.reason IS NOT NULL) AS BIGINT) AS quarantined,
+               $rules AS rules
+        FROM _usage_files f LEFT JOIN _usage_checked c USING (file_no)
+        GROUP BY ALL
+        """,
+        {"rules": rules},
+    )
 
 
 class _StageClock:
@@ -549,29 +626,43 @@ class _StageClock:
 
 
 def _stats(
-    con: duckdb.DuckDBPyConnection, files: int, jsonl: int, stage_seconds: dict[str, float]
+    con: duckdb.DuckDBPyConnection,
+    target: registry.IngestTarget,
+    plan: registry.IngestPlan,
+    added: int,
+    full_refresh: bool,
+    stage_seconds: dict[str, float],
 ) -> UsageLoadStats:
     counts = con.execute(
         "SELECT count(*) FILTER (WHERE NOT is_blank), count(*) FILTER (WHERE reason IS NOT NULL), "
         "count(*) FILTER (WHERE is_blank) FROM _usage_checked"
     ).fetchone()
-    loaded = con.execute(
-        f"SELECT count(*), strftime(min(time), '%Y-%m-%dT%H:%M:%SZ'), "
-        f"strftime(max(time), '%Y-%m-%dT%H:%M:%SZ') FROM {EVENTS_TABLE}"
+    held = target.con.execute(
+        f"SELECT count(*), min(time), max(time) FROM {registry.EVENTS_TABLE}"
     ).fetchone()
-    assert counts is not None and loaded is not None
+    assert counts is not None and held is not None
     lines_read, quarantined = int(counts[0]), int(counts[1])
-    events = int(loaded[0])
+    jsonl = sum(1 for b in plan.read if not b.found.file.lower().endswith(".parquet"))
     return UsageLoadStats(
-        files=files,
+        files=len(plan.read),
         jsonl_files=jsonl,
-        parquet_files=files - jsonl,
+        parquet_files=len(plan.read) - jsonl,
         lines_read=lines_read,
         blank_lines=int(counts[2]),
-        events_loaded=events,
-        duplicates_dropped=lines_read - quarantined - events,
+        events_loaded=added,
+        duplicates_dropped=lines_read - quarantined - added,
         quarantined=quarantined,
-        first_event_time=loaded[1],
-        last_event_time=loaded[2],
+        first_event_time=_iso(held[1]),
+        last_event_time=_iso(held[2]),
+        events_held=int(held[0]),
+        files_unchanged=len(plan.unchanged),
+        files_changed=tuple(b.found.file for b in plan.changed),
+        files_renamed=tuple((old.file, new.file) for old, new in plan.renamed),
+        files_missing=tuple(r.file for r in plan.missing),
+        full_refresh=full_refresh,
         stage_seconds=stage_seconds,
     )
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")

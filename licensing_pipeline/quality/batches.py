@@ -20,6 +20,7 @@ import pandas as pd
 from licensing_pipeline.contract import schemas
 from licensing_pipeline.contract.catalog import AGGREGATIONS
 from licensing_pipeline.contract.usage import LINK_OUTSIDE
+from licensing_pipeline.contract.usage_registry import REGISTRY_TABLE
 
 Label = Callable[[Mapping[str, Any]], str]
 NOISE_SIGMAS = 3.0  # a day below the usual by less than this many Poisson sigmas is noise
@@ -327,6 +328,7 @@ def usage_batches(
     events_table: str = "main.usage_events",
     quarantine_table: str = "main.quarantine_usage_events",
     contracts_table: str | None = None,
+    registry_table: str = REGISTRY_TABLE,
 ) -> dict[str, Batch]:
     """Every batch of the usage_events suite, from a few aggregate queries.
 
@@ -343,6 +345,7 @@ def usage_batches(
         "usage_events.freshness": _freshness(con, events_table, as_of, cutoff),
         **_volumes(con, events_table, as_of, thresholds),
         "usage_events.files": _files(con, events_table, quarantine_table),
+        "usage_events.changed_files": _changed_files(con, registry_table),
         "usage_events.latest": _latest(con, events_table, max(now, cutoff), future_tolerance_hours),
     }
 
@@ -507,6 +510,28 @@ def _files(con: Any, events: str, quarantine: str) -> Batch:
         )
 
     return Batch(frame, label=label)
+
+
+def _changed_files(con: Any, registry: str) -> Batch:
+    """The usage files whose content changed since an earlier ingest, as the latest ingest
+    found them (their earlier batch replaced by one of that ingest's)."""
+    schema, table = registry.split(".")
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
+    ).fetchone()
+    if not exists or not exists[0]:
+        return Batch(pd.DataFrame({"file": pd.Series(dtype="string"), "changed_file": []}))
+    frame = con.execute(
+        f"""
+        SELECT new.file, new.file AS changed_file, old.ingested_at AS first_ingested_at
+        FROM {registry} AS old
+        INNER JOIN {registry} AS new ON new.batch_id = old.replaced_by
+        WHERE new.ingested_at = (SELECT max(ingested_at) FROM {registry})
+        ORDER BY new.file
+        """
+    ).df()
+    return Batch(frame, label=lambda row: Path(str(row.get("file"))).name, show_values=False)
 
 
 def _latest(con: Any, events: str, reference: datetime, tolerance_hours: float) -> Batch:

@@ -30,7 +30,12 @@ from licensing_pipeline.contract.schemas import (
     conform,
     empty_frame,
 )
-from licensing_pipeline.contract.usage import LINK_OUTSIDE, QUARANTINE_TABLE, load_usage_events
+from licensing_pipeline.contract.usage import (
+    LINK_OUTSIDE,
+    QUARANTINE_TABLE,
+    UsageLoadStats,
+    load_usage_events,
+)
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
 
@@ -212,35 +217,46 @@ def usage_events(
     catalog: pd.DataFrame,
 ) -> dg.MaterializeResult:
     """CloudEvents usage telemetry (``usage/``: JSON Lines, gzipped or not, and Parquet),
-    validated and de-duplicated on (source, id) by SQL, straight into the warehouse."""
+    validated and de-duplicated on (source, id) by SQL, straight into the warehouse. Only the
+    files the registry (``usage_files``) does not hold as they are get read."""
     usage_dir = _data_dir(run_settings) / USAGE_DIR
     earliest = run_settings.earliest_event_day()
     try:
-        with warehouse.staging() as con:
+        with warehouse.staging() as con, warehouse.ingest_target(con) as target:
             stats = load_usage_events(
-                con, usage_dir, Catalog.from_frame(catalog), earliest=earliest
+                con,
+                usage_dir,
+                Catalog.from_frame(catalog),
+                earliest=earliest,
+                full_refresh=run_settings.full_refresh,
+                target=target,
             )
-            quarantined = con.execute(
+            quarantined = target.con.execute(
                 f"SELECT * FROM {QUARANTINE_TABLE} ORDER BY file, line LIMIT 10000"
             ).df()
-            warehouse.publish(con, ["usage_events", quarantine_table("usage_events")])
     except ContractError as exc:
         raise _failure(exc) from None
     if stats.quarantined:
         context.log.warning(
             f"{stats.quarantined} usage line(s) quarantined; see table {QUARANTINE_TABLE}"
         )
-    if not stats.files:
+    if not stats.files and not stats.files_unchanged:
         context.log.warning(f"{usage_dir} holds no *.jsonl, *.jsonl.gz or *.parquet files")
+    for line in ingest_notes(stats):
+        context.log.warning(line)
     metadata: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(stats.events_loaded),
+        "dagster/row_count": dg.MetadataValue.int(stats.events_held),
         "dagster/table_name": dg.MetadataValue.text(f"warehouse.{SCHEMA}.usage_events"),
         "folder": dg.MetadataValue.path(str(usage_dir)),
         **{
             key: dg.MetadataValue.int(value)
             for key, value in stats.as_dict().items()
-            if isinstance(value, int)
+            if isinstance(value, int) and not isinstance(value, bool)
         },
+        "files_changed": dg.MetadataValue.int(len(stats.files_changed)),
+        "files_renamed": dg.MetadataValue.int(len(stats.files_renamed)),
+        "files_missing": dg.MetadataValue.int(len(stats.files_missing)),
+        "full_refresh": dg.MetadataValue.bool(stats.full_refresh),
         **{
             f"{stage}_seconds": dg.MetadataValue.float(seconds)
             for stage, seconds in stats.stage_seconds.items()
@@ -249,7 +265,32 @@ def usage_events(
         "last_event_time": dg.MetadataValue.text(stats.last_event_time or "none"),
         "quarantine_reasons": quarantine_preview(quarantined),
     }
+    if stats.files_changed or stats.files_missing or stats.files_renamed:
+        metadata["file_changes"] = dg.MetadataValue.md(
+            "\n".join(f"- {n}" for n in ingest_notes(stats))
+        )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def ingest_notes(stats: UsageLoadStats) -> list[str]:
+    """One line per usage file the registry found changed, renamed or gone: delivered
+    telemetry should not change, so each is worth a look."""
+    return [
+        *(
+            f"{file}: the content changed since it was ingested; its earlier rows were "
+            "replaced by the new content"
+            for file in stats.files_changed
+        ),
+        *(
+            f"{new}: same content as {old} (gone), taken as renamed"
+            for old, new in stats.files_renamed
+        ),
+        *(
+            f"{file}: ingested before, no longer found; its rows are kept "
+            "(`licensing-pipeline run --full-refresh` drops them)"
+            for file in stats.files_missing
+        ),
+    ]
 
 
 # --- quarantine ------------------------------------------------------------------------

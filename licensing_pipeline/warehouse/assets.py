@@ -27,6 +27,7 @@ from dagster_dbt import (
 
 from licensing_pipeline.file_modes import private_umask
 from licensing_pipeline.run_config import RunSettings
+from licensing_pipeline.warehouse.build_state import prepare_build, record_build
 from licensing_pipeline.warehouse.history_days import LATE_FROM_TAG, late_days
 from licensing_pipeline.warehouse.manifest import (
     DBT_TARGET,
@@ -157,7 +158,9 @@ def warehouse_models(
     """Usage snapshots per tenant, metric, feature, region and day/month, as of the run's day."""
     as_of = run_settings.as_of_date()
     context.log.info(f"dbt build as of {as_of} on {warehouse.location}")
+    through_batch, catalog = prepare_build(warehouse)
     yield from dbt_build(context, dbt, warehouse, LICENSING_AS_OF=as_of.isoformat())
+    record_build(warehouse, through_batch, as_of, catalog)
     note_late_history_days(context, warehouse, as_of)
 
 
@@ -233,7 +236,12 @@ def dbt_connection(warehouse: Warehouse) -> dict[str, str]:
     if not warehouse.is_postgres:
         warehouse_file = Path(warehouse.path).expanduser().resolve()
         warehouse_file.parent.mkdir(parents=True, exist_ok=True)
-        return {"LICENSING_WAREHOUSE_PATH": str(warehouse_file)}
+        spill = Path(warehouse.spill_dir or f"{warehouse_file}.tmp").expanduser().resolve()
+        return {
+            "LICENSING_WAREHOUSE_PATH": str(warehouse_file),
+            "LICENSING_DUCKDB_MEMORY_LIMIT": warehouse.memory_limit,
+            "LICENSING_DUCKDB_SPILL_DIR": str(spill),
+        }
     url = sa.make_url(warehouse.url)
     return {
         "LICENSING_PG_HOST": url.host or "127.0.0.1",

@@ -229,6 +229,38 @@ def connect(url: str) -> Iterator[psycopg2.extensions.connection]:
         pg.close()
 
 
+class PostgresIngestTarget:
+    """Usage batches staged in DuckDB, written to PostgreSQL: the staged tables are copied
+    (COPY, streamed from a file) into ``main._ingest_*``, then merged in one transaction."""
+
+    def __init__(self, pg: psycopg2.extensions.connection) -> None:
+        self._pg = pg
+        with pg.cursor() as cur:
+            _ensure_schema(cur, "main")
+        pg.commit()
+        self.con = PostgresConnection(pg)
+
+    def staged(self, table: str) -> str:
+        return f"main.{quote(table)}"
+
+    def receive(self, staging: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
+        for table in tables:
+            copy_from_duckdb(self._pg, staging, f"SELECT * FROM {table}", "main", table)
+
+    def commit(self) -> None:
+        self._pg.commit()
+
+    def rollback(self) -> None:
+        self._pg.rollback()
+
+    def discard(self, tables: Sequence[str]) -> None:
+        self._pg.rollback()
+        with self._pg.cursor() as cur:
+            for table in tables:
+                cur.execute(f"DROP TABLE IF EXISTS main.{quote(table)}")
+        self._pg.commit()
+
+
 def describe(url: str) -> str:
     """The URL without its password, for logs."""
     return sa.make_url(url).render_as_string(hide_password=True)

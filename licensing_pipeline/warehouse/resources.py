@@ -25,6 +25,8 @@ import pandas as pd
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from licensing_pipeline import environment as env
+from licensing_pipeline.contract.usage_registry import DuckDBTarget, IngestTarget
 from licensing_pipeline.file_modes import private_file, private_umask
 from licensing_pipeline.settings import Settings
 from licensing_pipeline.warehouse import postgres
@@ -61,10 +63,28 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 class Warehouse(dg.ConfigurableResource):
     """The DuckDB warehouse file (``LICENSING_WAREHOUSE_PATH``), or a PostgreSQL database
-    (``url``, from ``LICENSING_WAREHOUSE_URL`` or the postgres profile)."""
+    (``url``, from ``LICENSING_WAREHOUSE_URL`` or the postgres profile). Every DuckDB
+    connection (the file, the staging of the PostgreSQL loads, dbt's) holds at most
+    ``memory_limit`` and spills the rest to ``spill_dir``, so a run's memory does not grow
+    with the history it holds.
+
+    LICENSING_DUCKDB_MEMORY_LIMIT  DuckDB's memory for each connection, e.g. 512MB, 4GB
+    LICENSING_DUCKDB_SPILL_DIR     where DuckDB spills beyond it (LICENSING_HOME/duckdb_spill)
+    """
 
     path: str = ""
     url: str = ""
+    # beyond it, large sorts, joins and temp tables spill to disk instead of growing the process
+    memory_limit: str = "1GB"
+    spill_dir: str = ""  # empty: DuckDB's own default (next to the file, or none in memory)
+
+    def _configure(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = '{self.memory_limit}'")
+        if self.spill_dir:
+            spill = Path(self.spill_dir).expanduser()
+            spill.mkdir(parents=True, exist_ok=True)
+            con.execute("SET temp_directory = ?", [str(spill)])
 
     @property
     def is_postgres(self) -> bool:
@@ -100,7 +120,7 @@ class Warehouse(dg.ConfigurableResource):
             con = _open(path, read_only)
             try:
                 private_file(path)
-                con.execute("SET TimeZone = 'UTC'")
+                self._configure(con)
                 yield con
             finally:
                 con.close()
@@ -116,10 +136,24 @@ class Warehouse(dg.ConfigurableResource):
         with tempfile.TemporaryDirectory(prefix="licensing-staging-") as scratch:
             duck = duckdb.connect(str(Path(scratch) / "staging.duckdb"))
             try:
-                duck.execute("SET TimeZone = 'UTC'")
+                self._configure(duck)
                 yield duck
             finally:
                 duck.close()
+
+    @contextmanager
+    def ingest_target(self, staging: duckdb.DuckDBPyConnection) -> Iterator[IngestTarget]:
+        """Where usage batches staged in ``staging`` are written: the warehouse file itself, or
+        the PostgreSQL database."""
+        if not self.is_postgres:
+            yield DuckDBTarget(staging)
+            return
+        with postgres.connect(self.url) as pg:
+            target = postgres.PostgresIngestTarget(pg)
+            try:
+                yield target
+            finally:
+                target.con.close()
 
     def publish(self, staging: duckdb.DuckDBPyConnection, tables: Sequence[str]) -> None:
         """Bulk-copy staged tables into the warehouse (a no-op when staging is the warehouse)."""
@@ -171,8 +205,15 @@ class Warehouse(dg.ConfigurableResource):
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
-    """The warehouse the environment chooses (settings.py): PostgreSQL or the DuckDB file."""
-    return Warehouse(path=str(settings.warehouse_path), url=settings.warehouse_url or "")
+    """The warehouse the environment chooses (settings.py): PostgreSQL or the DuckDB file,
+    and DuckDB's memory bounds (read here, where every command builds its warehouse)."""
+    spill_dir = env.path("LICENSING_DUCKDB_SPILL_DIR") or settings.home / "duckdb_spill"
+    return Warehouse(
+        path=str(settings.warehouse_path),
+        url=settings.warehouse_url or "",
+        spill_dir=str(spill_dir),
+        **env.given(memory_limit=env.memory("LICENSING_DUCKDB_MEMORY_LIMIT")),
+    )
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):

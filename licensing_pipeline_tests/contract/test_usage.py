@@ -410,7 +410,7 @@ def test_file_by_file_fallback_gives_the_same_tables(
     fast = events(con), con.execute("SELECT * FROM main.quarantine_usage_events").df()
 
     monkeypatch.setattr(usage, "FAST_MAX_LINE_SIZE", 200)
-    slow_stats = load_usage_events(con, tmp_path, CATALOG)
+    slow_stats = load_usage_events(con, tmp_path, CATALOG, full_refresh=True)
     slow = events(con), con.execute("SELECT * FROM main.quarantine_usage_events").df()
 
     assert slow_stats == fast_stats

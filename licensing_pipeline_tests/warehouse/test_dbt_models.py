@@ -130,14 +130,14 @@ def write_warehouse(warehouse: Warehouse, events: list[dict[str, Any]]) -> Wareh
 
 
 def build(
-    warehouse: Warehouse, instance: dg.DagsterInstance | None = None
+    warehouse: Warehouse, instance: dg.DagsterInstance | None = None, as_of: str = AS_OF
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [warehouse_models],
         resources={
             "dbt": build_dbt_resource(),
             "warehouse": warehouse,
-            "run_settings": RunSettings(data_dir=".", as_of=AS_OF),
+            "run_settings": RunSettings(data_dir=".", as_of=as_of),
         },
         instance=instance,
         raise_on_error=False,

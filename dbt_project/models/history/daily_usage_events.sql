@@ -6,7 +6,7 @@
     days from history_first_day() to the as-of day (the pre-hook), so re-running a day after
     a late event lands keeps each (source, id) once. -#}
 
-{{ config(pre_hook="{{ delete_history_days(this, 'usage_date') }}") }}
+{{ config(pre_hook="{{ delete_build_days(this, 'usage_date') }}") }}
 
 {%- set first_day = history_first_day() %}
 {%- set last_day = as_of_date() %}
@@ -24,6 +24,6 @@ select
     feature,
     region,
     data,
-    evaluated_through
+    cast('{{ evaluated_through() }}' as date) as evaluated_through
 from {{ ref('events_in_scope') }}
 where usage_date between {{ date_literal(first_day) }} and {{ date_literal(last_day) }}

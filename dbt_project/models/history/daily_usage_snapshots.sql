@@ -9,7 +9,7 @@
 
 -- depends_on: {{ ref('events_in_scope') }}
 
-{{ config(pre_hook="{{ delete_history_days(this, 'snapshot_day') }}") }}
+{{ config(pre_hook="{{ delete_build_days(this, 'snapshot_day') }}") }}
 
 {%- set first_day = history_first_day() %}
 {%- set last_day = as_of_date() %}

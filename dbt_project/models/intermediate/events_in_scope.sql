@@ -1,4 +1,7 @@
-{{ config(materialized="table") }}
+{{ config(
+    materialized='incremental',
+    pre_hook="{{ delete_build_days(this, 'usage_date') }}"
+) }}
 
 {#- The events this run evaluates: before the end of the as-of day, and each (source, id)
     once (a repeated delivery is the same event). Later events stay in usage_events.
@@ -12,7 +15,12 @@
     seen more than once go through the window (first delivery by time, file, line), and
     the rest pass straight through. Ranking every event instead costs a sort of the whole
     table in each model that uses this one. The coalesces only widen the candidate set
-    (NULL and '' share a key there); the window still separates them. -#}
+    (NULL and '' share a key there); the window still separates them.
+
+    Incremental over days (macros/build_days.sql): a nightly build rewrites only the days
+    whose events changed, so evaluated_through is the as-of day of the build that wrote the
+    row (the last nightly build's: evaluated_through()). The loader keeps (source, id) unique
+    across files and nights, so no key spans a rewritten day and a kept one. -#}
 
 with in_window as (
     select
@@ -29,6 +37,7 @@ with in_window as (
         line
     from {{ source('licensing', 'usage_events') }}
     where time < {{ as_of_cutoff() }}
+        and {{ in_build_days_time('time') }}
 ),
 
 repeated as (
