@@ -65,6 +65,9 @@ def demo(home: Path) -> Path:
 
 def write_night(templates: Path, day: date, events: int, out: Path) -> Path:
     """``events`` events of ``day``: the demo's valid events, cycled, with new ids and times."""
+    path = out / f"night-{day.isoformat()}.jsonl"
+    if path.exists():
+        return path
     con = duckdb.connect()
     try:
         con.execute(
@@ -79,7 +82,6 @@ def write_night(templates: Path, day: date, events: int, out: Path) -> Path:
         )
         count = con.execute("SELECT count(*) FROM t").fetchone()
         assert count and count[0], f"no template events under {templates}"
-        path = out / f"night-{day.isoformat()}.jsonl"
         con.execute(
             f"""
             COPY (
@@ -141,11 +143,14 @@ def scenario(workdir: Path, nights: int, events: int) -> dict[str, object]:
     base = workdir / "history"
     data = demo(base)
     templates = workdir / "templates"
-    shutil.move(str(data / "usage"), str(templates))
+    if templates.exists():  # a --workdir of an earlier run: its nights are reused
+        shutil.rmtree(data / "usage")
+    else:
+        shutil.move(str(data / "usage"), str(templates))
     (data / "usage").mkdir()
     days = [AS_OF - timedelta(days=nights - n) for n in range(nights + 1)]
-    files = workdir / "nights"
-    files.mkdir()
+    files = workdir / f"nights-{events}"
+    files.mkdir(exist_ok=True)
     started = time.perf_counter()
     night_files = [write_night(templates, day, events, files) for day in days]
     generate = round(time.perf_counter() - started, 1)
@@ -182,7 +187,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nights", type=int, default=30, help="nights of history")
     parser.add_argument("--events", type=int, default=1_000_000, help="events per night")
-    parser.add_argument("--workdir", type=Path, help="keep the generated data here")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the generated data here (reused by the next run)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="licensing-nights-") as tmp:
         result = scenario(args.workdir or Path(tmp), args.nights, args.events)

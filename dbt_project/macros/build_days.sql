@@ -36,7 +36,7 @@
 {% macro nightly_changed_days() %}
     {%- set relations = {} -%}
     {%- for name in ['usage_build_state', 'usage_batch_days', 'usage_files'] -%}
-        {%- set found = adapter.get_relation(database=this.database, schema=this.schema, identifier=name) -%}
+        {%- set found = adapter.get_relation(database=target.database, schema=target.schema, identifier=name) -%}
         {%- if found is none -%}
             {{ return(none) }}
         {%- endif -%}

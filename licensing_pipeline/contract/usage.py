@@ -139,7 +139,7 @@ def _value_checks(catalog: Catalog) -> list[_ValueCheck]:
 def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _usage_files (file_no INTEGER, file VARCHAR, "
-        "kind VARCHAR, batch_id BIGINT, size BIGINT, modified_at TIMESTAMP, "
+        "delivery VARCHAR, kind VARCHAR, batch_id BIGINT, size BIGINT, modified_at TIMESTAMP, "
         "content_sha256 VARCHAR)"
     )
     # note: a problem found before parsing (unreadable file, invalid UTF-8) that quarantines it
@@ -479,7 +479,7 @@ def load_usage_events(
     rules = _rules_fingerprint(checks, earliest)
     clock = _StageClock()
     current, next_id, full_refresh = registry.prepare(into.con, rules, full_refresh)
-    found = [registry.FileState.of(path) for path in usage_files(usage_dir)]
+    found = [registry.FileState.of(path, usage_dir) for path in usage_files(usage_dir)]
     plan = registry.plan_ingest(found, current, next_id)
     clock.lap("plan")
     keep_order = _setting(con, "preserve_insertion_order")
@@ -523,10 +523,11 @@ def _stage(
         path = Path(batch.found.file)
         kind = "parquet" if path.name.lower().endswith(".parquet") else "jsonl"
         con.execute(
-            "INSERT INTO _usage_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO _usage_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 file_no,
                 str(path),
+                batch.found.delivery,
                 kind,
                 batch.batch_id,
                 batch.found.size,
@@ -599,7 +600,7 @@ def _stage(
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _ingest_files AS
-        SELECT f.batch_id, f.file, f.size, f.modified_at, f.content_sha256,
+        SELECT f.batch_id, f.file, f.delivery, f.size, f.modified_at, f.content_sha256,
                CAST(1 AS BIGINT) AS first_line,
                CAST(coalesce(max(c.line), 0) AS BIGINT) AS last_line,
                CAST(count(*) FILTER (WHERE c.file_no IS NOT NULL AND NOT c.is_blank) AS BIGINT)

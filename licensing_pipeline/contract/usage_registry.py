@@ -1,7 +1,9 @@
 """The usage-file registry: which usage files the warehouse holds, so a run reads only new ones.
 
 Each row of ``main.usage_files`` is one *batch*: a file's content as ingested once (its path,
-size, modification time, SHA-256, line range, counts, when). A file whose content changes gets a
+its name inside the usage folder, size, modification time, SHA-256, line range, counts, when).
+Files are known by that name (the *delivery*), so the same deliveries read from another data
+folder are the same files: unchanged ones are not read again, only their rows' path changes. A file whose content changes gets a
 new batch that replaces the old one as a unit (``replaced_by``); the old row stays as history.
 Batch ids only grow, so they order the batches (the ledger of issue 17 chains them in that
 order). ``main.usage_batch_days`` keeps the UTC days whose events each batch added: the days the
@@ -36,6 +38,7 @@ BUILD_STATE_TABLE = "main.usage_build_state"
 REGISTRY_COLUMNS: dict[str, str] = {
     "batch_id": "BIGINT",
     "file": "VARCHAR",  # as in usage_events.file
+    "delivery": "VARCHAR",  # the path inside the usage folder: what the file is known by
     "size": "BIGINT",
     "modified_at": "TIMESTAMP",  # UTC
     "content_sha256": "VARCHAR",
@@ -63,15 +66,16 @@ class FileState:
     """A usage file as found on disk."""
 
     file: str
+    delivery: str
     size: int
     modified_at: datetime
 
     @classmethod
-    def of(cls, path: Path) -> FileState:
+    def of(cls, path: Path, usage_dir: Path) -> FileState:
         stat = path.stat()
         # naive UTC, microseconds: what both warehouses store and give back
         modified = datetime(1970, 1, 1) + timedelta(microseconds=stat.st_mtime_ns // 1000)
-        return cls(str(path), stat.st_size, modified)
+        return cls(str(path), path.relative_to(usage_dir).as_posix(), stat.st_size, modified)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Registered:
 
     batch_id: int
     file: str
+    delivery: str
     size: int
     modified_at: datetime
     content_sha256: str
@@ -102,7 +107,8 @@ class IngestPlan:
     unchanged: list[str] = field(default_factory=list)
     # same content under a new name while the old name is gone: the batch takes the new name
     renamed: list[tuple[Registered, FileState]] = field(default_factory=list)
-    # same content, new modification time: only the registry's time changes
+    # same content, new modification time or another data folder: the registry's time and
+    # path change, and the rows' path
     retouched: list[tuple[Registered, FileState]] = field(default_factory=list)
     missing: list[Registered] = field(default_factory=list)
 
@@ -128,13 +134,16 @@ def plan_ingest(
     """Sort the files found into read (new or changed), unchanged, renamed, retouched, and the
     registered files no longer found (missing: reported, their rows kept)."""
     plan = IngestPlan()
-    by_file = {r.file: r for r in registered}
-    present = {f.file for f in found}
-    gone = [r for r in registered if r.file not in present]
+    by_delivery = {r.delivery: r for r in registered}
+    present = {f.delivery for f in found}
+    gone = [r for r in registered if r.delivery not in present]
     for state in found:
-        known = by_file.get(state.file)
+        known = by_delivery.get(state.delivery)
         if known and (known.size, known.modified_at) == (state.size, state.modified_at):
-            plan.unchanged.append(state.file)
+            if known.file == state.file:
+                plan.unchanged.append(state.file)
+            else:
+                plan.retouched.append((known, state))
             continue
         digest = sha256(state.file)
         if known and known.content_sha256 == digest:
@@ -254,13 +263,15 @@ def prepare(con: Connection, rules: str, full_refresh: bool) -> tuple[list[Regis
 def registered(con: Connection) -> tuple[list[Registered], int, str | None]:
     """The current batches, the next batch id, and the rules fingerprint of the last batch."""
     rows = con.execute(
-        f"SELECT batch_id, file, size, modified_at, content_sha256 FROM {REGISTRY_TABLE} "
+        f"SELECT batch_id, file, delivery, size, modified_at, content_sha256 FROM {REGISTRY_TABLE} "
         "WHERE replaced_by IS NULL ORDER BY batch_id"
     ).fetchall()
     last = con.execute(
         f"SELECT batch_id, rules FROM {REGISTRY_TABLE} ORDER BY batch_id DESC LIMIT 1"
     ).fetchone()
-    current = [Registered(int(r[0]), str(r[1]), int(r[2]), r[3], str(r[4])) for r in rows]
+    current = [
+        Registered(int(r[0]), str(r[1]), str(r[2]), int(r[3]), r[4], str(r[5])) for r in rows
+    ]
     next_id = int(last[0]) + 1 if last else 1
     return current, next_id, (str(last[1]) if last else None)
 
@@ -275,8 +286,9 @@ def register_batches(target: IngestTarget, plan: IngestPlan, ingested_at: dateti
     con, files = target.con, target.staged("_ingest_files")
     for old, state in plan.renamed + plan.retouched:
         con.execute(
-            f"UPDATE {REGISTRY_TABLE} SET file = ?, modified_at = ? WHERE batch_id = ?",
-            [state.file, state.modified_at, old.batch_id],
+            f"UPDATE {REGISTRY_TABLE} SET file = ?, delivery = ?, modified_at = ? "
+            "WHERE batch_id = ?",
+            [state.file, state.delivery, state.modified_at, old.batch_id],
         )
     for batch in plan.changed:
         assert batch.replaces is not None
@@ -287,7 +299,7 @@ def register_batches(target: IngestTarget, plan: IngestPlan, ingested_at: dateti
     con.execute(
         f"""
         INSERT INTO {REGISTRY_TABLE}
-        SELECT batch_id, file, size, modified_at, content_sha256, first_line, last_line,
+        SELECT batch_id, file, delivery, size, modified_at, content_sha256, first_line, last_line,
                lines_read, blank_lines, 0, 0, quarantined, NULL, NULL, rules, ?, NULL
         FROM {files}
         """,
@@ -305,8 +317,9 @@ def store_rows(target: IngestTarget, plan: IngestPlan) -> str:
         old = [batch.replaces.file for batch in plan.changed if batch.replaces]
         if old:
             con.execute(f"DELETE FROM {table} WHERE file IN {_in_list(old)}", old)
-        for moved, state in plan.renamed:
-            con.execute(f"UPDATE {table} SET file = ? WHERE file = ?", [state.file, moved.file])
+        for moved, state in plan.renamed + plan.retouched:
+            if moved.file != state.file:
+                con.execute(f"UPDATE {table} SET file = ? WHERE file = ?", [state.file, moved.file])
     events = target.staged("_ingest_events")
     held = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {EVENTS_TABLE} LIMIT 1) AS e")
     if not held.fetchone()[0]:

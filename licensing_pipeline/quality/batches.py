@@ -341,7 +341,7 @@ def usage_batches(
         "usage_events.sample": Batch(
             con.execute(f"SELECT * FROM {events_table} LIMIT {SAMPLE_ROWS}").df()
         ),
-        "usage_events.profile": _profile(con, events_table, quarantine_table),
+        "usage_events.profile": _profile(con, events_table, quarantine_table, registry_table),
         "usage_events.freshness": _freshness(con, events_table, as_of, cutoff),
         **_volumes(con, events_table, as_of, thresholds),
         "usage_events.files": _files(con, events_table, quarantine_table),
@@ -350,11 +350,10 @@ def usage_batches(
     }
 
 
-def _profile(con: Any, events: str, quarantine: str) -> Batch:
+def _profile(con: Any, events: str, quarantine: str, registry: str) -> Batch:
     row = con.execute(
         f"""
         SELECT count(*) AS events,
-               count(DISTINCT (source, id)) AS distinct_keys,
                count(*) FILTER (
                    WHERE id IS NULL OR type IS NULL OR tenant_id IS NULL OR time IS NULL
                ) AS events_missing_a_key,
@@ -363,7 +362,8 @@ def _profile(con: Any, events: str, quarantine: str) -> Batch:
         """
     ).fetchone()
     assert row is not None
-    events_n, distinct, missing, quarantined = (int(v) for v in row)
+    events_n, missing, quarantined = (int(v) for v in row)
+    distinct = events_n - _repeated_keys(con, events, registry)
     lines = events_n + quarantined
     share = quarantined / lines if lines else 0.0
     frame = pd.DataFrame(
@@ -389,6 +389,47 @@ def _profile(con: Any, events: str, quarantine: str) -> Batch:
         "reasons": "; ".join(f"{r} ({n})" for r, n in reasons) or "none",
     }
     return Batch(frame, facts)
+
+
+def _repeated_keys(con: Any, events: str, registry: str) -> int:
+    """Events beyond the first of their (source, id). The keys checked are those of the events
+    the latest ingest added, against every event held: each event was checked the night it
+    came, so the check costs a probe of the history rather than a distinct count of it (3.5 s
+    over 20M events). Without a registry (usage written by other means), every key."""
+    if not _table_exists(con, registry):
+        new = events
+    else:
+        new = f"""(
+            SELECT source, id FROM {events}
+            WHERE file IN (
+                SELECT file FROM {registry}
+                WHERE replaced_by IS NULL
+                  AND ingested_at = (SELECT max(ingested_at) FROM {registry})
+            )
+        )"""
+    row = con.execute(
+        f"""
+        SELECT coalesce(sum(n - 1), 0) FROM (
+            SELECT count(*) AS n FROM {events} AS e
+            WHERE EXISTS (
+                SELECT 1 FROM {new} AS k
+                WHERE k.id = e.id AND k.source IS NOT DISTINCT FROM e.source
+            )
+            GROUP BY e.source, e.id
+            HAVING count(*) > 1
+        ) AS repeated
+        """
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _table_exists(con: Any, table: str) -> bool:
+    schema, name = table.split(".")
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _freshness(con: Any, events: str, as_of: date, cutoff: datetime) -> Batch:
@@ -515,12 +556,7 @@ def _files(con: Any, events: str, quarantine: str) -> Batch:
 def _changed_files(con: Any, registry: str) -> Batch:
     """The usage files whose content changed since an earlier ingest, as the latest ingest
     found them (their earlier batch replaced by one of that ingest's)."""
-    schema, table = registry.split(".")
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()
-    if not exists or not exists[0]:
+    if not _table_exists(con, registry):
         return Batch(pd.DataFrame({"file": pd.Series(dtype="string"), "changed_file": []}))
     frame = con.execute(
         f"""

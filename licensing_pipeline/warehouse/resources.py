@@ -84,7 +84,11 @@ class Warehouse(dg.ConfigurableResource):
         if self.spill_dir:
             spill = Path(self.spill_dir).expanduser()
             spill.mkdir(parents=True, exist_ok=True)
-            con.execute("SET temp_directory = ?", [str(spill)])
+            # connections to one file in a process share its database, and DuckDB refuses a
+            # new spill folder once a query has spilled: set it only when it differs
+            row = con.execute("SELECT current_setting('temp_directory')").fetchone()
+            if not row or row[0] != str(spill):
+                con.execute("SET temp_directory = ?", [str(spill)])
 
     @property
     def is_postgres(self) -> bool:

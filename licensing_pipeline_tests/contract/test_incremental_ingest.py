@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ import pytest
 from licensing_pipeline.contract import usage_registry as registry
 from licensing_pipeline.contract.catalog import Catalog, Metric
 from licensing_pipeline.contract.usage import UsageLoadStats, load_usage_events
-from licensing_pipeline.quality.batches import _changed_files
+from licensing_pipeline.quality.batches import _changed_files, _profile
 from licensing_pipeline.warehouse.resources import Warehouse
 from licensing_pipeline_tests.contract.test_usage import CATALOG, event, write_lines
 
@@ -141,6 +142,29 @@ def test_a_truncated_file_delivered_again_whole_replaces_the_cut_one(
     assert stats.files_changed == (str(path),)
     assert [e[0] for e in held(any_warehouse)] == ["e1", "e2", "e3"]
     assert quarantined(any_warehouse) == []
+
+
+def test_the_same_deliveries_in_another_data_folder_are_the_same_files(
+    any_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """Outcome: files are known by their name inside usage/, so a copy of the folder elsewhere
+    (`run --data-dir`) reads only what differs; the rows take the new folder's paths."""
+    usage = tmp_path / "one" / "usage"
+    night(usage, "a.jsonl", ["a1"])
+    write_lines(usage / "b.jsonl", [event("b1"), event("b2"), "bad"])
+    ingest(any_warehouse, usage)
+    moved = tmp_path / "two" / "usage"
+    shutil.copytree(usage, moved)  # keeps the modification times
+    cut = write_lines(moved / "b.jsonl", [event("b1")])
+    stats = ingest(any_warehouse, moved)
+    assert (stats.files, stats.files_changed, stats.files_missing) == (1, (str(cut),), ())
+    assert stats.files_renamed == ()
+    frame = any_warehouse.read_frame("SELECT id, file FROM main.usage_events ORDER BY id")
+    assert frame.values.tolist() == [["a1", str(moved / "a.jsonl")], ["b1", str(cut)]]
+    assert quarantined(any_warehouse) == []
+    current = batches(any_warehouse).query("replaced_by.isna()")
+    assert sorted(current["file"]) == [str(moved / "a.jsonl"), str(cut)]
+    assert sorted(current["delivery"]) == ["a.jsonl", "b.jsonl"]
 
 
 def test_a_renamed_file_keeps_its_rows_under_the_new_name(
@@ -292,3 +316,40 @@ def test_a_changed_file_is_a_data_quality_warning_of_the_night_that_finds_it(
     night(usage, "c.jsonl", ["c1"])
     ingest(any_warehouse, usage)
     assert changed() == []  # warned once, by the night that found it
+
+
+def test_the_key_check_probes_the_latest_events_against_the_whole_history(
+    any_warehouse: Warehouse, tmp_path: Path
+) -> None:
+    """usage_events_schema's distinct keys: a repeated (source, id) involving an event of the
+    latest ingest is counted, whichever night held the other copy; one between two older
+    events was counted the night it came. Without a registry every key is checked."""
+    usage = tmp_path / "usage"
+    night(usage, "1.jsonl", ["a1", "a2"])
+    ingest(any_warehouse, usage)
+    latest = night(usage, "2.jsonl", ["b1"], day="2026-10-04")
+    ingest(any_warehouse, usage)
+
+    def repeat(id: str, file: str) -> None:
+        with any_warehouse.connect() as con:
+            con.execute(
+                "INSERT INTO main.usage_events SELECT source, id, type, tenant_id, time, user_id,"
+                " feature, region, data, ?, line + 100 FROM main.usage_events WHERE id = ?",
+                [file, id],
+            )
+            if hasattr(con, "commit"):
+                con.commit()
+
+    def distinct_keys(registry_table: str = registry.REGISTRY_TABLE) -> tuple[int, int]:
+        with any_warehouse.connect() as con:
+            facts = _profile(
+                con, registry.EVENTS_TABLE, registry.QUARANTINE_TABLE, registry_table
+            ).facts
+        return facts["events"], facts["distinct_keys"]
+
+    assert distinct_keys() == (3, 3)
+    repeat("a1", str(usage / "1.jsonl"))  # between two events of the first night
+    assert distinct_keys() == (4, 4)
+    assert distinct_keys("main.no_registry") == (4, 3)
+    repeat("a2", str(latest))  # an old event again in the latest night's file
+    assert distinct_keys() == (5, 4)
