@@ -88,6 +88,7 @@ class UsageLoadStats:
     # registered but no longer found: their rows kept
     files_missing: tuple[str, ...] = field(default=(), compare=False)
     full_refresh: bool = field(default=False, compare=False)  # every file read again
+    refresh_reason: str | None = field(default=None, compare=False)  # why, when it was
     # Wall time of each stage (read_and_check, dedupe, write): which one grew, when a load
     # gets slower.
     stage_seconds: dict[str, float] = field(default_factory=dict, compare=False)
@@ -464,7 +465,8 @@ def load_usage_events(
     A repeated (source, id) is one event: an event already held stays, and within the files
     read the first by (file path, line) is kept. A changed file's earlier rows are replaced
     as a unit; a file no longer found keeps its rows. ``full_refresh`` (or a change of the
-    checks: catalog meters, ``earliest``) reads every file again. A file reached through a
+    checks: catalog meters, ``earliest``; or a registry of another usage folder) reads every
+    file again. A file reached through a
     symbolic link that leads out of the data folder (``usage_dir``'s parent) is quarantined
     unread; events dated before ``earliest`` are quarantined.
 
@@ -478,7 +480,7 @@ def load_usage_events(
     props = sorted({check.prop for check in checks})
     rules = _rules_fingerprint(checks, earliest)
     clock = _StageClock()
-    current, next_id, full_refresh = registry.prepare(into.con, rules, full_refresh)
+    current, next_id, refresh = registry.prepare(into.con, rules, full_refresh, usage_dir)
     found = [registry.FileState.of(path, usage_dir) for path in usage_files(usage_dir)]
     plan = registry.plan_ingest(found, current, next_id)
     clock.lap("plan")
@@ -489,7 +491,7 @@ def load_usage_events(
             into.receive(con, staged)
             added = registry.apply_plan(into, plan, _now())
             clock.lap("write")
-            return _stats(con, into, plan, added, full_refresh, clock.laps)
+            return _stats(con, into, plan, added, refresh, clock.laps)
     finally:
         con.execute(f"SET preserve_insertion_order = {keep_order}")
         _drop_work_tables(con)
@@ -631,7 +633,7 @@ def _stats(
     target: registry.IngestTarget,
     plan: registry.IngestPlan,
     added: int,
-    full_refresh: bool,
+    refresh: str | None,
     stage_seconds: dict[str, float],
 ) -> UsageLoadStats:
     counts = con.execute(
@@ -660,7 +662,8 @@ def _stats(
         files_changed=tuple(b.found.file for b in plan.changed),
         files_renamed=tuple((old.file, new.file) for old, new in plan.renamed),
         files_missing=tuple(r.file for r in plan.missing),
-        full_refresh=full_refresh,
+        full_refresh=refresh is not None,
+        refresh_reason=refresh,
         stage_seconds=stage_seconds,
     )
 

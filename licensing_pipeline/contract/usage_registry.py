@@ -2,8 +2,8 @@
 
 Each row of ``main.usage_files`` is one *batch*: a file's content as ingested once (its path,
 its name inside the usage folder, size, modification time, SHA-256, line range, counts, when).
-Files are known by that name (the *delivery*), so the same deliveries read from another data
-folder are the same files: unchanged ones are not read again, only their rows' path changes. A file whose content changes gets a
+The registry belongs to one usage folder: a run pointed at another folder reads it whole, as
+``--full-refresh`` does, so the rows of one dataset never mix with another's. A file whose content changes gets a
 new batch that replaces the old one as a unit (``replaced_by``); the old row stays as history.
 Batch ids only grow, so they order the batches (the ledger of issue 17 chains them in that
 order). ``main.usage_batch_days`` keeps the UTC days whose events each batch added: the days the
@@ -16,6 +16,7 @@ PostgreSQL alike, so a run killed at any point leaves either all of them or none
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,8 +108,7 @@ class IngestPlan:
     unchanged: list[str] = field(default_factory=list)
     # same content under a new name while the old name is gone: the batch takes the new name
     renamed: list[tuple[Registered, FileState]] = field(default_factory=list)
-    # same content, new modification time or another data folder: the registry's time and
-    # path change, and the rows' path
+    # same content, new modification time: only the registry's time changes
     retouched: list[tuple[Registered, FileState]] = field(default_factory=list)
     missing: list[Registered] = field(default_factory=list)
 
@@ -140,10 +140,7 @@ def plan_ingest(
     for state in found:
         known = by_delivery.get(state.delivery)
         if known and (known.size, known.modified_at) == (state.size, state.modified_at):
-            if known.file == state.file:
-                plan.unchanged.append(state.file)
-            else:
-                plan.retouched.append((known, state))
+            plan.unchanged.append(state.file)
             continue
         digest = sha256(state.file)
         if known and known.content_sha256 == digest:
@@ -245,19 +242,43 @@ def reset(con: Connection) -> None:
     con.execute(f"DROP TABLE IF EXISTS {BUILD_STATE_TABLE}")
 
 
-def prepare(con: Connection, rules: str, full_refresh: bool) -> tuple[list[Registered], int, bool]:
+def prepare(
+    con: Connection, rules: str, full_refresh: bool, folder: Path
+) -> tuple[list[Registered], int, str | None]:
     """The current batches and the next batch id, after forgetting everything when the load
-    must read every file: asked for (``--full-refresh``), no registry yet (a new warehouse, or
-    one from before the registry), or rows checked by other rules (``rules``: a catalog meter
-    or the earliest day changed). The last item says whether that happened."""
-    if ensure_tables(con) and not full_refresh:
+    must read every file; the last item says why it must (None: it need not). It must when
+    asked (``--full-refresh``), with no registry yet (a new warehouse, or one from before the
+    registry), when the rows were checked by other rules (``rules``: a catalog meter or the
+    earliest day changed), and when the batches came from another usage folder than
+    ``folder`` (another dataset: its rows must not stay as "files no longer delivered")."""
+    reason = "asked (--full-refresh)" if full_refresh else None
+    if not ensure_tables(con):
+        reason = reason or "a new warehouse (no usage registry)"
+    elif not reason:
         current, next_id, last_rules = registered(con)
-        if not current or last_rules == rules:
-            return current, next_id, False
+        previous = _folder_of(current)
+        if not current:
+            return current, next_id, None
+        if last_rules != rules:
+            reason = "the usage checks changed (a catalog meter or the earliest event date)"
+        elif previous != _normal(folder):
+            reason = f"another usage folder (the warehouse held {previous})"
+        else:
+            return current, next_id, None
     reset(con)
     ensure_tables(con)
     current, next_id, _ = registered(con)
-    return current, next_id, True
+    return current, next_id, reason
+
+
+def _normal(folder: Path | str) -> str:
+    return os.path.normpath(os.path.abspath(folder))
+
+
+def _folder_of(batches: Sequence[Registered]) -> str | None:
+    """The usage folder the batches were read from (None: none, or more than one)."""
+    folders = {_normal(b.file[: len(b.file) - len(b.delivery)] or ".") for b in batches}
+    return folders.pop() if len(folders) == 1 else None
 
 
 def registered(con: Connection) -> tuple[list[Registered], int, str | None]:

@@ -242,6 +242,8 @@ def usage_events(
         )
     if not stats.files and not stats.files_unchanged:
         context.log.warning(f"{usage_dir} holds no *.jsonl, *.jsonl.gz or *.parquet files")
+    if stats.refresh_reason:
+        context.log.info(f"Every usage file read: {stats.refresh_reason}")
     for line in ingest_notes(stats):
         context.log.warning(line)
     metadata: dict[str, Any] = {
@@ -257,6 +259,7 @@ def usage_events(
         "files_renamed": dg.MetadataValue.int(len(stats.files_renamed)),
         "files_missing": dg.MetadataValue.int(len(stats.files_missing)),
         "full_refresh": dg.MetadataValue.bool(stats.full_refresh),
+        "full_refresh_reason": dg.MetadataValue.text(stats.refresh_reason or "none"),
         **{
             f"{stage}_seconds": dg.MetadataValue.float(seconds)
             for stage, seconds in stats.stage_seconds.items()

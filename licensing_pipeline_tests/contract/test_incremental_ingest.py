@@ -144,27 +144,26 @@ def test_a_truncated_file_delivered_again_whole_replaces_the_cut_one(
     assert quarantined(any_warehouse) == []
 
 
-def test_the_same_deliveries_in_another_data_folder_are_the_same_files(
-    any_warehouse: Warehouse, tmp_path: Path
-) -> None:
-    """Outcome: files are known by their name inside usage/, so a copy of the folder elsewhere
-    (`run --data-dir`) reads only what differs; the rows take the new folder's paths."""
+def test_another_data_folder_is_read_whole(any_warehouse: Warehouse, tmp_path: Path) -> None:
+    """Outcome: the registry belongs to one usage folder; a run on another (`run --data-dir`,
+    another dataset) reads it as --full-refresh does, so the first folder's files are not kept
+    as "no longer delivered" and its events do not mix with the second's."""
     usage = tmp_path / "one" / "usage"
     night(usage, "a.jsonl", ["a1"])
-    write_lines(usage / "b.jsonl", [event("b1"), event("b2"), "bad"])
+    night(usage, "only-here.jsonl", ["x1"])
     ingest(any_warehouse, usage)
-    moved = tmp_path / "two" / "usage"
-    shutil.copytree(usage, moved)  # keeps the modification times
-    cut = write_lines(moved / "b.jsonl", [event("b1")])
-    stats = ingest(any_warehouse, moved)
-    assert (stats.files, stats.files_changed, stats.files_missing) == (1, (str(cut),), ())
-    assert stats.files_renamed == ()
+    other = tmp_path / "two" / "usage"
+    shutil.copytree(usage, other)  # the same a.jsonl, time and all
+    (other / "only-here.jsonl").unlink()
+    night(other, "b.jsonl", ["b1"])
+    stats = ingest(any_warehouse, other)
+    assert stats.full_refresh and "another usage folder" in str(stats.refresh_reason)
+    assert (stats.files, stats.files_missing) == (2, ())
     frame = any_warehouse.read_frame("SELECT id, file FROM main.usage_events ORDER BY id")
-    assert frame.values.tolist() == [["a1", str(moved / "a.jsonl")], ["b1", str(cut)]]
-    assert quarantined(any_warehouse) == []
-    current = batches(any_warehouse).query("replaced_by.isna()")
-    assert sorted(current["file"]) == [str(moved / "a.jsonl"), str(cut)]
-    assert sorted(current["delivery"]) == ["a.jsonl", "b.jsonl"]
+    assert frame.values.tolist() == [["a1", str(other / "a.jsonl")], ["b1", str(other / "b.jsonl")]]
+    assert sorted(batches(any_warehouse)["delivery"]) == ["a.jsonl", "b.jsonl"]
+    again = ingest(any_warehouse, other)  # and from then on, that folder's registry
+    assert (again.files, again.files_unchanged, again.full_refresh) == (0, 2, False)
 
 
 def test_a_renamed_file_keeps_its_rows_under_the_new_name(
