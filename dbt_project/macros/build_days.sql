@@ -86,7 +86,10 @@
 {#- A predicate on a TIMESTAMP column: within the build's days (the range first lets the
     warehouse skip blocks of other days). -#}
 {% macro in_build_days_time(column) -%}
-    {%- set days = build_days() -%}
+    {{ in_days_time(column, build_days()) }}
+{%- endmacro %}
+
+{% macro in_days_time(column, days) -%}
     {%- if days is none or days | length == 0 -%}
         {{ in_days(column, days) }}
     {%- else -%}

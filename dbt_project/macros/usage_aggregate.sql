@@ -1,12 +1,14 @@
-{#- Per (tenant, metric, grain) usage from metric_events, each metric by its own aggregation.
-    Daily and monthly both come straight from the events: a month is not the sum of its days
-    for UNIQUE_COUNT, MAX or LATEST. Only the build's days (months) are aggregated: the
-    models are incremental over them (macros/build_days.sql). -#}
+{#- Per (tenant, metric, grain) usage from the daily parts (metric_daily), each metric by its
+    own aggregation: COUNT and SUM add the days up, MAX takes the largest, LATEST the latest
+    value by time, UNIQUE_COUNT counts the distinct values over the days (a month is not the
+    sum of its days for UNIQUE_COUNT, MAX or LATEST). Only the build's days (months) are
+    aggregated: the models are incremental over them (macros/build_days.sql). -#}
 
 {% macro usage_aggregate(grain, grain_name) -%}
-with metric_events as (
-    select * from {{ ref('metric_events') }}
-    where {{ in_build_months(grain) if grain == 'period' else in_build_days(grain) }}
+{%- set in_build = in_build_months('period') if grain == 'period' else in_build_days('usage_date') -%}
+with days as (
+    select * from {{ ref('metric_daily') }}
+    where {{ in_build }}
 ),
 
 totals as (
@@ -15,31 +17,40 @@ totals as (
         metric,
         {{ grain }} as grain,
         max(aggregation) as aggregation,
-        count(*) as events,
-        sum(value_number) as value_sum,
-        max(value_number) as value_max,
-        count(distinct value_text) as value_distinct
-    from metric_events
+        sum(events) as events,
+        sum(value_sum) as value_sum,
+        max(value_max) as value_max
+    from days
     group by tenant_id, metric, {{ grain }}
 ),
 
--- LATEST: the value of the last event by time that carries one; ties go to the larger
--- (source, id) so reruns agree.
+distinct_values as (
+    select
+        tenant_id,
+        metric,
+        {{ grain }} as grain,
+        count(distinct value_text) as value_distinct
+    from {{ ref('metric_daily_values') }}
+    where {{ in_build }}
+    group by tenant_id, metric, {{ grain }}
+),
+
+-- LATEST: the latest of the days' latest values, in the order metric_daily ranks a day's
 ranked_latest as (
     select
         tenant_id,
         metric,
         {{ grain }} as grain,
-        value_number,
+        latest_value,
         row_number() over (
             partition by tenant_id, metric, {{ grain }}
             order by
-                case when value_number is null then 1 else 0 end,
-                time desc,
-                coalesce(source, '') desc,
-                id desc
+                case when latest_value is null then 1 else 0 end,
+                latest_time desc,
+                coalesce(latest_source, '') desc,
+                latest_id desc
         ) as recency
-    from metric_events
+    from days
     where aggregation = 'LATEST'
 )
 
@@ -49,7 +60,7 @@ select
     totals.grain as {{ grain_name }},
     {{ metric_quantity(
         'totals.aggregation', 'totals.events', 'totals.value_sum', 'totals.value_max',
-        'ranked_latest.value_number', 'totals.value_distinct'
+        'ranked_latest.latest_value', 'coalesce(distinct_values.value_distinct, 0)'
     ) }} as quantity,
     cast(totals.events as bigint) as events
 from totals
@@ -58,6 +69,10 @@ left join ranked_latest
     and ranked_latest.metric = totals.metric
     and ranked_latest.grain = totals.grain
     and ranked_latest.recency = 1
+left join distinct_values
+    on distinct_values.tenant_id = totals.tenant_id
+    and distinct_values.metric = totals.metric
+    and distinct_values.grain = totals.grain
 {%- endmacro %}
 
 

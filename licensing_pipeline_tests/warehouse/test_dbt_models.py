@@ -35,6 +35,8 @@ from licensing_pipeline_tests.postgres import fresh_database
 AS_OF = "2026-10-02"
 MODELS = {
     "events_in_scope",
+    "metric_daily",
+    "metric_daily_values",
     "usage_daily",
     "usage_monthly",
     "feature_usage_daily",

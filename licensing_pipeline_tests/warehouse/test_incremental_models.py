@@ -24,6 +24,8 @@ from licensing_pipeline_tests.warehouse.test_dbt_models import CATALOG, build
 
 MODELS = {
     "events_in_scope": ["source", "id"],
+    "metric_daily": ["tenant_id", "metric", "usage_date"],
+    "metric_daily_values": ["tenant_id", "metric", "usage_date", "value_text"],
     "usage_daily": ["tenant_id", "metric", "usage_date"],
     "usage_monthly": ["tenant_id", "metric", "period"],
     "feature_usage_daily": ["tenant_id", "feature", "usage_date"],
