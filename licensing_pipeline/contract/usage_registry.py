@@ -214,7 +214,7 @@ def _columns(columns: dict[str, str]) -> str:
 def ensure_tables(con: Connection) -> bool:
     """Create the tables a run writes if missing; False when there was no registry yet (a
     warehouse from before the registry, or a new one: its usage is loaded whole)."""
-    had_registry = _exists(con, REGISTRY_TABLE)
+    had_registry = table_exists(con, REGISTRY_TABLE)
     quarantine = {c: QUARANTINE_SQL[t] for c, t in QUARANTINED_RECORDS.items()}
     for table, columns in (
         (EVENTS_TABLE, USAGE_EVENTS_SQL),
@@ -226,7 +226,8 @@ def ensure_tables(con: Connection) -> bool:
     return had_registry
 
 
-def _exists(con: Connection, table: str) -> bool:
+def table_exists(con: Connection, table: str) -> bool:
+    """Whether ``schema.table`` exists, on either warehouse."""
     schema, name = table.split(".")
     row = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",

@@ -20,7 +20,7 @@ import pandas as pd
 from licensing_pipeline.contract import schemas
 from licensing_pipeline.contract.catalog import AGGREGATIONS
 from licensing_pipeline.contract.usage import LINK_OUTSIDE
-from licensing_pipeline.contract.usage_registry import REGISTRY_TABLE
+from licensing_pipeline.contract.usage_registry import REGISTRY_TABLE, table_exists
 
 Label = Callable[[Mapping[str, Any]], str]
 NOISE_SIGMAS = 3.0  # a day below the usual by less than this many Poisson sigmas is noise
@@ -396,7 +396,7 @@ def _repeated_keys(con: Any, events: str, registry: str) -> int:
     the latest ingest added, against every event held: each event was checked the night it
     came, so the check costs a probe of the history rather than a distinct count of it (3.5 s
     over 20M events). Without a registry (usage written by other means), every key."""
-    if not _table_exists(con, registry):
+    if not table_exists(con, registry):
         new = events
     else:
         new = f"""(
@@ -421,15 +421,6 @@ def _repeated_keys(con: Any, events: str, registry: str) -> int:
         """
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def _table_exists(con: Any, table: str) -> bool:
-    schema, name = table.split(".")
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _freshness(con: Any, events: str, as_of: date, cutoff: datetime) -> Batch:
@@ -556,7 +547,7 @@ def _files(con: Any, events: str, quarantine: str) -> Batch:
 def _changed_files(con: Any, registry: str) -> Batch:
     """The usage files whose content changed since an earlier ingest, as the latest ingest
     found them (their earlier batch replaced by one of that ingest's)."""
-    if not _table_exists(con, registry):
+    if not table_exists(con, registry):
         return Batch(pd.DataFrame({"file": pd.Series(dtype="string"), "changed_file": []}))
     frame = con.execute(
         f"""
