@@ -450,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_snapshot_commands(sub)
 
+    from licensing_pipeline.governance.ledger_cli import add_ledger_commands
+
+    add_ledger_commands(sub)
+
     from licensing_pipeline.statements.cli import add_statement_command
 
     add_statement_command(sub)

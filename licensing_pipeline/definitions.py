@@ -5,6 +5,7 @@ import dagster as dg
 from licensing_pipeline.cli_progress import progress_logger
 from licensing_pipeline.compliance import definitions as compliance
 from licensing_pipeline.dashboard import definitions as dashboard
+from licensing_pipeline.governance import definitions as governance
 from licensing_pipeline.jobs import NIGHTLY_JOB, nightly_compliance_schedule, nightly_job
 from licensing_pipeline.policy import definitions as policy
 from licensing_pipeline.quality import definitions as quality
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         statements.defs(settings),
         dashboard.defs(settings),
         remediation.defs(),
+        governance.defs(),
     )
 
 

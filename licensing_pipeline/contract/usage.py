@@ -489,7 +489,7 @@ def load_usage_events(
         with registry.work_tables(into) as staged:
             _stage(con, usage_dir, plan, checks, props, earliest, rules, clock)
             into.receive(con, staged)
-            added = registry.apply_plan(into, plan, _now())
+            added = registry.apply_plan(into, plan, _now(), refresh is not None)
             clock.lap("write")
             return _stats(con, into, plan, added, refresh, clock.laps)
     finally:

@@ -5,8 +5,8 @@ its name inside the usage folder, size, modification time, SHA-256, line range, 
 The registry belongs to one usage folder: a run pointed at another folder reads it whole, as
 ``--full-refresh`` does, so the rows of one dataset never mix with another's. A file whose content changes gets a
 new batch that replaces the old one as a unit (``replaced_by``); the old row stays as history.
-Batch ids only grow, so they order the batches (the ledger of issue 17 chains them in that
-order). ``main.usage_batch_days`` keeps the UTC days whose events each batch added: the days the
+Batch ids only grow, across full refreshes too, so they order the batches; each batch lands
+with its entry of the usage ledger (``governance.ledger``), which a reset never drops. ``main.usage_batch_days`` keeps the UTC days whose events each batch added: the days the
 incremental dbt models rebuild.
 
 A run's batches are written in one transaction together with their rows, on DuckDB and on
@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import duckdb
 
 from licensing_pipeline.contract.schemas import INT, QUARANTINED_RECORDS, STRING, USAGE_EVENTS_SQL
+from licensing_pipeline.governance import ledger
 
 EVENTS_TABLE = "main.usage_events"
 QUARANTINE_TABLE = "main.quarantine_usage_events"
@@ -223,6 +224,7 @@ def ensure_tables(con: Connection) -> bool:
         (BATCH_DAYS_TABLE, {"batch_id": "BIGINT", "usage_date": "DATE", "events": "BIGINT"}),
     ):
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_columns(columns)})")
+    ledger.ensure_tables(con)
     return had_registry
 
 
@@ -237,7 +239,8 @@ def table_exists(con: Connection, table: str) -> bool:
 
 
 def reset(con: Connection) -> None:
-    """Forget every batch and row: the next load reads every file (``--full-refresh``)."""
+    """Forget every batch and row: the next load reads every file (``--full-refresh``). The
+    ledger stays: the load's first entry retires the batches forgotten here."""
     for table in (EVENTS_TABLE, QUARANTINE_TABLE, REGISTRY_TABLE, BATCH_DAYS_TABLE):
         con.execute(f"DROP TABLE IF EXISTS {table}")
     con.execute(f"DROP TABLE IF EXISTS {BUILD_STATE_TABLE}")
@@ -250,8 +253,10 @@ def prepare(
     must read every file; the last item says why it must (None: it need not). It must when
     asked (``--full-refresh``), with no registry yet (a new warehouse, or one from before the
     registry), when the rows were checked by other rules (``rules``: a catalog meter or the
-    earliest day changed), and when the batches came from another usage folder than
-    ``folder`` (another dataset: its rows must not stay as "files no longer delivered")."""
+    earliest day changed), when the batches came from another usage folder than
+    ``folder`` (another dataset: its rows must not stay as "files no longer delivered"), and
+    when the registry is empty while the ledger holds live batches (a reset whose load never
+    committed)."""
     reason = "asked (--full-refresh)" if full_refresh else None
     if not ensure_tables(con):
         reason = reason or "a new warehouse (no usage registry)"
@@ -259,7 +264,9 @@ def prepare(
         current, next_id, last_rules = registered(con)
         previous = _folder_of(current)
         if not current:
-            return current, next_id, None
+            if not ledger.has_live_batches(con):
+                return current, next_id, None
+            reason = "an empty usage registry while the ledger holds batches"
         if last_rules != rules:
             reason = "the usage checks changed (a catalog meter or the earliest event date)"
         elif previous != _normal(folder):
@@ -294,7 +301,7 @@ def registered(con: Connection) -> tuple[list[Registered], int, str | None]:
     current = [
         Registered(int(r[0]), str(r[1]), str(r[2]), int(r[3]), r[4], str(r[5])) for r in rows
     ]
-    next_id = int(last[0]) + 1 if last else 1
+    next_id = max(int(last[0]) if last else 0, ledger.max_batch_id(con)) + 1
     return current, next_id, (str(last[1]) if last else None)
 
 
@@ -403,14 +410,25 @@ def finish_batches(target: IngestTarget, added: str) -> None:
     )
 
 
-def apply_plan(target: IngestTarget, plan: IngestPlan, ingested_at: datetime) -> int:
-    """Write the run's batches and rows in one transaction; returns the events added."""
+def apply_plan(
+    target: IngestTarget, plan: IngestPlan, ingested_at: datetime, retire_all: bool
+) -> int:
+    """Write the run's batches, rows and ledger entries in one transaction; returns the
+    events added. ``retire_all``: the registry was reset, so the ledger's earlier batches go."""
     con = target.con
     con.execute("BEGIN TRANSACTION")
     try:
         register_batches(target, plan, ingested_at)
         added = store_rows(target, plan)
         finish_batches(target, added)
+        new = [
+            ledger.NewBatch(
+                b.batch_id, b.found.delivery, b.sha256, b.replaces.batch_id if b.replaces else None
+            )
+            for b in plan.read
+        ]
+        files = target.staged("_ingest_files")
+        ledger.append(con, added, files, new, retire_all, ingested_at)
         row = con.execute(f"SELECT count(*) FROM {added}").fetchone()
         target.commit()
     except BaseException:

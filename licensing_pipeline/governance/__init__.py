@@ -1,0 +1,1 @@
+"""Provable telemetry: the usage ledger, its checkpoints and its nightly check."""
