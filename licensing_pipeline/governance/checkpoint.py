@@ -35,7 +35,7 @@ class Keys:
     public: Ed25519PublicKey | None
 
 
-def _raw_or_pem(text: str, what: str, private: bool) -> Any:
+def parse_key(text: str, what: str, private: bool) -> Any:
     data = text.strip().encode()
     try:
         if data.startswith(b"-----BEGIN"):
@@ -71,12 +71,12 @@ def load_keys() -> Keys:
             text = key_file.read_text()
         except OSError as exc:
             raise CheckpointError(f"{what}: cannot read: {exc.strerror}") from None
-    signing = _raw_or_pem(text, what, private=True) if text else None
+    signing = parse_key(text, what, private=True) if text else None
     if signing is not None and not isinstance(signing, Ed25519PrivateKey):
         raise CheckpointError(f"{what}: not an Ed25519 private key")
     pinned = env.text("LICENSING_LEDGER_PUBLIC_KEY")
     public = (
-        _raw_or_pem(pinned, "LICENSING_LEDGER_PUBLIC_KEY", private=False)
+        parse_key(pinned, "LICENSING_LEDGER_PUBLIC_KEY", private=False)
         if pinned
         else (signing.public_key() if signing else None)
     )
