@@ -63,10 +63,12 @@ dev: setup
 	$(BIN)/licensing-pipeline dev
 
 # One fresh run at 1M and 5M events, then the nights scenario: 30 nights of 1M events each,
-# the next night over that history, the same night alone, and a full refresh of all of it.
+# the next night over that history, the same night alone, and a full refresh of all of it;
+# then the usage ledger: verify over 10M events, ingest at 1M with and without it.
 bench: setup
 	$(BIN)/python scripts/benchmark.py
 	$(BIN)/python scripts/benchmark_nights.py
+	$(BIN)/python scripts/benchmark_ledger.py
 
 # The anomaly rule's labelled backtest (docs/data-quality.md, "The anomaly rule").
 backtest: setup

@@ -263,11 +263,11 @@ def prepare(
     elif not reason:
         current, next_id, last_rules = registered(con)
         previous = _folder_of(current)
+        if not current and not ledger.has_live_batches(con):
+            return current, next_id, None
         if not current:
-            if not ledger.has_live_batches(con):
-                return current, next_id, None
             reason = "an empty usage registry while the ledger holds batches"
-        if last_rules != rules:
+        elif last_rules != rules:
             reason = "the usage checks changed (a catalog meter or the earliest event date)"
         elif previous != _normal(folder):
             reason = f"another usage folder (the warehouse held {previous})"

@@ -265,3 +265,36 @@ def test_a_proof_of_an_unknown_event_is_one_line(
     assert capsys.readouterr().err.strip() == (
         "licensing-pipeline: tenant 't-1' has no event 'nope' in a live batch"
     )
+
+
+def test_the_documented_canonical_example_is_what_the_sql_writes() -> None:
+    import duckdb
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    documented = text.split("2:gw,", 1)[1].split("`", 1)[0]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    row = con.execute(
+        f"SELECT {ledger.canonical_sql(ledger.DUCKDB, 'e')} FROM (SELECT 'gw' AS source, "
+        "'e1' AS id, 'api.request' AS type, 't-1' AS tenant_id, "
+        "TIMESTAMP '2026-10-03 12:12:09' AS time, NULL::VARCHAR AS user_id, 'sso' AS feature, "
+        """'eu-west-1' AS region, '{"n": 1}' AS data) AS e"""
+    ).fetchone()
+    assert row is not None and row[0] == "2:gw," + documented
+
+
+def test_a_reset_whose_load_never_committed_is_finished_by_the_next_run(
+    two_nights: Warehouse, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The registry and events dropped (``--full-refresh``'s first step) and the run killed:
+    the next run reads everything and retires the ledger's batches."""
+    from licensing_pipeline.contract import usage_registry as registry
+
+    with two_nights.connect() as con:
+        registry.reset(con)
+        registry.ensure_tables(con)
+    assert verify(capsys)[0] == 1  # the ledger's batches have no events
+    stats = ingest(two_nights, tmp_path / "usage")
+    assert stats.refresh_reason == "an empty usage registry while the ledger holds batches"
+    code, out = verify(capsys)
+    assert code == 0, out
