@@ -298,3 +298,31 @@ def test_a_reset_whose_load_never_committed_is_finished_by_the_next_run(
     assert stats.refresh_reason == "an empty usage registry while the ledger holds batches"
     code, out = verify(capsys)
     assert code == 0, out
+
+
+def rfc6962_root(leaves: list[bytes]) -> bytes:
+    """MTH of RFC 6962, section 2.1, by its recursive definition (split at the largest power
+    of two below n)."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + rfc6962_root(leaves[:k]) + rfc6962_root(leaves[k:])).digest()
+
+
+def test_the_set_wise_tree_is_rfc_6962_s_for_every_size_up_to_33() -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    leaves = {
+        n: [hashlib.sha256(b"\x00" + bytes([n, i])).digest() for i in range(n)]
+        for n in range(1, 34)
+    }
+    con.execute("CREATE TABLE t (batch_id BIGINT, pos BIGINT, h VARCHAR)")
+    con.executemany(
+        "INSERT INTO t VALUES (?, ?, ?)",
+        [(n, i, leaf.hex()) for n, hashes in leaves.items() for i, leaf in enumerate(hashes)],
+    )
+    found = ledger.roots(con, "SELECT * FROM t")
+    assert found == {n: rfc6962_root(hashes).hex() for n, hashes in leaves.items()}
