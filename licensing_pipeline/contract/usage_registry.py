@@ -254,9 +254,10 @@ def prepare(
     asked (``--full-refresh``), with no registry yet (a new warehouse, or one from before the
     registry), when the rows were checked by other rules (``rules``: a catalog meter or the
     earliest day changed), when the batches came from another usage folder than
-    ``folder`` (another dataset: its rows must not stay as "files no longer delivered"), and
+    ``folder`` (another dataset: its rows must not stay as "files no longer delivered"),
     when the registry is empty while the ledger holds live batches (a reset whose load never
-    committed)."""
+    committed), and when the ledger holds no batch while the registry does (a warehouse from
+    before the ledger: read once, its events enter the ledger)."""
     reason = "asked (--full-refresh)" if full_refresh else None
     if not ensure_tables(con):
         reason = reason or "a new warehouse (no usage registry)"
@@ -267,6 +268,8 @@ def prepare(
             return current, next_id, None
         if not current:
             reason = "an empty usage registry while the ledger holds batches"
+        elif not ledger.max_batch_id(con):
+            reason = "a registry from before the usage ledger (its events are hashed into it)"
         elif last_rules != rules:
             reason = "the usage checks changed (a catalog meter or the earliest event date)"
         elif previous != _normal(folder):

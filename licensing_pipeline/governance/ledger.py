@@ -312,23 +312,17 @@ def append(
         FROM {added} AS n INNER JOIN {files} AS f ON f.file = n.file
         """
     )
-    ids = [b.batch_id for b in batches]
-    found = (
-        roots(
-            con,
-            f"SELECT batch_id, position AS pos, leaf AS h FROM {LEAVES_TABLE} "
-            f"WHERE batch_id IN ({', '.join(str(i) for i in ids)})",
-        )
-        if ids
-        else {}
+    ids = ", ".join(str(b.batch_id) for b in batches) or "NULL"  # IN (NULL): none
+    found = roots(
+        con,
+        f"SELECT batch_id, position AS pos, leaf AS h FROM {LEAVES_TABLE} "
+        f"WHERE batch_id IN ({ids})",
     )
     counts = dict(
         con.execute(
             f"SELECT batch_id, count(*) FROM {LEAVES_TABLE} "
-            f"WHERE batch_id IN ({', '.join(str(i) for i in ids)}) GROUP BY batch_id"
+            f"WHERE batch_id IN ({ids}) GROUP BY batch_id"
         ).fetchall()
-        if ids
-        else []
     )
     head = con.execute(
         f"SELECT seq, chain_hash FROM {LEDGER_TABLE} ORDER BY seq DESC LIMIT 1"

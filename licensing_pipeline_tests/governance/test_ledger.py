@@ -326,3 +326,18 @@ def test_the_set_wise_tree_is_rfc_6962_s_for_every_size_up_to_33() -> None:
     )
     found = ledger.roots(con, "SELECT * FROM t")
     assert found == {n: rfc6962_root(hashes).hex() for n, hashes in leaves.items()}
+
+
+def test_a_warehouse_from_before_the_ledger_is_read_once_into_it(
+    two_nights: Warehouse, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with two_nights.connect() as con:
+        for table in (ledger.LEDGER_TABLE, ledger.LEAVES_TABLE, ledger.CHECKPOINTS_TABLE):
+            con.execute(f"DROP TABLE {table}")
+    stats = ingest(two_nights, tmp_path / "usage")
+    assert stats.refresh_reason is not None
+    assert stats.refresh_reason.startswith("a registry from before the usage ledger")
+    assert stats.events_loaded == 5
+    code, out = verify(capsys)
+    assert code == 0, out
+    assert "2 entries" in out
