@@ -210,3 +210,32 @@ def test_a_signed_mark_is_checked_against_the_pinned_key(
     refused = pytest.raises(checkpoint.CheckpointError, match="does not hold under the pinned")
     with refused, two_nights.connect() as con:
         checks.verify_since_mark(con, pinned_elsewhere)
+
+
+def test_a_missing_checkpoint_file_is_one_line(
+    two_nights: Warehouse, signer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = verify_against(tmp_path / "nowhere.json", capsys)
+    assert code == 2
+    assert (
+        out
+        == f"licensing-pipeline: {tmp_path / 'nowhere.json'}: cannot read: No such file or directory\n"
+    )
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line(
+    two_nights: Warehouse, signer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "notes.json"
+    path.write_text('{"entries": 2}')
+    code, out = verify_against(path, capsys)
+    assert code == 2
+    assert out.strip().endswith(f"{path}: not a usage ledger checkpoint ({checkpoint.FORMAT})")
+
+
+def test_verify_without_a_warehouse_is_one_line(
+    cli_env: Warehouse, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ledger", "verify"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run `licensing-pipeline run`" in err
