@@ -3,6 +3,7 @@ no findings are written (the previous night's stay as they were)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -15,31 +16,31 @@ from licensing_pipeline import cli
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
+from licensing_pipeline_tests.backends import backend_environment, backend_variables
+from licensing_pipeline_tests.postgres import fresh_database
 
 AS_OF = "2026-11-20"
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("ledger-home")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LICENSING_HOME", str(home))
-        env.setenv("DAGSTER_HOME", str(home / "dagster"))
-        env.setenv("LICENSING_DATA_DIR", str(home / "data"))
-        for name in (
-            "LICENSING_DATABASE_URL",
-            "LICENSING_WAREHOUSE_PATH",
-            "LICENSING_WAREHOUSE_URL",
-            "LICENSING_PROFILE",
-            "LICENSING_AS_OF",
-            "LICENSING_LEDGER_SIGNING_KEY",
-            "LICENSING_LEDGER_SIGNING_KEY_FILE",
-            "LICENSING_LEDGER_PUBLIC_KEY",
-        ):
-            env.delenv(name, raising=False)
-        assert cli.main(["demo", "--tenants", "22", "--months", "3", "--as-of", AS_OF]) == 0
-        yield home
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ledger-data") / "data"
+    code = cli.main(
+        ["demo", "--tenants", "22", "--months", "3", "--as-of", AS_OF, "--out", str(folder)]
+    )
+    assert code == 0
+    return folder
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def backend(request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path) -> Iterator[None]:
+    """The CLI's environment for one profile (every other LICENSING_* cleared: no key)."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if request.param == "postgres" else None
+        variables = backend_variables(tmp_path / "home", data_dir, url)
+        stack.enter_context(backend_environment(variables))
+        yield
 
 
 def night() -> tuple[int, str]:
@@ -53,7 +54,8 @@ def findings() -> pd.DataFrame:
     return LicensingRepository(database_url=load_settings().database_url).load_findings()
 
 
-def test_a_tampered_history_blocks_the_findings(home: Path) -> None:
+@pytest.mark.usefixtures("backend")
+def test_a_tampered_history_blocks_the_findings() -> None:
     code, said = night()
     assert code == 0, said
     before = findings()
