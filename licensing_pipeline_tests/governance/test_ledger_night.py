@@ -18,19 +18,11 @@ from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline_tests.test_end_to_end import AS_OF, data_dir
 
-AS_OF = "2026-11-20"
+__all__ = ["data_dir"]  # the end-to-end tests' demo dataset, a fixture used here
+
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("ledger-data") / "data"
-    code = cli.main(
-        ["demo", "--tenants", "22", "--months", "3", "--as-of", AS_OF, "--out", str(folder)]
-    )
-    assert code == 0
-    return folder
 
 
 @pytest.fixture(params=["embedded", "postgres"])
