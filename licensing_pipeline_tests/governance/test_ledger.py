@@ -213,13 +213,13 @@ def test_verify_from_a_batch_skips_the_earlier_ones(
         "TRUNCATE main.usage_ledger_checkpoints",
     ],
 )
+@pytest.mark.parametrize("any_warehouse", ["postgres"], indirect=True)
 def test_postgres_ledger_tables_refuse_update_delete_and_truncate(
     two_nights: Warehouse, statement: str
 ) -> None:
     import psycopg2
 
-    if not two_nights.is_postgres:
-        pytest.skip("the append-only triggers are PostgreSQL's")
+    assert two_nights.is_postgres
     refused = pytest.raises(psycopg2.errors.RaiseException, match="the usage ledger is append-only")
     with refused, two_nights.connect() as con:
         con.execute(statement)
