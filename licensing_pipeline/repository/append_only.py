@@ -17,8 +17,9 @@ TABLE ... DISABLE TRIGGER``) or a superuser: run the application as a login that
 to rule that out (docs/operations.md). A SQLite batch migration that copies the table drops
 its triggers: install them again after one.
 
-The functions return SQL for one table, so any migration (the repository's, the warehouse's
-ledger) can install the same guards. Table names are quoted by the caller's dialect.
+``postgres_sql`` and ``sqlite_sql`` return plain SQL for one table (no bind placeholders, no
+"%"), so any code can install the same guards through any driver: the repository's migrations
+through SQLAlchemy (``install``), the warehouse's ledger through a psycopg2 cursor.
 """
 
 from __future__ import annotations
@@ -30,49 +31,77 @@ REFUSE_FUNCTION = "licensing_refuse_rewrite"
 TRIGGER = "licensing_append_only"
 REWRITES = ("UPDATE", "DELETE", "TRUNCATE")
 
+FUNCTION_SQL = (
+    f"CREATE OR REPLACE FUNCTION {REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP\n"
+    "    || ' refused', HINT = 'history is never rewritten; append a correcting row instead';\n"
+    "END $$"
+)
+
 
 def refusal(table: str, statement: str) -> str:
     """The message a refused statement carries (the same on both databases)."""
     return f"{table} is append-only: {statement} refused"
 
 
-def postgres_function_sql() -> str:
-    """The trigger function (idempotent): raises with the table's name and the statement."""
+def _privileges_sql(table: str, body: str) -> str:
+    """A DO block that runs ``body`` with ``target`` (the table's regclass) and ``rewrites``."""
+    literal = table.replace("'", "''")
     return (
-        f"CREATE OR REPLACE FUNCTION {REFUSE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-        "BEGIN\n"
-        # no "%" placeholders: the driver would take them for its own
-        "  RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP\n"
-        "    || ' refused', HINT = 'history is never rewritten; append a correcting row instead';\n"
-        "END $$"
+        "DO $$\nDECLARE\n"
+        f"  target regclass := '{literal}'::regclass;\n"
+        f"  rewrites text := '{', '.join(REWRITES)}';\n"
+        "  holder text;\n"
+        f"BEGIN\n{body}\nEND $$"
     )
 
 
-def install_sql(table: str, dialect: sa.Dialect) -> list[str]:
-    """The statements that make ``table`` refuse UPDATE, DELETE (and TRUNCATE)."""
-    name = dialect.identifier_preparer.quote(table)
-    if dialect.name == "postgresql":
-        return [
-            postgres_function_sql(),
-            f"DROP TRIGGER IF EXISTS {TRIGGER} ON {name}",
-            f"CREATE TRIGGER {TRIGGER} BEFORE UPDATE OR DELETE OR TRUNCATE ON {name} "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION {REFUSE_FUNCTION}()",
-        ]
-    if dialect.name == "sqlite":
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS {_sqlite_trigger(table, statement)} "
-            f"BEFORE {statement} ON {name} "
-            f"BEGIN SELECT RAISE(ABORT, '{refusal(table, statement)}'); END"
-            for statement in ("UPDATE", "DELETE")
-        ]
-    raise ValueError(f"append-only tables are not implemented on {dialect.name}")
+def postgres_sql(table: str) -> list[str]:
+    """Make ``table`` (as written in SQL: quoted where needed, schema-qualified if it is not on
+    the search path) refuse UPDATE, DELETE and TRUNCATE: the function, the statement-level
+    trigger, and the revoke from PUBLIC, every role holding one of them and the owner."""
+    revoke = (
+        "  EXECUTE 'REVOKE ' || rewrites || ' ON ' || target::text || ' FROM PUBLIC';\n"
+        "  FOR holder IN\n"
+        "    SELECT a.grantee::regrole::text FROM pg_class c,\n"
+        "      aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a\n"
+        "    WHERE c.oid = target AND a.grantee <> 0\n"
+        "      AND a.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE')\n"
+        "    UNION SELECT c.relowner::regrole::text FROM pg_class c WHERE c.oid = target\n"
+        "  LOOP\n"
+        "    EXECUTE 'REVOKE ' || rewrites || ' ON ' || target::text || ' FROM ' || holder;\n"
+        "  END LOOP;"
+    )
+    return [
+        FUNCTION_SQL,
+        f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}",
+        f"CREATE TRIGGER {TRIGGER} BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {REFUSE_FUNCTION}()",
+        _privileges_sql(table, revoke),
+    ]
 
 
-def remove_sql(table: str, dialect: sa.Dialect) -> list[str]:
-    """The statements that undo ``install_sql`` (for a migration's downgrade)."""
-    name = dialect.identifier_preparer.quote(table)
-    if dialect.name == "postgresql":
-        return [f"DROP TRIGGER IF EXISTS {TRIGGER} ON {name}"]
+def postgres_remove_sql(table: str) -> list[str]:
+    """Undo ``postgres_sql`` for ``table``: no trigger, the owner's rewrites given back."""
+    grant = (
+        "  SELECT relowner::regrole::text INTO holder FROM pg_class WHERE oid = target;\n"
+        "  EXECUTE 'GRANT ' || rewrites || ' ON ' || target::text || ' TO ' || holder;"
+    )
+    return [f"DROP TRIGGER IF EXISTS {TRIGGER} ON {table}", _privileges_sql(table, grant)]
+
+
+def sqlite_sql(table: str) -> list[str]:
+    """``BEFORE UPDATE`` and ``BEFORE DELETE`` triggers that abort with ``refusal``'s message."""
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {_sqlite_trigger(table, statement)} "
+        f"BEFORE {statement} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{refusal(table, statement)}'); END"
+        for statement in ("UPDATE", "DELETE")
+    ]
+
+
+def sqlite_remove_sql(table: str) -> list[str]:
     return [
         f"DROP TRIGGER IF EXISTS {_sqlite_trigger(table, statement)}"
         for statement in ("UPDATE", "DELETE")
@@ -83,46 +112,26 @@ def _sqlite_trigger(table: str, statement: str) -> str:
     return f"{TRIGGER}_{table}_{statement.lower()}"
 
 
-def install(con: sa.Connection, table: str) -> None:
-    """Trigger, and on PostgreSQL the privileges: ``table`` refuses to be rewritten."""
-    for statement in install_sql(table, con.dialect):
-        con.exec_driver_sql(statement)
+def _statements(con: sa.Connection, table: str, *, remove: bool) -> list[str]:
     if con.dialect.name == "postgresql":
-        revoke_rewrites(con, table)
+        name = con.dialect.identifier_preparer.quote(table)
+        return postgres_remove_sql(name) if remove else postgres_sql(name)
+    if con.dialect.name == "sqlite":
+        return sqlite_remove_sql(table) if remove else sqlite_sql(table)
+    raise ValueError(f"append-only tables are not implemented on {con.dialect.name}")
 
 
-def revoke_rewrites(con: sa.Connection, table: str) -> list[str]:
-    """Revoke UPDATE, DELETE and TRUNCATE on ``table`` from PUBLIC, every role holding one
-    (column grants of UPDATE go with the table's) and the owner; the roles, PUBLIC first."""
-    quote = con.dialect.identifier_preparer.quote
-    holders: list[str] = list(
-        con.execute(
-            sa.text(
-                "SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, "
-                "aclexplode(COALESCE(c.relacl, acldefault('r', c.relowner))) a "
-                "WHERE c.oid = CAST(:table AS regclass) AND a.grantee <> 0 "
-                "AND a.privilege_type = ANY(:rewrites) "
-                "UNION SELECT c.relowner::regrole::text FROM pg_class c "
-                "WHERE c.oid = CAST(:table AS regclass) ORDER BY 1"
-            ),
-            {"table": quote(table), "rewrites": list(REWRITES)},
-        ).scalars()
-    )
-    rewrites = ", ".join(REWRITES)
-    # regrole::text is already an identifier, quoted where it needs to be
-    for grantee in ["PUBLIC", *holders]:
-        con.exec_driver_sql(f"REVOKE {rewrites} ON {quote(table)} FROM {grantee}")
-    return ["PUBLIC", *holders]
+def install(con: sa.Connection, table: str) -> None:
+    """Make the repository's ``table`` refuse to be rewritten (trigger; privileges too on
+    PostgreSQL)."""
+    for statement in _statements(con, table, remove=False):
+        con.exec_driver_sql(statement)
 
 
-def restore_owner_rewrites(con: sa.Connection, table: str) -> None:
-    """Give the owner back UPDATE, DELETE and TRUNCATE (a downgrade's undoing of ``install``)."""
-    owner: str = con.execute(
-        sa.text("SELECT relowner::regrole::text FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-        {"t": con.dialect.identifier_preparer.quote(table)},
-    ).scalar_one()
-    quote = con.dialect.identifier_preparer.quote
-    con.exec_driver_sql(f"GRANT {', '.join(REWRITES)} ON {quote(table)} TO {owner}")
+def remove(con: sa.Connection, table: str) -> None:
+    """Undo ``install`` (a downgrade)."""
+    for statement in _statements(con, table, remove=True):
+        con.exec_driver_sql(statement)
 
 
 def drop_function_if_unused(con: sa.Connection) -> None:

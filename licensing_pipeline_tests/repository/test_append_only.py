@@ -8,6 +8,7 @@ application login that a DBA granted everything on every table.
 from collections.abc import Iterator
 from datetime import datetime
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -15,6 +16,8 @@ from licensing_pipeline.remediation.tables import remediation_tickets, ticket_hi
 from licensing_pipeline.repository import append_only, schema
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.repository.tables import finding_history
+from licensing_pipeline.warehouse.postgres import dsn
+from licensing_pipeline_tests.postgres import fresh_database
 from licensing_pipeline_tests.repository.conftest import Cluster, quote
 from licensing_pipeline_tests.repository.test_finding_history import record
 
@@ -193,3 +196,37 @@ def test_downgrading_gives_ticket_history_back_to_its_owner(cluster: Cluster):
     with cluster.pipeline.begin() as con:
         con.exec_driver_sql("UPDATE ticket_history SET note = 'rewritten'")
     assert not sa.inspect(cluster.pipeline).has_table("finding_history")
+
+
+def test_the_sql_guards_any_table_through_a_plain_psycopg2_cursor():
+    """What the warehouse's ledger needs: a schema-qualified table, no SQLAlchemy."""
+    with fresh_database() as url:
+        pg = psycopg2.connect(dsn(url))
+        try:
+            with pg.cursor() as cur:
+                cur.execute('CREATE SCHEMA main; CREATE TABLE main."usage ledger" (n int)')
+                for statement in append_only.postgres_sql('main."usage ledger"'):
+                    cur.execute(statement)
+                cur.execute('INSERT INTO main."usage ledger" VALUES (1)')
+            pg.commit()
+            for statement in REWRITE:
+                sql = REWRITE[statement].format(table='main."usage ledger"', column="n")
+                with (
+                    pytest.raises(
+                        psycopg2.Error, match=f"usage ledger is append-only: {statement}"
+                    ),
+                    pg.cursor() as cur,
+                ):
+                    cur.execute(sql)
+                pg.rollback()
+            with pg.cursor() as cur:
+                cur.execute(
+                    "SELECT a.privilege_type FROM pg_class c, aclexplode(c.relacl) a "
+                    """WHERE c.oid = 'main."usage ledger"'::regclass ORDER BY 1"""
+                )
+                kept = {p for (p,) in cur.fetchall()}
+                assert {"SELECT", "INSERT"} <= kept and not kept & set(append_only.REWRITES)
+                cur.execute('SELECT n FROM main."usage ledger"')
+                assert cur.fetchall() == [(1,)]
+        finally:
+            pg.close()

@@ -79,10 +79,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    for statement in append_only.remove_sql("ticket_history", bind.dialect):
-        op.execute(statement)
-    if bind.dialect.name == "postgresql":
-        append_only.restore_owner_rewrites(bind, "ticket_history")
+    append_only.remove(bind, "ticket_history")
     op.drop_table(HISTORY)
     if bind.dialect.name == "postgresql":
         append_only.drop_function_if_unused(bind)
