@@ -13,9 +13,9 @@ past. Two guards, both installed by a migration for each table:
   the owner) is refused before the trigger is reached.
 
 Neither guard stops the owner from deliberately undoing them (``GRANT`` to itself, ``ALTER
-TABLE ... DISABLE TRIGGER``) or a superuser: run the application as a login that owns nothing
-to rule that out (docs/operations.md). A SQLite batch migration that copies the table drops
-its triggers: install them again after one.
+TABLE ... DISABLE TRIGGER``), nor a superuser: they stop accidents and every other login
+(docs/operations.md, "Append-only histories"). A SQLite batch migration that copies the
+table drops its triggers: install them again after one.
 
 ``postgres_sql`` and ``sqlite_sql`` return plain SQL for one table (no bind placeholders, no
 "%"), so any code can install the same guards through any driver: the repository's migrations

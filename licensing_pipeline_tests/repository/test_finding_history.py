@@ -125,3 +125,12 @@ def test_a_failed_save_appends_no_history(repository_url: str):
         save(repo, "run-2", record("f1", status="resolved"), record("f1", status="resolved"))
     assert history(repo) == [("run-1", "f1", "new", "open")]
     assert repo.load_findings()["status"].tolist() == ["open"]
+
+
+def test_a_run_without_findings_appends_nothing(repository_url: str):
+    repo = LicensingRepository(database_url=repository_url)
+    save(repo, "run-1")
+    assert history(repo) == []
+    save(repo, "run-2", record("f1"))
+    save(repo, "run-3", record("f1"))
+    assert history(repo) == [("run-2", "f1", "new", "open")]
