@@ -60,11 +60,22 @@ def seed(engine: sa.Engine) -> None:
         con.execute(sa.insert(finding_history).values(**record("f1"), **history))
 
 
-@pytest.fixture
-def repository(repository_url: str) -> Iterator[sa.Engine]:
-    engine = LicensingRepository(database_url=repository_url).engine()  # migrated
+def seeded(url: str) -> sa.Engine:
+    engine = LicensingRepository(database_url=url).engine()  # migrated
     seed(engine)
-    yield engine
+    return engine
+
+
+@pytest.fixture
+def repository(repository_url: str) -> sa.Engine:
+    return seeded(repository_url)
+
+
+@pytest.fixture
+def pg_repository() -> Iterator[sa.Engine]:
+    """For what SQLite has no counterpart of: TRUNCATE, statement triggers, foreign keys on."""
+    with fresh_database() as url:
+        yield seeded(url)
 
 
 def rows(engine: sa.Engine) -> dict[str, list]:
@@ -90,20 +101,16 @@ def test_the_trigger_refuses_a_rewrite(repository: sa.Engine, table: str, statem
 
 
 @pytest.mark.parametrize("table", TABLES)
-def test_the_trigger_refuses_truncate(repository: sa.Engine, table: str):
-    if repository.dialect.name != "postgresql":
-        pytest.skip("SQLite has no TRUNCATE")
-    before = rows(repository)
+def test_the_trigger_refuses_truncate(pg_repository: sa.Engine, table: str):
+    before = rows(pg_repository)
     with pytest.raises(sa.exc.DBAPIError, match=f"{table} is append-only: TRUNCATE refused"):
-        attempt(repository, table, "TRUNCATE")
-    assert rows(repository) == before
+        attempt(pg_repository, table, "TRUNCATE")
+    assert rows(pg_repository) == before
 
 
-def test_a_statement_that_matches_no_row_is_refused_too(repository: sa.Engine):
-    if repository.dialect.name != "postgresql":
-        pytest.skip("SQLite's triggers are per row: no row, nothing to refuse or change")
+def test_a_statement_that_matches_no_row_is_refused_too(pg_repository: sa.Engine):
     refused = pytest.raises(sa.exc.DBAPIError, match="finding_history is append-only: DELETE")
-    with refused, repository.begin() as con:
+    with refused, pg_repository.begin() as con:
         con.exec_driver_sql("DELETE FROM finding_history WHERE false")
 
 
@@ -113,13 +120,11 @@ def test_appending_still_works(repository: sa.Engine):
     assert len(rows(repository)["ticket_history"]) == 2
 
 
-def test_a_ticket_with_history_cannot_be_deleted(repository: sa.Engine):
-    if repository.dialect.name != "postgresql":
-        pytest.skip("SQLite leaves foreign keys (and so the CASCADE) off")
+def test_a_ticket_with_history_cannot_be_deleted(pg_repository: sa.Engine):
     refused = pytest.raises(sa.exc.DBAPIError, match="ticket_history is append-only: DELETE")
-    with refused, repository.begin() as con:
+    with refused, pg_repository.begin() as con:
         con.execute(sa.delete(remediation_tickets))
-    with repository.connect() as con:
+    with pg_repository.connect() as con:
         assert (
             con.execute(sa.select(sa.func.count()).select_from(remediation_tickets)).scalar() == 1
         )
