@@ -1,9 +1,11 @@
 """The restore drill: two nights, a backup, the state wiped (a new home, a new database), a
 restore, and the third night finds exactly what the third night finds where nothing was lost:
-the same finding ids, statuses and first detections. On both profiles."""
+the same finding ids, statuses and first detections. On both profiles; and PostgreSQL's own
+path, pg_dump and pg_restore."""
 
 import base64
 import contextlib
+import subprocess
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from licensing_pipeline import cli
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.settings import load_settings
+from licensing_pipeline.warehouse import postgres
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
 
@@ -93,4 +96,27 @@ def test_a_restored_home_finds_what_the_home_that_lost_nothing_finds(
     pd.testing.assert_series_equal(
         restored_findings.loc[earlier, "first_detected_at"],
         kept_findings.loc[earlier, "first_detected_at"],
+    )
+
+
+def test_a_database_pg_restored_from_pg_dump_runs_the_next_night(demo: Path, tmp_path: Path):
+    """The PostgreSQL path of docs/operations.md: `pg_dump -Fc` of the database after a night,
+    `pg_restore` into a new database, and the next night runs there, keeping every finding's
+    first detection."""
+    dump = tmp_path / "licensing.dump"
+    with fresh_database() as url:
+        kept = Home(tmp_path / "kept", demo, url)
+        kept.night(NIGHTS[0])
+        first = kept.findings()
+        subprocess.run(["pg_dump", "-Fc", "-f", str(dump), postgres.dsn(url)], check=True)
+    with fresh_database() as url:
+        subprocess.run(["pg_restore", "--no-owner", "-d", postgres.dsn(url), str(dump)], check=True)
+        restored = Home(tmp_path / "restored", demo, url)
+        pd.testing.assert_frame_equal(restored.findings().sort_index(), first.sort_index())
+        restored.night(NIGHTS[1])
+        second = restored.findings()
+    still = first.index.intersection(second.index)
+    assert len(still) > 10
+    pd.testing.assert_series_equal(
+        second.loc[still, "first_detected_at"], first.loc[still, "first_detected_at"]
     )
