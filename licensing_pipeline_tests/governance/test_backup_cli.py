@@ -35,7 +35,7 @@ from licensing_pipeline.remediation.tables import remediation_tickets, ticket_hi
 from licensing_pipeline.repository.engines import shared_engine
 from licensing_pipeline.repository.resources import checked_engine
 from licensing_pipeline.repository.tables import compliance_findings
-from licensing_pipeline.settings import Settings, load_settings
+from licensing_pipeline.settings import DEFAULT_POLICY_PATH, Settings, load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
@@ -229,6 +229,21 @@ def test_the_next_ids_follow_the_restored_ones(
         entry = {"ticket_id": 1, "at": AT, "actor": "ops", "event": "acknowledged"}
         new_id = con.execute(sa.insert(ticket_history), entry).inserted_primary_key[0]
     assert new_id == restored + 1
+
+
+def test_a_different_policy_in_force_is_left_alone_and_the_archived_one_written_beside(
+    archives: Archives, target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    other = tmp_path / "other-policy.yaml"
+    other.write_text("version: other\n")
+    variables = {**target.variables(), "LICENSING_POLICY_PATH": str(other)}
+    with backend_environment(variables):
+        assert cli.main(["restore", str(archives.encrypted)]) == 0
+    out = capsys.readouterr().out
+    written = target.home / "restored-policy" / "default_policy.yaml"
+    assert f"set LICENSING_POLICY_PATH={written} to run under it" in out
+    assert written.read_bytes() == DEFAULT_POLICY_PATH.read_bytes()
+    assert other.read_text() == "version: other\n"
 
 
 def test_the_archive_is_private_and_does_not_hold_the_data_in_clear(archives: Archives):
