@@ -263,56 +263,70 @@ def test_backup_needs_the_key_or_unencrypted(
 # --- refused --------------------------------------------------------------------------------
 
 
+def assert_refused(
+    target: Target,
+    capsys: pytest.CaptureFixture[str],
+    archive: Path,
+    expected: str,
+    *,
+    key: str | None = KEY,
+) -> str:
+    """Exit 2, one line naming the archive and what, and nothing written."""
+    options = ["--unencrypted"] if key is None else []
+    err = refused(target, capsys, str(archive), *options, key=key)
+    assert f"{archive}{expected}" in err
+    assert_nothing_written(target)
+    return err
+
+
+def altered(archive: Path, folder: Path, change: Callable[[bytearray], None]) -> Path:
+    """A copy of the archive with ``change`` done to its bytes."""
+    data = bytearray(archive.read_bytes())
+    change(data)
+    out = folder / f"altered{archive.suffix}"
+    out.write_bytes(bytes(data))
+    return out
+
+
+def flip(offset: int) -> Callable[[bytearray], None]:
+    def change(data: bytearray) -> None:
+        data[offset] ^= 0x01
+
+    return change
+
+
 def test_a_truncated_archive_is_refused_naming_the_chunk(
     archives: Archives, target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    cut = tmp_path / "cut.lpb"
-    cut.write_bytes(archives.encrypted.read_bytes()[:-100])
-    err = refused(target, capsys, str(cut))
-    assert f"{cut}: chunk 0 is truncated" in err
-    assert_nothing_written(target)
+    cut = altered(archives.encrypted, tmp_path, lambda data: data.__delitem__(slice(-100, None)))
+    assert_refused(target, capsys, cut, ": chunk 0 is truncated")
 
 
 def test_one_flipped_byte_in_an_encrypted_archive_is_refused_naming_the_chunk(
     archives: Archives, target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    flipped = tmp_path / "flipped.lpb"
-    data = bytearray(archives.encrypted.read_bytes())
-    data[len(data) // 2] ^= 0x40
-    flipped.write_bytes(bytes(data))
-    err = refused(target, capsys, str(flipped))
-    assert f"{flipped}: chunk 0 fails authentication (damaged or altered)" in err
-    assert_nothing_written(target)
-
-
-def _member_offset(archive: Path, name: str) -> int:
-    with tarfile.open(archive) as tar:
-        return tar.getmember(name).offset_data
+    middle = archives.encrypted.stat().st_size // 2
+    flipped = altered(archives.encrypted, tmp_path, flip(middle))
+    assert_refused(target, capsys, flipped, ": chunk 0 fails authentication (damaged or altered)")
 
 
 def test_one_flipped_byte_in_an_unencrypted_archive_is_refused_naming_the_member(
     archives: Archives, target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
     member = "repository/compliance_findings.parquet"
-    flipped = tmp_path / "flipped.tar"
-    data = bytearray(archives.unencrypted.read_bytes())
-    data[_member_offset(archives.unencrypted, member) + 40] ^= 0x01
-    flipped.write_bytes(bytes(data))
-    err = refused(target, capsys, str(flipped), "--unencrypted", key=None)
-    assert f"member {member}: SHA-256 differs from manifest.json's (damaged)" in err
-    assert_nothing_written(target)
+    with tarfile.open(archives.unencrypted) as tar:
+        offset = tar.getmember(member).offset_data + 40
+    flipped = altered(archives.unencrypted, tmp_path, flip(offset))
+    expected = f": member {member}: SHA-256 differs from manifest.json's (damaged)"
+    assert_refused(target, capsys, flipped, expected, key=None)
 
 
 def test_one_flipped_byte_in_the_padding_of_an_unencrypted_archive_is_refused(
     archives: Archives, target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    flipped = tmp_path / "flipped.tar"
-    data = bytearray(archives.unencrypted.read_bytes())
-    data[-10] ^= 0x01  # in the zero blocks that end a tar
-    flipped.write_bytes(bytes(data))
-    err = refused(target, capsys, str(flipped), "--unencrypted", key=None)
-    assert "damaged bytes before the end" in err
-    assert_nothing_written(target)
+    size = archives.unencrypted.stat().st_size
+    flipped = altered(archives.unencrypted, tmp_path, flip(size - 10))  # the closing zeros
+    assert_refused(target, capsys, flipped, ": damaged bytes before the end", key=None)
 
 
 def repack(archive: Path, folder: Path, change: Callable[[Path, dict], None]) -> Path:
@@ -344,18 +358,16 @@ def test_a_manifest_whose_member_hash_differs_is_refused_naming_the_member(
         entry["sha256"] = hashlib.sha256(b"something else").hexdigest()
 
     forged = repack(archives.unencrypted, tmp_path, forge)
-    err = refused(target, capsys, str(forged), "--unencrypted", key=None)
-    assert f"{forged}: member {member}: SHA-256 differs from manifest.json's" in err
-    assert_nothing_written(target)
+    expected = f": member {member}: SHA-256 differs from manifest.json's"
+    assert_refused(target, capsys, forged, expected, key=None)
 
 
 def test_a_wrong_key_is_refused_as_a_wrong_key(
     archives: Archives, target: Target, capsys: pytest.CaptureFixture[str]
 ):
-    err = refused(target, capsys, str(archives.encrypted), key=OTHER_KEY)
-    assert f"{archives.encrypted} was sealed with another key" in err
+    expected = " was sealed with another key"
+    err = assert_refused(target, capsys, archives.encrypted, expected, key=OTHER_KEY)
     assert OTHER_KEY not in err and KEY not in err
-    assert_nothing_written(target)
 
 
 def test_a_foreign_archive_is_refused(
@@ -363,9 +375,7 @@ def test_a_foreign_archive_is_refused(
 ):
     foreign = tmp_path / "foreign.zip"
     foreign.write_bytes(b"PK\x03\x04" + os.urandom(300))
-    err = refused(target, capsys, str(foreign))
-    assert f"{foreign}: not a licensing-pipeline backup (unknown format)" in err
-    assert_nothing_written(target)
+    assert_refused(target, capsys, foreign, ": not a licensing-pipeline backup (unknown format)")
 
 
 def test_a_foreign_tar_is_refused(
@@ -375,17 +385,15 @@ def test_a_foreign_tar_is_refused(
     (tmp_path / "notes.txt").write_text("not a backup")
     with tarfile.open(foreign, "w") as tar:
         tar.add(tmp_path / "notes.txt", arcname="notes.txt")
-    err = refused(target, capsys, str(foreign), "--unencrypted", key=None)
-    assert f"{foreign}: no manifest.json: not a licensing-pipeline backup" in err
-    assert_nothing_written(target)
+    expected = ": no manifest.json: not a licensing-pipeline backup"
+    assert_refused(target, capsys, foreign, expected, key=None)
 
 
 def test_an_unencrypted_archive_needs_the_flag(
     archives: Archives, target: Target, capsys: pytest.CaptureFixture[str]
 ):
-    err = refused(target, capsys, str(archives.unencrypted))
-    assert "is not encrypted: restore it with --unencrypted" in err
-    assert_nothing_written(target)
+    expected = " is not encrypted: restore it with --unencrypted"
+    assert_refused(target, capsys, archives.unencrypted, expected)
 
 
 def test_a_non_empty_repository_is_refused_naming_its_table(
