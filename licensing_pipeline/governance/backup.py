@@ -181,6 +181,8 @@ def reset_sequences(con: sa.Connection, tables: Sequence[sa.Table]) -> None:
 def dump_warehouse_tables(warehouse: Warehouse, tables: Sequence[str], folder: Path) -> dict:
     """Each table to ``folder/<table>.parquet`` in one snapshot; returns the row counts."""
     counts: dict[str, int] = {}
+    if not tables:
+        return counts
     if not warehouse.is_postgres:
         with warehouse.connect(read_only=True) as con:
             con.execute("BEGIN TRANSACTION")

@@ -445,3 +445,10 @@ def test_a_failure_while_writing_leaves_both_empty(
     err = refused(target, capsys, str(broken), "--unencrypted", key=None)
     assert "restore failed writing the repository" in err and "nothing was kept" in err
     assert_nothing_written(target)
+
+
+def test_a_home_where_nothing_ran_yet_backs_up_and_restores(tmp_path: Path):
+    empty, restored = Target(tmp_path / "empty", None), Target(tmp_path / "restored", None)
+    assert empty.cli("backup", str(tmp_path / "empty.lpb")) == 0
+    assert restored.cli("restore", str(tmp_path / "empty.lpb")) == 0
+    assert_nothing_written(restored)
