@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from licensing_pipeline import environment as env
-from licensing_pipeline.contract.usage_registry import BUILD_STATE_TABLE
+from licensing_pipeline.contract.usage_registry import BUILD_STATE_TABLE, file_sha256
 from licensing_pipeline.file_modes import PRIVATE_FILE, own_folder, set_mode
 from licensing_pipeline.governance import sealed
 from licensing_pipeline.settings import Settings
@@ -52,7 +52,6 @@ MANIFEST_HASH = "manifest.sha256"
 USAGE_PREFIXES = ("usage_", "quarantine_usage_")
 LEDGER_TABLE = "usage_ledger"
 RESTORED_POLICY = "restored-policy"  # under LICENSING_HOME
-_BLOCK = 512
 _COPY_CHUNK = 1 << 20
 
 
@@ -178,7 +177,9 @@ def reset_sequences(con: sa.Connection, tables: Sequence[sa.Table]) -> None:
         )
 
 
-def dump_warehouse_tables(warehouse: Warehouse, tables: Sequence[str], folder: Path) -> dict:
+def dump_warehouse_tables(
+    warehouse: Warehouse, tables: Sequence[str], folder: Path
+) -> dict[str, int]:
     """Each table to ``folder/<table>.parquet`` in one snapshot; returns the row counts."""
     counts: dict[str, int] = {}
     if not tables:
@@ -326,17 +327,9 @@ class Manifest:
         return [m for m in self.members if m.kind == kind]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_COPY_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _member(folder: Path, name: str, kind: str, rows: int | None) -> Member:
     path = folder / name
-    return Member(name, kind, rows, file_sha256(path), path.stat().st_size)
+    return Member(name, kind, rows, file_sha256(str(path)), path.stat().st_size)
 
 
 def write_tar(folder: Path, manifest: Manifest, out: Path) -> None:
@@ -435,6 +428,10 @@ def _check_members(
         raise BackupError(f"{where}: member {extra[0]} is not in {MANIFEST}")
     for member in manifest.members:
         name = f"member {member.name}"
+        if member.kind == "warehouse" and not PurePosixPath(member.name).stem.startswith(
+            USAGE_PREFIXES
+        ):
+            raise BackupError(f"{where}: {name} is not a usage table")
         if member.name not in digests:
             raise BackupError(f"{where}: {name} is missing")
         if digests[member.name] != (member.sha256, member.size):

@@ -335,9 +335,9 @@ def repack(archive: Path, folder: Path, change: Callable[[Path, dict], None]) ->
     unpacked = folder / "unpacked"
     with tarfile.open(archive) as tar:
         tar.extractall(unpacked, filter="data")
-        names = tar.getnames()
     manifest = json.loads((unpacked / MANIFEST).read_text())
     change(unpacked, manifest)
+    names = [MANIFEST, MANIFEST_HASH, *(m["name"] for m in manifest["members"])]
     text = json.dumps(manifest).encode()
     (unpacked / MANIFEST).write_bytes(text)
     (unpacked / MANIFEST_HASH).write_text(hashlib.sha256(text).hexdigest())
@@ -359,6 +359,19 @@ def test_a_manifest_whose_member_hash_differs_is_refused_naming_the_member(
 
     forged = repack(archives.unencrypted, tmp_path, forge)
     expected = f": member {member}: SHA-256 differs from manifest.json's"
+    assert_refused(target, capsys, forged, expected, key=None)
+
+
+def test_a_manifest_that_would_restore_a_table_other_than_usage_is_refused(
+    archives: Archives, target: Target, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    def smuggle(unpacked: Path, manifest: dict) -> None:
+        entry = next(m for m in manifest["members"] if m["name"] == "warehouse/usage_files.parquet")
+        entry["name"] = "warehouse/tenants.parquet"
+        (unpacked / "warehouse" / "usage_files.parquet").rename(unpacked / entry["name"])
+
+    forged = repack(archives.unencrypted, tmp_path, smuggle)
+    expected = ": member warehouse/tenants.parquet is not a usage table"
     assert_refused(target, capsys, forged, expected, key=None)
 
 
