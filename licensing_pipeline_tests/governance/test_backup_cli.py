@@ -39,6 +39,7 @@ from licensing_pipeline.settings import DEFAULT_POLICY_PATH, Settings, load_sett
 from licensing_pipeline.warehouse.resources import warehouse_for
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline_tests.test_unreachable import closed_port
 
 KEY = base64.b64encode(bytes(range(32))).decode()
 OTHER_KEY = base64.b64encode(bytes(range(1, 33))).decode()
@@ -465,3 +466,23 @@ def test_a_home_where_nothing_ran_yet_backs_up_and_restores(tmp_path: Path):
     assert empty.cli("backup", str(tmp_path / "empty.lpb")) == 0
     assert restored.cli("restore", str(tmp_path / "empty.lpb")) == 0
     assert_nothing_written(restored)
+
+
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_an_unreachable_postgresql_is_one_line(
+    command: str, archives: Archives, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    port = closed_port()
+    variables = {
+        "LICENSING_HOME": str(tmp_path),
+        "LICENSING_DATABASE_URL": f"postgresql://app:s3cret@127.0.0.1:{port}/licensing",
+    }
+    archive = archives.unencrypted if command == "restore" else tmp_path / "new.tar"
+    with backend_environment(variables):
+        assert cli.main([command, str(archive), "--unencrypted"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"licensing-pipeline: cannot reach PostgreSQL at 127.0.0.1:{port} database licensing: "
+        "connection refused\n"
+    )
+    assert not (tmp_path / "new.tar").exists()
