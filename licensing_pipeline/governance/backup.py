@@ -397,7 +397,8 @@ def read_tar(tar_path: Path, into: Path, where: str) -> Manifest:
     if MANIFEST not in digests or MANIFEST_HASH not in digests:
         raise BackupError(f"{where}: no {MANIFEST}: not a licensing-pipeline backup")
     manifest_text = (into / MANIFEST).read_bytes()
-    if (into / MANIFEST_HASH).read_text().strip() != hashlib.sha256(manifest_text).hexdigest():
+    stated = (into / MANIFEST_HASH).read_bytes().strip()
+    if stated != hashlib.sha256(manifest_text).hexdigest().encode():
         raise BackupError(f"{where}: member {MANIFEST} does not match {MANIFEST_HASH} (damaged)")
     manifest = _parse_manifest(manifest_text, where)
     _check_members(manifest, digests, into, where)
@@ -415,7 +416,7 @@ def _parse_manifest(text: bytes, where: str) -> Manifest:
                 f"reads {FORMAT_VERSION}"
             )
         return Manifest.from_json(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BackupError(f"{where}: {MANIFEST} is malformed ({exc})") from None
 
 
