@@ -189,6 +189,13 @@ def _rows(settings: Settings, sql: str) -> list[tuple]:
         return [tuple(r) for r in con.execute(sa.text(sql))]
 
 
+def _findings(settings: Settings) -> list[tuple]:
+    """Typed by the table model (SQLite gives a raw SELECT's timestamps as text)."""
+    query = sa.select(compliance_findings).order_by(compliance_findings.c.finding_id)
+    with shared_engine(settings.database_url).connect() as con:
+        return [tuple(r) for r in con.execute(query)]
+
+
 def _usage(settings: Settings, sql: str) -> list[tuple]:
     with warehouse_for(settings).connect() as con:
         return [tuple(r) for r in con.execute(sql).fetchall()]
@@ -486,3 +493,16 @@ def test_an_unreachable_postgresql_is_one_line(
         "connection refused\n"
     )
     assert not (tmp_path / "new.tar").exists()
+
+
+def test_an_embedded_archive_restores_onto_postgresql(tmp_path: Path):
+    """The archive is portable: Parquet tables and a repository schema both databases share."""
+    source = Target(tmp_path / "embedded", None)
+    seed_state(source.settings())
+    assert source.cli("backup", str(tmp_path / "state.lpb")) == 0
+    with fresh_database() as url:
+        target = Target(tmp_path / "postgres", url)
+        assert target.cli("restore", str(tmp_path / "state.lpb")) == 0
+        assert _findings(target.settings()) == _findings(source.settings())
+        events = "SELECT * FROM main.usage_events ORDER BY id"
+        assert _usage(target.settings(), events) == _usage(source.settings(), events)
