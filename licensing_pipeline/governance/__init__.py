@@ -1,0 +1,1 @@
+"""Governance: what makes the results defensible (ledger, backups)."""
