@@ -461,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.workers import add_worker_command
 
     add_worker_command(sub)
+
+    from licensing_pipeline.governance.backup_cli import add_backup_commands
+
+    add_backup_commands(sub)
     return parser
 
 

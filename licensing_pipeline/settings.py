@@ -167,6 +167,7 @@ def load_settings() -> Settings:
     (Slack, tickets and SLA: see ``remediation/resources.py``.)
     (Data-quality thresholds: see ``quality/resources.py``.)
     (Where steps run, Celery: see ``ExecutorSettings``.)
+    (The backup key, LICENSING_BACKUP_KEY: see ``governance/backup.py``.)
     """
     home = _path("LICENSING_HOME", Path.home() / ".licensing-pipeline")
     profile = (env.text("LICENSING_PROFILE") or "embedded").lower()

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from licensing_pipeline import cli
 from licensing_pipeline.contract.schemas import CHECKS
 from licensing_pipeline.dashboard.page import TOP_TENANTS
 from licensing_pipeline.repository.resources import LicensingRepository
+from licensing_pipeline.repository.tables import finding_history
 from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
@@ -170,6 +172,24 @@ def test_a_second_run_keeps_every_finding_id_and_first_detection(
     assert set(after.index) == set(before.index)
     assert (after.loc[before.index, "first_detected_at"] == before["first_detected_at"]).all()
     assert (after.loc[before.index, "status"] == before["status"]).all()
+
+
+def test_the_finding_history_holds_each_finding_once_from_the_run_that_found_it(
+    backend: Backend, second_run: tuple[int, pd.DataFrame], first_run: pd.DataFrame
+):
+    """Nothing changed on the second run, so it appended nothing."""
+    with backend.env():
+        repository = LicensingRepository(database_url=load_settings().database_url)
+    with repository.connect() as con:
+        history = pd.DataFrame(con.execute(sa.select(finding_history)).mappings().all())
+    runs = repository.load_finding_runs()
+    assert len(runs) == 2
+    assert sorted(history["finding_id"]) == sorted(first_run["finding_id"])
+    assert set(history["change"]) == {"new"}
+    assert set(history["run_id"]) == {runs["run_id"].iloc[0]}
+    found = history.set_index("finding_id").loc[first_run["finding_id"]]
+    assert found["status"].tolist() == first_run["status"].tolist()
+    assert found["severity"].tolist() == first_run["severity"].tolist()
 
 
 def test_fail_on_critical_exits_with_its_own_code(

@@ -44,11 +44,7 @@ ranked_latest as (
         latest_value,
         row_number() over (
             partition by tenant_id, metric, {{ grain }}
-            order by
-                case when latest_value is null then 1 else 0 end,
-                latest_time desc,
-                coalesce(latest_source, '') desc,
-                latest_id desc
+            order by {{ latest_first('latest_value', 'latest_time', 'latest_source', 'latest_id') }}
         ) as recency
     from days
     where aggregation = 'LATEST'
@@ -89,4 +85,15 @@ left join distinct_values
             when 'UNIQUE_COUNT' then {{ distinct }}
         end as double precision
     )
+{%- endmacro %}
+
+
+{#- The order that puts a LATEST metric's latest value first: a value before none, then the
+    later time, then the larger (source, id). metric_daily ranks a day's events by it and
+    usage_aggregate the days' latest values, so a month's latest is its last day's latest. -#}
+{% macro latest_first(value, time, source, id) -%}
+    case when {{ value }} is null then 1 else 0 end,
+    {{ time }} desc,
+    coalesce({{ source }}, '') desc,
+    {{ id }} desc
 {%- endmacro %}

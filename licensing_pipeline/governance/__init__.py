@@ -1,1 +1,1 @@
-"""Provable telemetry: the usage ledger, its checkpoints and its nightly check."""
+"""Governance: what makes the results defensible (ledger, backups)."""

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import duckdb
 
+from licensing_pipeline.repository import append_only
+
 LEDGER_TABLE = "main.usage_ledger"
 LEAVES_TABLE = "main.usage_ledger_leaves"
 CHECKPOINTS_TABLE = "main.usage_ledger_checkpoints"
@@ -136,24 +138,10 @@ def ensure_tables(con: Connection) -> None:
 
 
 def _append_only_triggers(con: Connection) -> None:
-    con.execute(
-        """
-        CREATE OR REPLACE FUNCTION main.usage_ledger_append_only() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            RAISE EXCEPTION 'the usage ledger is append-only: % on %.% refused',
-                TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME;
-        END $$
-        """
-    )
+    """The repository's append-only guards (trigger and revoked privileges), on the ledger."""
     for table in (LEDGER_TABLE, LEAVES_TABLE, CHECKPOINTS_TABLE):
-        name = table.split(".")[1]
-        con.execute(f"DROP TRIGGER IF EXISTS {name}_append_only ON {table}")
-        # per statement: refused even when no row would change
-        con.execute(
-            f"CREATE TRIGGER {name}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION main.usage_ledger_append_only()"
-        )
+        for statement in append_only.postgres_sql(table):
+            con.execute(statement)
 
 
 # --- entries and the chain -----------------------------------------------------------------

@@ -17,8 +17,14 @@ from licensing_pipeline.contract.schemas import (
     empty_frame,
 )
 from licensing_pipeline.repository.engines import shared_engine
+from licensing_pipeline.repository.history import finding_changes
 from licensing_pipeline.repository.schema import ensure_current
-from licensing_pipeline.repository.tables import compliance_findings, finding_runs
+from licensing_pipeline.repository.tables import (
+    HISTORY_TRACKED,
+    compliance_findings,
+    finding_history,
+    finding_runs,
+)
 from licensing_pipeline.repository.tenancy import tenant_findings, tenant_session
 
 
@@ -96,7 +102,8 @@ class LicensingRepository(dg.ConfigurableResource):
         policy_version: str,
         catalog_version: str,
     ) -> None:
-        """Replace the findings in one transaction: readers never see half a run.
+        """Replace the findings in one transaction: readers never see half a run, and the
+        findings that are new or changed are appended to ``finding_history`` with them.
 
         Internal columns (``FINDING_RECORDS``) are kept when ``findings`` has them.
         """
@@ -104,17 +111,23 @@ class LicensingRepository(dg.ConfigurableResource):
         frame = frame.where(frame.notna(), None)
         records = frame.to_dict("records")
         counts = findings["status"].value_counts().to_dict() if len(findings) else {}
+        finished_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         with self.begin() as con:
+            changes = finding_changes(frame, _latest_history(con))
             con.execute(sa.delete(compliance_findings))
             if records:
                 con.execute(sa.insert(compliance_findings), records)
+            if len(changes):
+                changes["run_id"] = run_id
+                changes["recorded_at"] = finished_at
+                con.execute(sa.insert(finding_history), changes.to_dict("records"))
             con.execute(sa.delete(finding_runs).where(finding_runs.c.run_id == run_id))
             con.execute(
                 sa.insert(finding_runs),
                 [
                     {
                         "run_id": run_id,
-                        "finished_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+                        "finished_at": finished_at,
                         "as_of": as_of,
                         "policy_version": policy_version,
                         "catalog_version": catalog_version,
@@ -124,3 +137,13 @@ class LicensingRepository(dg.ConfigurableResource):
                     }
                 ],
             )
+
+
+def _latest_history(con: sa.Connection) -> pd.DataFrame:
+    """Each finding's latest ``finding_history`` row: its id and tracked columns."""
+    columns = [finding_history.c.finding_id, *(finding_history.c[c] for c in HISTORY_TRACKED)]
+    latest = sa.select(sa.func.max(finding_history.c.history_id)).group_by(
+        finding_history.c.finding_id
+    )
+    rows = con.execute(sa.select(*columns).where(finding_history.c.history_id.in_(latest)))
+    return pd.DataFrame(rows.all(), columns=[c.name for c in columns])

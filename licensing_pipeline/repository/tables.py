@@ -45,3 +45,32 @@ finding_runs = sa.Table(
     sa.Column("waived_findings", sa.Integer, nullable=False),
     sa.Column("resolved_findings", sa.Integer, nullable=False),
 )
+
+# What each finding was at each run that wrote it new or changed (append-only: migration
+# 0006 makes the database refuse UPDATE, DELETE and TRUNCATE): the finding's columns as they
+# then were, after the run, the time and ``change``: "new", or the tracked columns that
+# changed (``HISTORY_TRACKED``), comma-separated in that order.
+finding_history = sa.Table(
+    "finding_history",
+    metadata,
+    sa.Column("history_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("recorded_at", sa.DateTime, nullable=False),
+    sa.Column("change", sa.String(200), nullable=False),
+    *(sa.Column(c.name, c.type, nullable=c.nullable) for c in compliance_findings.columns),
+    sa.Index("ix_finding_history_finding_id", "finding_id"),
+    sa.Index("ix_finding_history_tenant_id", "tenant_id"),
+)
+
+# A finding gets a history row when one of these differs from its latest history row.
+HISTORY_TRACKED = (
+    "status",
+    "severity",
+    "action",
+    "observed",
+    "allowed",
+    "policy_version",
+    "policy_hash",
+    "rule_id",
+    "exception_id",
+)

@@ -37,6 +37,7 @@ TENANT_TABLES = (
     "remediation_tickets",
     "ticket_history",
     "alert_outbox",
+    "finding_history",
 )
 
 

@@ -36,6 +36,7 @@ from licensing_pipeline.warehouse.manifest import (
     dbt_project,
     prepare_manifest,
 )
+from licensing_pipeline.warehouse.postgres import tls_parameters
 from licensing_pipeline.warehouse.resources import Warehouse, WarehouseDbtResource
 
 WAREHOUSE_GROUP = "warehouse"
@@ -243,10 +244,16 @@ def dbt_connection(warehouse: Warehouse) -> dict[str, str]:
             "LICENSING_DUCKDB_SPILL_DIR": str(spill),
         }
     url = sa.make_url(warehouse.url)
+    tls = tls_parameters(url)
     return {
         "LICENSING_PG_HOST": url.host or "127.0.0.1",
         "LICENSING_PG_PORT": str(url.port or 5432),
         "LICENSING_PG_USER": url.username or "postgres",
         "LICENSING_PG_PASSWORD": url.password or "",
         "LICENSING_PG_DATABASE": url.database or "postgres",
+        # "" when the URL has none: profiles.yml then falls back to libpq's PGSSL* variables
+        "LICENSING_PG_SSLMODE": tls.get("sslmode", ""),
+        "LICENSING_PG_SSLROOTCERT": tls.get("sslrootcert", ""),
+        "LICENSING_PG_SSLCERT": tls.get("sslcert", ""),
+        "LICENSING_PG_SSLKEY": tls.get("sslkey", ""),
     }

@@ -54,10 +54,31 @@ _FROM_POSTGRES = {
 }
 
 
+# libpq's TLS keywords, honoured wherever a URL's query parameters reach PostgreSQL.
+TLS_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+
+
+def query_parameters(url: sa.URL) -> dict[str, str]:
+    """The URL's query parameters (the last of a repeated one), as libpq keywords."""
+    return {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
+
+
+def tls_parameters(url: sa.URL) -> dict[str, str]:
+    """The TLS keywords the URL sets (``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``)."""
+    return {k: v for k, v in query_parameters(url).items() if k in TLS_PARAMETERS}
+
+
 def dsn(url: str) -> str:
-    """A libpq connection string from a SQLAlchemy-style URL (``postgresql+psycopg2://``)."""
+    """A libpq ``key=value`` connection string from a SQLAlchemy-style URL.
+
+    The URL's query parameters (``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``,
+    ``connect_timeout``, ...) become libpq's keywords as they are: rendered back into a URI,
+    SQLAlchemy would write a space in a certificate's path as "+", which libpq keeps.
+    """
     parsed = sa.make_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    fields = parsed.translate_connect_args(username="user", database="dbname")
+    fields = {k: str(v) for k, v in fields.items()}
+    return psycopg2.extensions.make_dsn(**fields, **query_parameters(parsed))
 
 
 def is_query(sql: str) -> bool:

@@ -7,8 +7,6 @@ idempotent, not on a clean server.
 """
 
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import pytest
@@ -18,7 +16,7 @@ from licensing_pipeline.remediation.tables import alert_outbox, remediation_tick
 from licensing_pipeline.repository import schema
 from licensing_pipeline.repository.errors import TenantIsolationError
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.repository.tables import compliance_findings, finding_runs
+from licensing_pipeline.repository.tables import compliance_findings, finding_history, finding_runs
 from licensing_pipeline.repository.tenancy import (
     BINDINGS,
     READER_ROLE,
@@ -30,58 +28,9 @@ from licensing_pipeline.repository.tenancy import (
     tenant_findings,
     tenant_session,
 )
-from licensing_pipeline_tests.postgres import SERVER_URL, fresh_database
+from licensing_pipeline_tests.repository.conftest import Cluster
 
 NOW = datetime(2026, 11, 20, 2, 0)
-quote = sa.create_engine(SERVER_URL).dialect.identifier_preparer.quote
-
-
-@dataclass
-class Cluster:
-    admin: sa.Engine  # postgres, superuser: sets the stage only
-    pipeline: sa.Engine  # the owner role the pipeline connects as
-    owner: str
-    roles: list[str]  # more roles of this test, dropped with the owner
-    engines: list[sa.Engine]
-
-    def role(self, kind: str, attributes: str = "LOGIN") -> str:
-        """A role of this test only (roles are cluster-wide; other tests run meanwhile)."""
-        name = f"licensing_test_{kind}_{uuid.uuid4().hex[:10]}"
-        with self.admin.begin() as con:
-            con.exec_driver_sql(f"CREATE ROLE {quote(name)} {attributes}")
-        self.roles.append(name)
-        return name
-
-    def login(self, role: str) -> sa.Engine:
-        engine = sa.create_engine(self.admin.url.set(username=role))
-        self.engines.append(engine)
-        return engine
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    owner = f"licensing_test_owner_{uuid.uuid4().hex[:10]}"
-    server = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    roles = [owner]
-    try:
-        with fresh_database() as url:
-            database = sa.make_url(url).database
-            with server.connect() as con:
-                con.execute(sa.text(f'CREATE ROLE "{owner}" LOGIN'))
-                con.execute(sa.text(f'ALTER DATABASE "{database}" OWNER TO "{owner}"'))
-            admin = sa.create_engine(url)
-            pipeline = sa.create_engine(sa.make_url(url).set(username=owner))
-            engines = [admin, pipeline]
-            try:
-                yield Cluster(admin, pipeline, owner, roles, engines)
-            finally:
-                for engine in engines:
-                    engine.dispose()
-    finally:
-        with server.connect() as con:
-            for role in roles:  # their grants went with the database
-                con.exec_driver_sql(f"DROP ROLE IF EXISTS {quote(role)}")
-        server.dispose()
 
 
 def finding(finding_id: str, tenant: str) -> dict:
@@ -167,6 +116,13 @@ def seed(cluster: Cluster) -> None:
                 ],
             )
             con.execute(
+                sa.insert(finding_history),
+                [
+                    {**finding(f, t), "run_id": "r1", "recorded_at": NOW, "change": "new"}
+                    for f, t in (("fa1", "A"), ("fb1", "B"))
+                ],
+            )
+            con.execute(
                 sa.insert(alert_outbox),
                 [alert(1, 1, "ticket:fa1"), alert(2, 2, "ticket:fb1"), alert(3, None, "digest")],
             )
@@ -190,6 +146,7 @@ A_ROWS = {
     "remediation_tickets": 1,
     "ticket_history": 1,
     "alert_outbox": 1,
+    "finding_history": 1,
 }
 
 

@@ -40,11 +40,7 @@ ranked_latest as (
         id,
         row_number() over (
             partition by tenant_id, metric, usage_date
-            order by
-                case when value_number is null then 1 else 0 end,
-                time desc,
-                coalesce(source, '') desc,
-                id desc
+            order by {{ latest_first('value_number', 'time', 'source', 'id') }}
         ) as recency
     from metric_events
     where aggregation = 'LATEST'
