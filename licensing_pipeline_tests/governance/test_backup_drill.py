@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from licensing_pipeline import cli
 from licensing_pipeline.repository.resources import LicensingRepository
@@ -83,6 +84,7 @@ def test_a_restored_home_finds_what_the_home_that_lost_nothing_finds(
     with second_database(database_url) as wiped_url:
         restored = Home(tmp_path / "restored", demo, wiped_url)
         assert restored.cli("restore", str(archive)) == 0
+        assert restored.cli("ledger", "verify") == 0
         before_third = kept.findings()
         assert restored.findings().sort_index().equals(before_third.sort_index())
         kept_third, restored_third = kept.night(NIGHTS[2]), restored.night(NIGHTS[2])
@@ -101,8 +103,8 @@ def test_a_restored_home_finds_what_the_home_that_lost_nothing_finds(
 
 def test_a_database_pg_restored_from_pg_dump_runs_the_next_night(demo: Path, tmp_path: Path):
     """The PostgreSQL path of docs/operations.md: `pg_dump -Fc` of the database after a night,
-    `pg_restore` into a new database, and the next night runs there, keeping every finding's
-    first detection."""
+    `pg_restore` into a new database: the ledger verifies and still refuses updates, and the
+    next night runs there, keeping every finding's first detection."""
     dump = tmp_path / "licensing.dump"
     with fresh_database() as url:
         kept = Home(tmp_path / "kept", demo, url)
@@ -112,6 +114,11 @@ def test_a_database_pg_restored_from_pg_dump_runs_the_next_night(demo: Path, tmp
     with fresh_database() as url:
         subprocess.run(["pg_restore", "--no-owner", "-d", postgres.dsn(url), str(dump)], check=True)
         restored = Home(tmp_path / "restored", demo, url)
+        assert restored.cli("ledger", "verify") == 0
+        engine = sa.create_engine(url)
+        with engine.connect() as con, pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            con.execute(sa.text("UPDATE main.usage_ledger SET events = events + 1"))
+        engine.dispose()
         pd.testing.assert_frame_equal(restored.findings().sort_index(), first.sort_index())
         restored.night(NIGHTS[1])
         second = restored.findings()
