@@ -465,6 +465,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.governance.backup_cli import add_backup_commands
 
     add_backup_commands(sub)
+
+    from licensing_pipeline.governance.audit_cli import add_audit_commands
+
+    add_audit_commands(sub)
     return parser
 
 

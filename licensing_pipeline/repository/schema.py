@@ -39,6 +39,7 @@ _CHECKED: set[str] = set()
 
 def full_metadata() -> sa.MetaData:
     """The shared ``metadata`` with every module's tables registered in it."""
+    from licensing_pipeline.governance import tables as _governance  # noqa: F401
     from licensing_pipeline.policy import tables as _policy  # noqa: F401
     from licensing_pipeline.quality import tables as _quality  # noqa: F401
     from licensing_pipeline.remediation import tables as _remediation  # noqa: F401
