@@ -469,6 +469,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.governance.audit_cli import add_audit_commands
 
     add_audit_commands(sub)
+
+    from licensing_pipeline.governance.access_cli import add_access_commands
+
+    add_access_commands(sub)
     return parser
 
 

@@ -108,6 +108,8 @@ class Settings:
     history_start: date
     earliest_event_date: date
     statements_mode: int
+    # The acting person on the embedded profile (PostgreSQL uses the database login).
+    user: str | None = None
 
     @property
     def dagster_home(self) -> Path:
@@ -162,6 +164,8 @@ def load_settings() -> Settings:
                             (default 2025-01-01)
     LICENSING_EARLIEST_EVENT_DATE  usage events dated before this day (UTC) are quarantined
                             (default 2000-01-01)
+    LICENSING_USER          the acting person on the embedded profile (``access``; trusted: the
+                            local account is the identity). PostgreSQL uses the login instead
     LICENSING_STATEMENTS_MODE  the file mode of customer statements (default 0600; 0640 or
                             0644 to share them; their folders get the matching 0750 / 0755)
     (Slack, tickets and SLA: see ``remediation/resources.py``.)
@@ -203,4 +207,5 @@ def load_settings() -> Settings:
         history_start=env.day("LICENSING_HISTORY_START") or DEFAULT_HISTORY_START,
         earliest_event_date=env.day("LICENSING_EARLIEST_EVENT_DATE") or DEFAULT_EARLIEST_EVENT_DATE,
         statements_mode=env.file_mode("LICENSING_STATEMENTS_MODE") or PRIVATE_FILE,
+        user=env.text("LICENSING_USER"),
     )

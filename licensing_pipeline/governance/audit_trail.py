@@ -63,6 +63,13 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(DOMAIN + canonical(entry)).hexdigest()
 
 
+def lock(connection: sa.Connection) -> None:
+    """Serialise this transaction's reads of the trail and of access with other appenders
+    (PostgreSQL; SQLite has a single writer). Held until the transaction ends; re-entrant."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
+
+
 def _head(connection: sa.Connection) -> tuple[int, str]:
     row = connection.execute(
         sa.select(audit_log.c.seq, audit_log.c.entry_hash).order_by(audit_log.c.seq.desc()).limit(1)
@@ -85,8 +92,7 @@ def record(
     On PostgreSQL concurrent appends queue on an advisory transaction lock; on SQLite the
     database's single writer does the same, and the unique ``prev_hash`` refuses a fork either
     way."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
+    lock(connection)
     seq, prev = _head(connection)
     when = (at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     entry: dict[str, Any] = {

@@ -22,3 +22,30 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("entry_hash", sa.String(64), nullable=False, unique=True),
 )
+
+ROLES = ("viewer", "editor", "approver", "admin")
+
+# The people who may act (on PostgreSQL ``person_id`` is their database login).
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("person_id", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("email", sa.String(320)),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+# Every role ever granted; a revoke stamps ``revoked_by``/``revoked_at`` and keeps the row.
+role_grants = sa.Table(
+    "role_grants",
+    metadata,
+    sa.Column("grant_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("person_id", sa.String(200), sa.ForeignKey("people.person_id"), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("granted_by", sa.String(200), nullable=False),
+    sa.Column("granted_at", sa.DateTime, nullable=False),
+    sa.Column("revoked_by", sa.String(200)),
+    sa.Column("revoked_at", sa.DateTime),
+    sa.CheckConstraint(f"role IN {ROLES!r}", name="ck_role_grants_role"),
+    sa.Index("ix_role_grants_person_id", "person_id"),
+)
