@@ -84,3 +84,10 @@ def test_statements_follow_the_findings_in_the_nightly_job():
     } == set(statements.parent_keys)
     nightly = defs.resolve_job_def("nightly_compliance")
     assert dg.AssetKey("customer_statements") in nightly.asset_layer.selected_asset_keys
+
+
+def test_the_access_review_is_refreshed_by_the_nightly_job():
+    review = defs.resolve_asset_graph().get(dg.AssetKey("access_review"))
+    assert review.group_name == "governance"
+    nightly = defs.resolve_job_def("nightly_compliance")
+    assert dg.AssetKey("access_review") in nightly.asset_layer.selected_asset_keys

@@ -10,13 +10,15 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from licensing_pipeline import cli
 from licensing_pipeline.governance import access, audit_trail
+from licensing_pipeline.governance.assets import access_review
 from licensing_pipeline.governance.tables import role_grants
-from licensing_pipeline.repository.resources import checked_engine
+from licensing_pipeline.repository.resources import LicensingRepository, checked_engine
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
 
@@ -207,3 +209,28 @@ def test_cli_postgres_acts_as_the_login_not_licensing_user(on_postgres, capsys):
     assert run(home, "mallory", "grant", me, "admin") == 0
     assert run(home, "mallory", "revoke", me, "admin") == 2
     assert f"revoke of admin from {me} refused: {me} is the last admin" in capsys.readouterr().err
+
+
+# --- the asset ------------------------------------------------------------------------------
+
+
+def test_the_access_review_asset_shows_the_review_as_a_markdown_table(
+    staffed: sa.Engine, repository_url: str
+):
+    result = dg.materialize(
+        [access_review], resources={"repository": LicensingRepository(database_url=repository_url)}
+    )
+    metadata = result.asset_materializations_for_node("access_review")[0].metadata
+    assert (metadata["grants"].value, metadata["people"].value) == (2, 2)
+    assert metadata["unused_grants"].value == 2  # granted in September, no action since
+    table = metadata["review"].value
+    assert table.splitlines()[0].split("|")[1].strip() == "person_id"
+    assert "| bob " in table and "UNUSED" in table
+
+
+def test_the_access_review_asset_with_no_grants_says_so(engine: sa.Engine, repository_url: str):
+    result = dg.materialize(
+        [access_review], resources={"repository": LicensingRepository(database_url=repository_url)}
+    )
+    metadata = result.asset_materializations_for_node("access_review")[0].metadata
+    assert (metadata["grants"].value, metadata["review"].value) == (0, "_no roles granted_")
