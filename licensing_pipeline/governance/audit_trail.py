@@ -90,8 +90,8 @@ def record(
     """Append one entry in ``connection``'s transaction and return it.
 
     On PostgreSQL concurrent appends queue on an advisory transaction lock; on SQLite the
-    database's single writer does the same, and the unique ``prev_hash`` refuses a fork either
-    way."""
+    single writer makes a concurrent append wait or fail, and the unique ``prev_hash`` refuses
+    a fork either way."""
     lock(connection)
     seq, prev = _head(connection)
     when = (at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)

@@ -8,6 +8,7 @@ predecessor or a wrong hash.
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from licensing_pipeline.governance.tables import audit_log
 from licensing_pipeline.repository import append_only
 from licensing_pipeline.repository.resources import checked_engine
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
+from licensing_pipeline_tests.postgres import fresh_database
 
 T0 = datetime(2026, 12, 1, 9, 0)
 
@@ -188,3 +190,18 @@ def test_a_bad_since_is_refused_in_one_line(trail: Trail, capsys):
         trail.cli("audit", "log", "--since", "yesterday")
     assert exit_.value.code == 2
     assert "not a date like 2026-11-27: 'yesterday'" in capsys.readouterr().err
+
+
+def test_concurrent_appends_on_postgres_queue_into_one_chain(tmp_path: Path):
+    with fresh_database() as url:
+        engine = checked_engine(url)
+
+        def append(worker: int) -> None:
+            for n in range(10):
+                with engine.begin() as con:
+                    audit_trail.record(con, f"w{worker}", "grant", f"p{n}")
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(append, range(4)))
+        with engine.connect() as con:
+            assert audit_trail.verify(con).entries == 40
