@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from licensing_pipeline.settings import Settings
 
+INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE: a login without the privilege
+
 
 @contextmanager
 def _acting(settings: Settings) -> Iterator[tuple[sa.Connection, str]]:
@@ -24,6 +26,11 @@ def _acting(settings: Settings) -> Iterator[tuple[sa.Connection, str]]:
             yield con, acting_person(con, settings.user)
     except AccessRefused as exc:
         raise CliError(str(exc)) from None
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != INSUFFICIENT_PRIVILEGE:
+            raise
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise CliError(f"refused by the database: {reason}") from None
 
 
 def _change(change: Callable[..., Any], settings: Settings, *args: Any, **kwargs: Any) -> Any:

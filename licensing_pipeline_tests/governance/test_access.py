@@ -6,6 +6,7 @@ on the embedded profile (the actor is LICENSING_USER) and on PostgreSQL (the act
 database login, whatever LICENSING_USER says).
 """
 
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,9 +19,10 @@ from licensing_pipeline import cli
 from licensing_pipeline.governance import access, audit_trail
 from licensing_pipeline.governance.assets import access_review
 from licensing_pipeline.governance.tables import role_grants
+from licensing_pipeline.repository.engines import dispose_engine
 from licensing_pipeline.repository.resources import LicensingRepository, checked_engine
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
-from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline_tests.postgres import SERVER_URL, fresh_database
 
 T0 = datetime(2026, 9, 1, 9, 0)
 
@@ -234,3 +236,45 @@ def test_the_access_review_asset_with_no_grants_says_so(engine: sa.Engine, repos
     )
     metadata = result.asset_materializations_for_node("access_review")[0].metadata
     assert (metadata["grants"].value, metadata["review"].value) == (0, "_no roles granted_")
+
+
+def test_a_login_without_privileges_is_refused_by_the_database(tmp_path: Path, capsys):
+    """A PostgreSQL login that is not the owner holds no write privilege on the access tables
+    or the trail: the database itself refuses its grant in direct SQL; the CLI refuses it in
+    one line (without even SELECT: the database; with SELECT: unknown user)."""
+    name = f"licensing_test_nobody_{uuid.uuid4().hex[:10]}"
+    server = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as con:
+        con.exec_driver_sql(f'CREATE ROLE "{name}" LOGIN')
+    try:
+        with fresh_database() as url:
+            owner = checked_engine(url)
+            with owner.begin() as con:
+                access.grant(con, "postgres", "postgres", "admin")
+            as_nobody = sa.make_url(url).set(username=name).render_as_string(hide_password=False)
+            try:
+                assert run((tmp_path, as_nobody), None, "grant", name, "admin") == 2
+                err = capsys.readouterr().err
+                assert err == (
+                    "licensing-pipeline: refused by the database: permission denied for table "
+                    "licensing_alembic_version\n"
+                )
+                with owner.begin() as con:
+                    con.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{name}"')
+                assert run((tmp_path, as_nobody), None, "grant", name, "admin") == 2
+                assert f"unknown user '{name}' (not in people)" in capsys.readouterr().err
+                nobody = sa.create_engine(as_nobody)
+                for table in ("people", "role_grants", "audit_log"):
+                    with (
+                        pytest.raises(sa.exc.ProgrammingError, match="permission denied"),
+                        nobody.begin() as con,
+                    ):
+                        con.exec_driver_sql(f"INSERT INTO {table} DEFAULT VALUES")
+                nobody.dispose()
+            finally:
+                dispose_engine(as_nobody)
+            assert trail(owner) == [("postgres", "bootstrap", "postgres:admin")]
+    finally:
+        with server.connect() as con:
+            con.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}"')
+        server.dispose()
