@@ -181,3 +181,11 @@ def review(
     acted = pd.to_datetime(frame["last_acted_at"])
     frame["unused"] = (granted <= cutoff) & ~(acted > cutoff)
     return frame
+
+
+def review_for_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """``review``'s frame for reading: times to the second, blanks for never, ``UNUSED``."""
+    shown = frame.assign(unused=frame["unused"].map({True: "UNUSED", False: ""}))
+    for column in ("granted_at", "last_acted_at"):
+        shown[column] = pd.to_datetime(shown[column]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    return shown.fillna("")

@@ -58,7 +58,7 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
-    from licensing_pipeline.governance.access import review
+    from licensing_pipeline.governance.access import review, review_for_people
     from licensing_pipeline.repository.resources import checked_engine
 
     with checked_engine(settings.database_url).connect() as con:
@@ -66,8 +66,7 @@ def cmd_review(args: argparse.Namespace, settings: Settings) -> int:
     if frame.empty:
         print("No roles granted (bootstrap: `licensing-pipeline access grant PERSON admin`).")
         return 0
-    shown = frame.assign(unused=frame["unused"].map({True: "UNUSED", False: ""})).fillna("")
-    print(shown.to_string(index=False))
+    print(review_for_people(frame).to_string(index=False))
     unused = int(frame["unused"].sum())
     print(f"{len(frame)} grant(s); {unused} unused for {args.unused_days} days or more")
     return 0

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from licensing_pipeline.governance.access import review
+from licensing_pipeline.governance.access import review, review_for_people
 from licensing_pipeline.repository.resources import LicensingRepository
 
 GOVERNANCE_GROUP = "governance"
@@ -22,8 +22,11 @@ def access_review(
 ) -> dg.MaterializeResult:
     with repository.connect() as con:
         frame = review(con, UNUSED_DAYS)
-    shown = frame.assign(unused=frame["unused"].map({True: "UNUSED", False: ""}))
-    table = shown.fillna("").to_markdown(index=False) if not frame.empty else "_no roles granted_"
+    table = (
+        review_for_people(frame).to_markdown(index=False)
+        if not frame.empty
+        else "_no roles granted_"
+    )
     return dg.MaterializeResult(
         metadata={
             "grants": len(frame),

@@ -188,6 +188,7 @@ def test_cli_bootstrap_grant_and_review(home, capsys):
     out = capsys.readouterr().out
     assert f"granted viewer to bob by {me}" in out
     assert "2 grant(s); 0 unused for 90 days or more" in out
+    assert "NaT" not in out and ".0" not in out  # never acted: blank; times to the second
 
 
 def test_cli_refuses_a_viewer_in_one_line(embedded, capsys):
