@@ -49,3 +49,45 @@ role_grants = sa.Table(
     sa.CheckConstraint(f"role IN {ROLES!r}", name="ck_role_grants_role"),
     sa.Index("ix_role_grants_person_id", "person_id"),
 )
+
+CHANGE_KINDS = (
+    "quota_override",
+    "feature_grant",
+    "feature_revoke",
+    "region_allow",
+    "plan_change",
+    "addon_add",
+    "addon_remove",
+    "contract_status",
+    "exception",
+    "policy_version",
+)
+CHANGE_STATUSES = ("pending", "approved", "rejected", "withdrawn")
+
+# Proposed changes to what a tenant may do (or to the policy bundle), four-eyes approved
+# (``governance/changes.py``). A request moves pending -> approved | rejected | withdrawn once;
+# every move is also an audit entry. ``payload`` is the kind's JSON object (``change_kinds.py``).
+change_requests = sa.Table(
+    "change_requests",
+    metadata,
+    sa.Column("request_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("tenant_id", sa.String(200)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("effective_from", sa.Date, nullable=False),
+    sa.Column("effective_until", sa.Date),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("proposed_by", sa.String(200), nullable=False),
+    sa.Column("proposed_at", sa.DateTime, nullable=False),
+    sa.Column("decided_by", sa.String(200)),
+    sa.Column("decided_at", sa.DateTime),
+    sa.Column("decision_note", sa.Text),
+    sa.CheckConstraint(f"kind IN {CHANGE_KINDS!r}", name="ck_change_requests_kind"),
+    sa.CheckConstraint(f"status IN {CHANGE_STATUSES!r}", name="ck_change_requests_status"),
+    sa.CheckConstraint(
+        "decided_by IS NULL OR decided_by <> proposed_by", name="ck_change_requests_four_eyes"
+    ),
+    sa.Index("ix_change_requests_tenant_id", "tenant_id"),
+    sa.Index("ix_change_requests_status", "status"),
+)
