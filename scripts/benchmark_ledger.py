@@ -108,13 +108,13 @@ def synthetic_ledger(path: Path, events: int) -> float:
 
 
 def verify_seconds(path: Path) -> tuple[float, int]:
-    from licensing_pipeline.governance import audit
+    from licensing_pipeline.governance import ledger_verify
 
     con = duckdb.connect(str(path))
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
     started = time.perf_counter()
-    result = audit.verify(con)
+    result = ledger_verify.verify(con)
     seconds = time.perf_counter() - started
     con.close()
     return seconds, result.events_checked

@@ -671,7 +671,7 @@ def restore_policy(settings: Settings, manifest: Manifest, folder: Path) -> str:
 
 def verify_after_restore(settings: Settings, archived: LedgerHead | None) -> None:
     """The restored ledger's head is the archived one, and ``ledger verify`` holds over it."""
-    from licensing_pipeline.governance import audit
+    from licensing_pipeline.governance import ledger_verify
 
     warehouse = warehouse_for(settings)
     with warehouse.connect() as con:
@@ -684,8 +684,8 @@ def verify_after_restore(settings: Settings, archived: LedgerHead | None) -> Non
         if restored is None:
             return
         try:
-            audit.verify(con)
-        except audit.LedgerMismatch as exc:
+            ledger_verify.verify(con)
+        except ledger_verify.LedgerMismatch as exc:
             raise BackupError(f"the restored ledger does not verify: {exc}") from None
 
 

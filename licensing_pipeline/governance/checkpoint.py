@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from licensing_pipeline import environment as env
-from licensing_pipeline.governance.audit import Mark
+from licensing_pipeline.governance.ledger_verify import Mark
 
 FORMAT = "licensing-pipeline usage ledger checkpoint v1"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import dagster as dg
 
-from licensing_pipeline.governance import audit, checkpoint, ledger
+from licensing_pipeline.governance import checkpoint, ledger, ledger_verify
 from licensing_pipeline.governance.ledger import CHECKPOINTS_TABLE, Connection
 from licensing_pipeline.warehouse.resources import Warehouse
 
@@ -37,7 +37,7 @@ def record_mark(con: Connection, document: dict[str, Any]) -> None:
     )
 
 
-def last_mark(con: Connection, keys: checkpoint.Keys) -> tuple[audit.Mark | None, int]:
+def last_mark(con: Connection, keys: checkpoint.Keys) -> tuple[ledger_verify.Mark | None, int]:
     """The latest recorded mark (its signature checked when it has one) and the first batch
     after it."""
     row = con.execute(
@@ -58,15 +58,15 @@ def last_mark(con: Connection, keys: checkpoint.Keys) -> tuple[audit.Mark | None
     if row[4] is not None and keys.public is not None:
         mark = checkpoint.check_signature(document, keys.public, where)
     else:
-        mark = audit.Mark(int(row[0]), str(row[1]), origin=where)
+        mark = ledger_verify.Mark(int(row[0]), str(row[1]), origin=where)
     covered = [e.batch_id for e in ledger.entries(con)[: mark.entries] if e.batch_id is not None]
     return mark, max(covered, default=0) + 1
 
 
-def verify_since_mark(con: Connection, keys: checkpoint.Keys) -> audit.Verified:
+def verify_since_mark(con: Connection, keys: checkpoint.Keys) -> ledger_verify.Verified:
     """The night's verification; records the new mark when it holds."""
     mark, from_batch = last_mark(con, keys)
-    result = audit.verify(con, from_batch, mark)
+    result = ledger_verify.verify(con, from_batch, mark)
     now = datetime.now(UTC)
     document = (
         checkpoint.sign(result.entries, result.chain_head, now, keys.signing)
@@ -95,7 +95,7 @@ def usage_events_ledger_intact(warehouse: Warehouse) -> dg.AssetCheckResult:
         keys = checkpoint.load_keys()
         with warehouse.connect() as con:
             result = verify_since_mark(con, keys)
-    except (audit.LedgerMismatch, checkpoint.CheckpointError) as exc:
+    except (ledger_verify.LedgerMismatch, checkpoint.CheckpointError) as exc:
         return dg.AssetCheckResult(
             passed=False, severity=dg.AssetCheckSeverity.ERROR, description=str(exc)
         )

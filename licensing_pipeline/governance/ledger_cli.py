@@ -47,7 +47,7 @@ def _keys() -> Any:
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.cli import CliError
-    from licensing_pipeline.governance import audit, checkpoint
+    from licensing_pipeline.governance import checkpoint, ledger_verify
 
     mark = None
     if args.checkpoint:
@@ -57,8 +57,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(str(exc)) from None
     with _warehouse(settings) as con:
         try:
-            result = audit.verify(con, args.from_batch, mark)
-        except audit.LedgerMismatch as exc:
+            result = ledger_verify.verify(con, args.from_batch, mark)
+        except ledger_verify.LedgerMismatch as exc:
             print(f"licensing-pipeline: ledger verify: {exc}", flush=True)
             return EXIT_MISMATCH
     extends = f"; extends {args.checkpoint} ({mark.entries} entries)" if mark else ""
@@ -72,12 +72,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_proof(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.cli import CliError
-    from licensing_pipeline.governance import audit
+    from licensing_pipeline.governance import ledger_verify
 
     with _warehouse(settings) as con:
         try:
-            proof = audit.prove(con, args.tenant, args.event_id)
-        except audit.LedgerMismatch as exc:
+            proof = ledger_verify.prove(con, args.tenant, args.event_id)
+        except ledger_verify.LedgerMismatch as exc:
             raise CliError(str(exc)) from None
     print(json.dumps(proof, indent=2))
     return 0
@@ -85,7 +85,7 @@ def cmd_proof(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.cli import CliError
-    from licensing_pipeline.governance import audit, checkpoint, checks
+    from licensing_pipeline.governance import checkpoint, checks, ledger_verify
 
     keys = _keys()
     if keys.signing is None:
@@ -95,8 +95,8 @@ def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
         )
     with _warehouse(settings) as con:
         try:
-            result = audit.verify(con)
-        except audit.LedgerMismatch as exc:
+            result = ledger_verify.verify(con)
+        except ledger_verify.LedgerMismatch as exc:
             print(f"licensing-pipeline: ledger checkpoint: not signed: {exc}", flush=True)
             return EXIT_MISMATCH
         document = checkpoint.sign(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from licensing_pipeline.cli import main
-from licensing_pipeline.governance import audit, checkpoint, checks
+from licensing_pipeline.governance import checkpoint, checks, ledger_verify
 from licensing_pipeline.warehouse.resources import Warehouse
 from licensing_pipeline_tests.contract.test_incremental_ingest import ingest, night
 from licensing_pipeline_tests.governance.test_ledger import cli_env, rows, run, two_nights
@@ -195,7 +195,7 @@ def test_a_night_catches_an_event_deleted_from_a_batch_before_the_mark(
         checks.verify_since_mark(con, keys)
     run(two_nights, "DELETE FROM main.usage_events WHERE id = 'e2'")
     expected = "holds 4 events, the ledger's live batches 5"
-    mismatch = pytest.raises(audit.LedgerMismatch, match=expected)
+    mismatch = pytest.raises(ledger_verify.LedgerMismatch, match=expected)
     with mismatch, two_nights.connect() as con:
         checks.verify_since_mark(con, keys)
 
