@@ -117,8 +117,11 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(str(exc)) from None
     history = shown.pop("history")
     for name, value in shown.items():
-        text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-        print(f"{name}: {'' if value is None else text}")
+        if isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True)
+        elif isinstance(value, datetime):
+            value = value.isoformat(timespec="seconds")
+        print(f"{name}: {'' if value is None else value}")
     print("history:")
     for entry in history:
         print(

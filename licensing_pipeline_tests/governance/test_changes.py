@@ -9,6 +9,7 @@ PostgreSQL (the actor is the database login).
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.repository.resources import checked_engine
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH, SettingsError, load_settings
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
+from licensing_pipeline_tests.postgres import fresh_database
 
 T0 = datetime(2026, 12, 1, 9, 0)
 TODAY = date(2026, 12, 7)
@@ -42,9 +44,12 @@ QUOTA = {"metric": "api_calls", "limit": 5000}
 
 @pytest.fixture
 def engine(repository_url: str) -> sa.Engine:
+    return staffed(checked_engine(repository_url))
+
+
+def staffed(engine: sa.Engine) -> sa.Engine:
     """alice admin (access only); bob editor and approver; carol editor; dave approver;
     vic viewer."""
-    engine = checked_engine(repository_url)
     with engine.begin() as con:
         access.grant(con, "alice", "alice", "admin", at=T0)
         for person, role in (
@@ -334,6 +339,37 @@ def test_a_request_that_is_no_longer_pending_cannot_be_decided_or_withdrawn(
         actor,
         request_id,
     )
+
+
+def test_two_approvals_at_once_on_postgresql_queue_and_the_second_is_refused():
+    """The second approver waits on the trail's lock while the first decides, then finds the
+    request approved: one decision, one audit entry."""
+    with fresh_database() as url:
+        engine = staffed(checked_engine(url))
+        request_id = proposed(engine)
+        refusals: list[str] = []
+
+        def second() -> None:
+            with pytest.raises(changes.ChangeRefused) as raised, engine.begin() as con:
+                changes.approve(con, "bob", request_id)
+            refusals.append(str(raised.value))
+
+        with engine.connect() as first:
+            with first.begin():
+                changes.approve(first, "dave", request_id)
+                waiting = threading.Thread(target=second)
+                waiting.start()
+                waiting.join(timeout=2)
+                assert waiting.is_alive()  # queued behind the first approval
+            waiting.join(timeout=30)
+        assert refusals == [
+            f"approval of change #{request_id} refused: it is already approved "
+            "(only a pending change can be decided)"
+        ]
+        with engine.connect() as con:
+            shown = changes.request(con, request_id)
+        assert [e["action"] for e in shown["history"]] == ["propose", "approve"]
+        assert shown["decided_by"] == "dave"
 
 
 def test_approving_a_change_that_does_not_exist_is_refused(engine):
@@ -633,6 +669,7 @@ def test_cli_propose_list_show_and_the_four_eyes_refusal(home, capsys):
     assert run(home, "carol", "show", "1") == 0
     shown = capsys.readouterr().out
     assert "status: pending" in shown and f"propose by {me}" in shown
+    assert f"proposed_at: {date.today().isoformat()}T" in shown
     nowhere = ["--tenant", "t-nope", "--region", "us-east-1"]
     assert cli_propose(home, "carol", "region_allow", *nowhere) == 2
     assert capsys.readouterr().err == (
