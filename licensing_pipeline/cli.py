@@ -473,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     from licensing_pipeline.governance.access_cli import add_access_commands
 
     add_access_commands(sub)
+
+    from licensing_pipeline.governance.changes_cli import add_change_commands
+
+    add_change_commands(sub)
     return parser
 
 

@@ -21,6 +21,7 @@ DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 DEFAULT_POLICY_PATH = PACKAGE_DIR / "policy" / "default_policy.yaml"
 DEFAULT_HISTORY_START = date(2025, 1, 1)
 DEFAULT_EARLIEST_EVENT_DATE = date(2000, 1, 1)
+DEFAULT_CHANGE_MAX_BACKDATE_DAYS = 7
 
 
 def _path(name: str, default: Path) -> Path:
@@ -110,6 +111,8 @@ class Settings:
     statements_mode: int
     # The acting person on the embedded profile (PostgreSQL uses the database login).
     user: str | None = None
+    # How far back a change request's effective date may lie when it is proposed.
+    change_max_backdate_days: int = DEFAULT_CHANGE_MAX_BACKDATE_DAYS
 
     @property
     def dagster_home(self) -> Path:
@@ -166,6 +169,8 @@ def load_settings() -> Settings:
                             (default 2000-01-01)
     LICENSING_USER          the acting person on the embedded profile (``access``; trusted: the
                             local account is the identity). PostgreSQL uses the login instead
+    LICENSING_CHANGE_MAX_BACKDATE_DAYS  how many days before today a proposed change may take
+                            effect from (default 7; ``changes propose``)
     LICENSING_STATEMENTS_MODE  the file mode of customer statements (default 0600; 0640 or
                             0644 to share them; their folders get the matching 0750 / 0755)
     (Slack, tickets and SLA: see ``remediation/resources.py``.)
@@ -193,6 +198,7 @@ def load_settings() -> Settings:
         _with_search_path(on_postgres, DAGSTER_SCHEMA) if on_postgres else None
     )
     as_of = env.day("LICENSING_AS_OF")  # checked now: a typo stops every command in one line
+    backdate = env.days("LICENSING_CHANGE_MAX_BACKDATE_DAYS")  # 0 is a value: no backdating
     return Settings(
         profile=profile,
         warehouse_url=warehouse_url,
@@ -208,4 +214,5 @@ def load_settings() -> Settings:
         earliest_event_date=env.day("LICENSING_EARLIEST_EVENT_DATE") or DEFAULT_EARLIEST_EVENT_DATE,
         statements_mode=env.file_mode("LICENSING_STATEMENTS_MODE") or PRIVATE_FILE,
         user=env.text("LICENSING_USER"),
+        change_max_backdate_days=DEFAULT_CHANGE_MAX_BACKDATE_DAYS if backdate is None else backdate,
     )

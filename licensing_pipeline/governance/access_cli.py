@@ -15,7 +15,7 @@ INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE: a login without the privilege
 
 
 @contextmanager
-def _acting(settings: Settings) -> Iterator[tuple[sa.Connection, str]]:
+def acting(settings: Settings) -> Iterator[tuple[sa.Connection, str]]:
     """One transaction and the acting person; a refusal is one line, nothing written."""
     from licensing_pipeline.cli import CliError
     from licensing_pipeline.governance.access import AccessRefused, acting_person
@@ -34,7 +34,7 @@ def _acting(settings: Settings) -> Iterator[tuple[sa.Connection, str]]:
 
 
 def _change(change: Callable[..., Any], settings: Settings, *args: Any, **kwargs: Any) -> Any:
-    with _acting(settings) as (con, actor):
+    with acting(settings) as (con, actor):
         return actor, change(con, actor, *args, **kwargs)
 
 
