@@ -218,6 +218,26 @@ def test_only_the_proposer_withdraws_and_only_while_pending(cluster):
     assert [a for _, a, _ in trail(cluster)[-4:]] == ["propose", "reject", "propose", "withdraw"]
 
 
+def test_an_admin_of_another_database_cannot_bootstrap_this_one(cluster):
+    """Group roles are cluster-wide; the first admin of a database is the owner's to grant."""
+    server = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as con:
+        con.exec_driver_sql(f'GRANT licensing_admin TO "{cluster.viewer}"')
+    server.dispose()
+    with fresh_database() as other:
+        checked_engine(other)
+        stranger = sa.create_engine(sa.make_url(other).set(username=cluster.viewer))
+        try:
+            with pytest.raises(access.AccessRefused) as info, stranger.begin() as con:
+                access.grant(con, cluster.viewer, cluster.viewer, "admin")
+        finally:
+            stranger.dispose()
+    assert str(info.value) == (
+        f"grant of admin to {cluster.viewer} refused: no admin yet; only the owner login may "
+        "grant the first"
+    )
+
+
 def test_only_the_owner_may_act_for_another_person_or_backdate(cluster):
     with pytest.raises(sa.exc.ProgrammingError, match="permission denied for function"):
         act(

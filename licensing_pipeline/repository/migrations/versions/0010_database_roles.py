@@ -18,6 +18,9 @@ tables and the trail, so whoever ran SQL as the owner could grant itself a role.
   the owner can write the tables directly anyway, so this adds no power; it lets the owner
   replay or backdate actions (imports, the application's tests).
 
+Bootstrapping the first admin is for the owner's login only: group roles are cluster-wide, so
+an admin of another database could otherwise call the grant function here first.
+
 The migrating login needs CREATEROLE (or to be superuser) to create and grant group roles.
 
 Revision ID: 0010
@@ -139,6 +142,10 @@ BEGIN
   IF EXISTS (SELECT 1 FROM role_grants WHERE role = 'admin' AND revoked_at IS NULL) THEN
     PERFORM licensing_require_role(p_actor, 'admin', v_what);
   ELSIF p_role = 'admin' THEN
+    IF NOT pg_has_role(session_user, (SELECT relowner FROM pg_class
+        WHERE oid = 'role_grants'::regclass), 'MEMBER') THEN
+      PERFORM licensing_refuse(v_what, 'no admin yet; only the owner login may grant the first');
+    END IF;
     v_action := 'bootstrap';
   ELSE
     PERFORM licensing_refuse(v_what, 'no admin yet; the first grant must be admin');
