@@ -172,6 +172,34 @@ def test_a_login_without_the_role_cannot_write_the_tables_directly(cluster):
             assert "permission denied for table" in refused_by_database(cluster, login, sql)
 
 
+def test_only_the_owner_holds_write_privileges_on_the_governance_tables(cluster):
+    query = sa.text(
+        "SELECT DISTINCT table_name, grantee FROM information_schema.role_table_grants "
+        "WHERE table_name IN ('change_requests', 'people', 'role_grants', 'audit_log') "
+        "AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')"
+    )
+    with cluster.owner.connect() as con:
+        holders = {grantee for _, grantee in con.execute(query)}
+    assert holders == {"postgres"}
+
+
+def test_an_admin_login_grants_through_the_cli_and_the_login_gets_its_group_role(cluster, capsys):
+    with cluster.owner.begin() as con:
+        access.grant(con, "postgres", cluster.approver, "admin")
+    as_approver = sa.make_url(cluster.url).set(username=cluster.approver)
+    variables = backend_variables(
+        cluster.home, cluster.home / "data", as_approver.render_as_string(hide_password=False)
+    )
+    try:
+        with backend_environment(variables):
+            assert cli.main(["access", "grant", cluster.viewer, "editor"]) == 0
+    finally:
+        dispose_engine(as_approver.render_as_string(hide_password=False))
+    assert f"granted editor to {cluster.viewer} by {cluster.approver}" in capsys.readouterr().out
+    assert propose(cluster, cluster.viewer) == 1
+    assert trail(cluster)[-2][:2] == (cluster.approver, "grant")
+
+
 def test_a_role_held_in_the_group_but_not_in_role_grants_is_refused_in_the_application_words(
     cluster,
 ):

@@ -308,6 +308,22 @@ _PUBLIC = [
 ]
 
 
+# Writes revoked from PUBLIC and from every role but the owner that holds one.
+_REVOKE_WRITES = """DO $$
+DECLARE
+  holder text;
+BEGIN
+  REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE_NAME FROM PUBLIC;
+  FOR holder IN
+    SELECT DISTINCT a.grantee::regrole::text FROM pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid = 'TABLE_NAME'::regclass AND a.grantee NOT IN (0, c.relowner)
+      AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+  LOOP
+    EXECUTE 'REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE_NAME FROM ' || holder;
+  END LOOP;
+END $$"""
+
+
 def _signature(declaration: str) -> str:
     """``name(p_a text, p_b int)`` -> ``name(text, int)`` (for GRANT, REVOKE and DROP)."""
     name, params = declaration.split("(", 1)
@@ -354,7 +370,7 @@ def upgrade() -> None:
         op.execute(f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC")
     groups = ", ".join(f"licensing_{role}" for role in ROLES)
     for table in TABLES:
-        op.execute(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {table} FROM PUBLIC")
+        op.execute(_REVOKE_WRITES.replace("TABLE_NAME", table))
         op.execute(f"GRANT SELECT ON {table} TO {groups}")
     op.execute(f"GRANT SELECT ON licensing_alembic_version TO {groups}")
     for declaration, _, _, role in _PUBLIC:
