@@ -192,9 +192,10 @@ END""",
         "p_payload text, p_reason text, p_effective_from date, p_effective_until date, "
         "p_at timestamp)",
         "integer",
-        """DECLARE
+        f"""DECLARE
   v_id integer;
 BEGIN
+  PERFORM pg_advisory_xact_lock({LOCK_KEY});  -- no grant or revoke between check and write
   PERFORM licensing_require_role(p_actor, 'editor', 'proposal of ' || p_kind
     || coalesce(' for ' || p_tenant_id, ''));
   INSERT INTO change_requests (kind, tenant_id, payload, reason, effective_from,
@@ -212,10 +213,11 @@ END""",
         "licensing_decide_change_as(p_actor text, p_request_id integer, p_decision text, "
         "p_note text, p_at timestamp)",
         "void",
-        """DECLARE
+        f"""DECLARE
   v_what text;
   v_request change_requests%ROWTYPE;
 BEGIN
+  PERFORM pg_advisory_xact_lock({LOCK_KEY});
   IF p_decision IS NULL OR p_decision NOT IN ('approved', 'rejected') THEN
     RAISE EXCEPTION USING ERRCODE = '22023',
       MESSAGE = 'unknown decision ' || quote_literal(coalesce(p_decision, ''))
@@ -247,10 +249,11 @@ END""",
     (
         "licensing_withdraw_change_as(p_actor text, p_request_id integer, p_at timestamp)",
         "void",
-        """DECLARE
+        f"""DECLARE
   v_what text := 'withdrawal of change #' || p_request_id;
   v_request change_requests%ROWTYPE;
 BEGIN
+  PERFORM pg_advisory_xact_lock({LOCK_KEY});
   SELECT * INTO v_request FROM change_requests WHERE request_id = p_request_id FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM licensing_refuse(v_what, 'no such change');
