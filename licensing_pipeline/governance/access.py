@@ -2,7 +2,9 @@
 
 The acting person is the database login (``session_user``) on PostgreSQL, and the name in
 ``LICENSING_USER`` on the embedded profile, which trusts the local account (whoever can run
-the command as that user can also edit the SQLite file).
+the command as that user can also edit the SQLite file). On PostgreSQL the checks below run in
+the database (migration 0010's functions), so they hold against direct SQL too; the Python
+checks here are the embedded profile's.
 
 Bootstrapping: while no one holds ``admin``, anyone may grant ``admin`` (and only ``admin``),
 recorded in the audit trail as ``bootstrap``. The last admin cannot be revoked, so the
@@ -17,7 +19,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from licensing_pipeline.governance import audit_trail
+from licensing_pipeline.governance import audit_trail, pg_workflow
 from licensing_pipeline.governance.tables import ROLES, audit_log, people, role_grants
 
 
@@ -25,7 +27,7 @@ class AccessRefused(Exception):
     """An action the acting person may not take; the message says what and why in one line."""
 
 
-def _now(at: datetime | None) -> datetime:
+def now_utc(at: datetime | None) -> datetime:
     return (at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
 
 
@@ -86,8 +88,12 @@ def grant(
     at: datetime | None = None,
 ) -> str:
     """Grant ``role`` to ``person`` (added to people if new) in the caller's transaction;
-    returns the audit action (``grant`` or ``bootstrap``)."""
+    returns the audit action (``grant`` or ``bootstrap``). On PostgreSQL the database checks
+    and records it (``licensing_grant_role``, which also grants the login its group role)."""
     _check_role(role)
+    if connection.dialect.name == "postgresql":
+        arguments = (person, role, name, email)
+        return str(pg_workflow.call(connection, "licensing_grant_role", actor, at, *arguments))
     audit_trail.lock(connection)
     what = f"grant of {role} to {person}"
     action = "grant"
@@ -99,7 +105,7 @@ def grant(
         raise AccessRefused(f"{what} refused: no admin yet; the first grant must be admin")
     if role in roles_of(connection, person):
         raise AccessRefused(f"{what} refused: {person} already holds {role}")
-    when = _now(at)
+    when = now_utc(at)
     if not _known(connection, person):
         connection.execute(
             sa.insert(people).values(person_id=person, name=name, email=email, created_at=when)
@@ -117,8 +123,12 @@ def grant(
 def revoke(
     connection: sa.Connection, actor: str, person: str, role: str, *, at: datetime | None = None
 ) -> None:
-    """Revoke ``role`` from ``person`` in the caller's transaction (the grant row is kept)."""
+    """Revoke ``role`` from ``person`` in the caller's transaction (the grant row is kept).
+    On PostgreSQL the database checks and records it (``licensing_revoke_role``)."""
     _check_role(role)
+    if connection.dialect.name == "postgresql":
+        pg_workflow.call(connection, "licensing_revoke_role", actor, at, person, role)
+        return
     audit_trail.lock(connection)
     what = f"revoke of {role} from {person}"
     _require_admin(connection, actor, what)
@@ -126,7 +136,7 @@ def revoke(
         raise AccessRefused(f"{what} refused: {person} does not hold {role}")
     if role == "admin" and _admins(connection) == 1:
         raise AccessRefused(f"{what} refused: {person} is the last admin")
-    when = _now(at)
+    when = now_utc(at)
     connection.execute(
         sa.update(role_grants)
         .where(
@@ -176,7 +186,7 @@ def review(
         .order_by(role_grants.c.person_id, role_grants.c.role)
     )
     frame = pd.DataFrame(connection.execute(query).all(), columns=REVIEW_COLUMNS[:-1])
-    cutoff = pd.Timestamp(_now(now) - timedelta(days=unused_days))
+    cutoff = pd.Timestamp(now_utc(now) - timedelta(days=unused_days))
     granted = pd.to_datetime(frame["granted_at"])
     acted = pd.to_datetime(frame["last_acted_at"])
     frame["unused"] = (granted <= cutoff) & ~(acted > cutoff)

@@ -1,17 +1,25 @@
 """Who did what: an append-only, hash-chained audit trail in the licensing repository.
 
 Entries are appended by ``record`` inside the caller's transaction, so an action and its entry
-commit together or not at all. Each entry's ``entry_hash`` is
+commit together or not at all (on PostgreSQL the workflow's SQL functions append the same
+entries in SQL, migration 0010). Each entry's ``entry_hash`` is
 
-    SHA-256( b"licensing-audit-v1\\n" + canonical )
+    SHA-256( b"licensing-audit-v2\n" + canonical )
 
-where ``canonical`` is the UTF-8 JSON object (keys sorted, no whitespace, non-ASCII kept) of
-``seq``, ``at`` (ISO 8601, microseconds, UTC without offset), ``actor``, ``action``,
-``tenant_id`` (null when none), ``subject``, ``details`` (the stored JSON text, as a string)
-and ``prev_hash`` (the previous entry's ``entry_hash``; 64 zeros for the first). Editing any
-column, deleting or inserting an entry breaks the chain; ``verify`` names the first entry that
-does not match. Dropping the newest entries leaves a shorter, valid chain: keep the head
+where ``canonical`` is each of ``seq``, ``at`` (ISO 8601, microseconds, UTC without offset),
+``actor``, ``action``, ``tenant_id``, ``subject``, ``details`` (the stored JSON text) and
+``prev_hash`` (the previous entry's ``entry_hash``; 64 zeros for the first), in that order,
+as a netstring ``<UTF-8 byte length>:<bytes>,``, a missing tenant as ``~,`` (a netstring
+starts with a digit, so this is unambiguous). Byte lengths and concatenation are all SQL
+needs, so PostgreSQL computes the same hash (``licensing_audit_hash``). Editing any column,
+deleting or inserting an entry breaks the chain; ``verify`` names the first entry that does
+not match. Dropping the newest entries leaves a shorter, valid chain: keep the head
 (``verify``'s output) somewhere else to notice that.
+
+Entries written before migration 0010 carry a v1 hash (``licensing-audit-v1\n`` + sorted,
+compact JSON of the same fields), which SQL cannot reproduce portably; the trail is
+append-only, so they cannot be rehashed. ``verify`` accepts a v1 hash only before the first
+v2 entry: a forger cannot pick the older encoding for a new entry.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ import sqlalchemy as sa
 from licensing_pipeline.governance.tables import audit_log
 
 GENESIS = "0" * 64
-DOMAIN = b"licensing-audit-v1\n"
+DOMAIN = b"licensing-audit-v2\n"
+DOMAIN_V1 = b"licensing-audit-v1\n"
 # pg_advisory_xact_lock key: appends wait for each other until the appending transaction ends.
-_LOCK_KEY = 0x4C1C_A0D1
+LOCK_KEY = 0x4C1C_A0D1
 
 
 class AuditMismatch(Exception):
@@ -43,12 +52,42 @@ class Verified:
     head: str
 
 
+def _netstring(value: str | None) -> bytes:
+    if value is None:
+        return b"~,"
+    raw = value.encode()
+    return str(len(raw)).encode() + b":" + raw + b","
+
+
+def _at(entry: Mapping[str, Any]) -> str:
+    at: datetime = entry["at"]
+    return at.isoformat(timespec="microseconds")
+
+
 def canonical(entry: Mapping[str, Any]) -> bytes:
     """The bytes an entry's hash covers (see the module docstring)."""
-    at: datetime = entry["at"]
+    fields = (
+        str(int(entry["seq"])),
+        _at(entry),
+        entry["actor"],
+        entry["action"],
+        entry["tenant_id"],
+        entry["subject"],
+        entry["details"],
+        entry["prev_hash"],
+    )
+    return b"".join(_netstring(f) for f in fields)
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    return hashlib.sha256(DOMAIN + canonical(entry)).hexdigest()
+
+
+def entry_hash_v1(entry: Mapping[str, Any]) -> str:
+    """The hash of entries written before migration 0010 (JSON canonical form)."""
     fields = {
         "seq": int(entry["seq"]),
-        "at": at.isoformat(timespec="microseconds"),
+        "at": _at(entry),
         "actor": entry["actor"],
         "action": entry["action"],
         "tenant_id": entry["tenant_id"],
@@ -56,18 +95,15 @@ def canonical(entry: Mapping[str, Any]) -> bytes:
         "details": entry["details"],
         "prev_hash": entry["prev_hash"],
     }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def entry_hash(entry: Mapping[str, Any]) -> str:
-    return hashlib.sha256(DOMAIN + canonical(entry)).hexdigest()
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(DOMAIN_V1 + text.encode()).hexdigest()
 
 
 def lock(connection: sa.Connection) -> None:
     """Serialise this transaction's reads of the trail and of access with other appenders
     (PostgreSQL; SQLite has a single writer). Held until the transaction ends; re-entrant."""
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
 
 
 def _head(connection: sa.Connection) -> tuple[int, str]:
@@ -116,10 +152,11 @@ def _describe(row: Mapping[str, Any]) -> str:
 
 def verify(connection: sa.Connection) -> Verified:
     """Recompute the chain from the first entry; raise ``AuditMismatch`` at the first bad one.
+    A v1 hash is accepted only before the first v2 entry (see the module docstring).
 
     A loop over entries: the chain is sequential by design, and the trail holds human actions
     (thousands, not millions)."""
-    expected_seq, prev = 1, GENESIS
+    expected_seq, prev, v2_seen = 1, GENESIS, False
     result = connection.execute(sa.select(audit_log).order_by(audit_log.c.seq))
     for row in map(dict, result.mappings()):
         if row["seq"] != expected_seq:
@@ -131,7 +168,9 @@ def verify(connection: sa.Connection) -> Verified:
                 f"{_describe(row)}: prev_hash {row['prev_hash'][:12]}... is not the previous "
                 f"entry's hash {prev[:12]}..."
             )
-        if entry_hash(row) != row["entry_hash"]:
+        if entry_hash(row) == row["entry_hash"]:
+            v2_seen = True
+        elif v2_seen or entry_hash_v1(row) != row["entry_hash"]:
             raise AuditMismatch(f"{_describe(row)}: entry_hash does not match its content")
         expected_seq, prev = expected_seq + 1, row["entry_hash"]
     return Verified(entries=expected_seq - 1, head=prev)

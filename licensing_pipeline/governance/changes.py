@@ -22,8 +22,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from licensing_pipeline.contract.schemas import CHECKS, CONTRACT_STATUSES
-from licensing_pipeline.governance import audit_trail
-from licensing_pipeline.governance.access import AccessRefused, _known, _now
+from licensing_pipeline.governance import audit_trail, pg_workflow
+from licensing_pipeline.governance.access import AccessRefused, _known
+from licensing_pipeline.governance.access import now_utc as _now
 from licensing_pipeline.governance.change_kinds import KINDS
 from licensing_pipeline.governance.tables import (
     CHANGE_STATUSES,
@@ -227,6 +228,18 @@ def propose(
         raise _refuse("until_before_from", what=what, until=effective_until, since=effective_from)
     if effective_from < today - timedelta(days=max_backdate_days):
         raise _refuse("backdated", what=what, since=effective_from, days=max_backdate_days)
+    if connection.dialect.name == "postgresql":  # the database checks again, and writes
+        return pg_workflow.propose(
+            connection,
+            actor,
+            kind,
+            tenant_id,
+            dict(payload),
+            reason.strip(),
+            effective_from,
+            effective_until,
+            at=at,
+        )
     when = _now(at)
     text = json.dumps(dict(payload), sort_keys=True, separators=(",", ":"))
     request_id = int(
@@ -285,6 +298,14 @@ def _close_request(
 ) -> None:
     """Move a pending request to ``status`` and append the audit entry; a withdrawal keeps
     ``decided_by`` empty (the proposer decided nothing; the trail names them)."""
+    if connection.dialect.name == "postgresql":  # the database checks again, and writes
+        if status == "withdrawn":
+            pg_workflow.withdraw(connection, actor, row.request_id, at=at)
+        elif status == "approved":
+            pg_workflow.approve(connection, actor, row.request_id, note, at=at)
+        else:
+            pg_workflow.reject(connection, actor, row.request_id, note or "", at=at)
+        return
     when = _now(at)
     action = {"approved": "approve", "rejected": "reject", "withdrawn": "withdraw"}[status]
     moved = connection.execute(
@@ -352,10 +373,11 @@ def reject(
 def withdraw(
     connection: sa.Connection, actor: str, request_id: int, *, at: datetime | None = None
 ) -> None:
-    """Withdraw a pending request: only its proposer (a revoked editor may still withdraw)."""
+    """Withdraw a pending request: only its proposer, while still an editor (as the database
+    function on PostgreSQL requires)."""
     audit_trail.lock(connection)
     what = f"withdrawal of change #{request_id}"
-    _require_known(connection, actor, what)
+    _require(connection, actor, "editor", what)
     row = _pending(connection, request_id, what, "withdrawn")
     if row.proposed_by != actor:
         raise _refuse("not_proposer", what=what, proposer=row.proposed_by)

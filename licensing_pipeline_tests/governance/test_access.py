@@ -242,7 +242,8 @@ def test_the_access_review_asset_with_no_grants_says_so(engine: sa.Engine, repos
 def test_a_login_without_privileges_is_refused_by_the_database(tmp_path: Path, capsys):
     """A PostgreSQL login that is not the owner holds no write privilege on the access tables
     or the trail: the database itself refuses its grant in direct SQL; the CLI refuses it in
-    one line (without even SELECT: the database; with SELECT: unknown user)."""
+    one line (without even SELECT, at the first read; with SELECT, at the grant function,
+    which only ``licensing_admin`` may execute)."""
     name = f"licensing_test_nobody_{uuid.uuid4().hex[:10]}"
     server = sa.create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
     with server.connect() as con:
@@ -263,7 +264,10 @@ def test_a_login_without_privileges_is_refused_by_the_database(tmp_path: Path, c
                 with owner.begin() as con:
                     con.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{name}"')
                 assert run((tmp_path, as_nobody), None, "grant", name, "admin") == 2
-                assert f"unknown user '{name}' (not in people)" in capsys.readouterr().err
+                assert capsys.readouterr().err == (
+                    "licensing-pipeline: refused by the database: permission denied for function "
+                    "licensing_grant_role\n"
+                )
                 nobody = sa.create_engine(as_nobody)
                 for table in ("people", "role_grants", "audit_log"):
                     with (

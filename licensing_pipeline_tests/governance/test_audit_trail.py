@@ -121,8 +121,8 @@ def test_an_entry_deleted_in_sql_is_refused_on_postgres_or_detected(trail: Trail
     )
 
 
-def forged(trail: Trail, **wrong: str) -> None:
-    """Append entry 4 by hand, valid but for ``wrong``."""
+def forged(trail: Trail, hasher=audit_trail.entry_hash, **wrong: str) -> None:
+    """Append entry 4 by hand, hashed by ``hasher``, valid but for ``wrong``."""
     with trail.engine.begin() as con:
         head = audit_trail.verify(con).head
         entry = {
@@ -135,7 +135,7 @@ def forged(trail: Trail, **wrong: str) -> None:
             "details": "{}",
             "prev_hash": head,
         }
-        entry["entry_hash"] = audit_trail.entry_hash(entry)
+        entry["entry_hash"] = hasher(entry)
         con.execute(sa.insert(audit_log).values(**{**entry, **wrong}))
 
 
@@ -205,3 +205,37 @@ def test_concurrent_appends_on_postgres_queue_into_one_chain(tmp_path: Path):
             list(pool.map(append, range(4)))
         with engine.connect() as con:
             assert audit_trail.verify(con).entries == 40
+
+
+def test_entries_hashed_before_v2_still_verify(tmp_path: Path, database_url: str | None):
+    """A trail begun before migration 0010 (v1 JSON hashes) verifies and goes on in v2."""
+    engine = checked_engine(database_url or f"sqlite:///{tmp_path / 'licensing.db'}")
+    with engine.begin() as con:
+        prev = audit_trail.GENESIS
+        for seq in (1, 2):
+            entry = {
+                "seq": seq,
+                "at": T0,
+                "actor": "root",
+                "action": "grant",
+                "tenant_id": None,
+                "subject": f"p{seq}:viewer",
+                "details": '{"name":"Zoë"}',
+                "prev_hash": prev,
+            }
+            entry["entry_hash"] = prev = audit_trail.entry_hash_v1(entry)
+            con.execute(sa.insert(audit_log).values(**entry))
+        audit_trail.record(con, "root", "grant", "p3:viewer", at=T0)
+    with engine.connect() as con:
+        assert audit_trail.verify(con).entries == 3
+        third = audit_trail.entries(con)[2]
+    assert third["entry_hash"] == audit_trail.entry_hash(third) != audit_trail.entry_hash_v1(third)
+
+
+def test_a_forged_v1_entry_after_a_v2_one_is_detected(trail: Trail, capsys):
+    """The older encoding is no way around the newer one: v1 is accepted only before v2."""
+    forged(trail, audit_trail.entry_hash_v1)
+    assert trail.cli("audit", "verify") == 1
+    assert "audit entry 4 (2026-12-03T09:00:00, grant by mallory): entry_hash does not" in (
+        capsys.readouterr().out
+    )
