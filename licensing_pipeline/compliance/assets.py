@@ -57,7 +57,7 @@ def _describe(
     description=(
         "What each tenant may use in each month: the contract in force on the month's last "
         "day (on as-of for the current month), plan ∪ add-on features, plan + add-on quotas "
-        "then overrides."
+        "then overrides, then the approved changes in force that day (applied_changes)."
     ),
 )
 def effective_entitlements(
@@ -67,6 +67,7 @@ def effective_entitlements(
     tenants: pd.DataFrame,
     contracts: pd.DataFrame,
     tenant_activity_daily: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     frame = resolve_entitlements(
         Catalog.from_frame(catalog),
@@ -74,6 +75,7 @@ def effective_entitlements(
         contracts,
         tenant_activity_daily,
         run_settings.as_of_date(),
+        approved_changes,
     )
     statuses = frame["contract_status"].value_counts()
     context.add_output_metadata(
@@ -84,6 +86,9 @@ def effective_entitlements(
                 f"status_{status}": dg.MetadataValue.int(int(statuses.get(status, 0)))
                 for status in ("active", "paused", "cancelled", "expired", "none")
             },
+            "tenant_months_with_changes": dg.MetadataValue.int(
+                int((frame["applied_changes"] != "[]").sum())
+            ),
             "preview": preview(frame),
         }
     )
@@ -96,9 +101,10 @@ def quota_consumption(
     policy: PolicyResource,
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     results = quota.quota_consumption(
-        effective_entitlements, usage_monthly, policy.load().near_limit_ratio
+        effective_entitlements, usage_monthly, policy.load().near_limit_ratio, approved_changes
     )
     return _describe(context, results, quota.CHECKS)
 
@@ -128,7 +134,7 @@ def contract_status_compliance(
 
 @_check_family(
     "residency_violation: usage processed, or a deployment running, in a region whose "
-    "jurisdiction the tenant does not allow."
+    "jurisdiction the tenant does not allow (unless an approved region_allow covers the day)."
 )
 def residency_compliance(
     context: dg.AssetExecutionContext,
@@ -138,6 +144,7 @@ def residency_compliance(
     region_usage_daily: pd.DataFrame,
     deployment_configs: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     results = residency.residency_compliance(
         Catalog.from_frame(catalog),
@@ -146,6 +153,7 @@ def residency_compliance(
         deployment_configs,
         run_settings.as_of_date(),
         entitlements=effective_entitlements,
+        changes=approved_changes,
     )
     return _describe(context, results, residency.CHECKS)
 

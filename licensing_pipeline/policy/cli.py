@@ -67,6 +67,8 @@ def _warehouse(settings: Settings) -> Warehouse:
 def load_latest(settings: Settings) -> LatestData:
     """The check results, tenants, catalog and exceptions of the latest run, from the stores."""
     from licensing_pipeline.compliance.assets import CHECK_TABLES
+    from licensing_pipeline.compliance.overrides import change_exceptions
+    from licensing_pipeline.governance.change_kinds import approved_changes
     from licensing_pipeline.policy import store
     from licensing_pipeline.policy.decisions import combine_results
     from licensing_pipeline.repository.resources import LicensingRepository
@@ -82,13 +84,19 @@ def load_latest(settings: Settings) -> LatestData:
     managed = store.managed_exception_frame(engine)
     if last is None:
         raise PolicyCliError(f"no run has been recorded in the repository: {NO_DATA}")
+    with engine.connect() as con:
+        governed = change_exceptions(approved_changes(con), last.as_of)
     catalog = warehouse.read_frame("catalog")
     return LatestData(
         results=combine_results([warehouse.read_frame(t) for t in CHECK_TABLES]),
         tenants=warehouse.read_frame("tenants"),
         catalog=catalog,
         exceptions=pd.concat(
-            [conform(warehouse.read_frame("policy_exceptions"), POLICY_EXCEPTIONS), managed],
+            [
+                conform(warehouse.read_frame("policy_exceptions"), POLICY_EXCEPTIONS),
+                managed,
+                governed,
+            ],
             ignore_index=True,
         ),
         history=repository.load_finding_records(),
