@@ -295,3 +295,31 @@ def quota_source(
         if len(found):
             return dict(found.sort_values("request_id").iloc[-1])
     return None
+
+
+def override_layer(
+    entitlements: pd.DataFrame, changes: pd.DataFrame, tenant_id: str, periods: Iterable[str]
+) -> list[str]:
+    """Lines for ``policy explain``: the changes that shaped the tenant's entitlement in each
+    of ``periods`` (YYYY-MM, or a day of one), or that the contract export alone decided."""
+    months = sorted({str(p)[:7] for p in periods})
+    rows = entitlements[
+        (entitlements["tenant_id"] == tenant_id) & entitlements["period"].isin(months)
+    ]
+    by_id = {int(c["request_id"]): c for c in changes.to_dict("records")}
+    lines = []
+    for period, applied in rows[["period", "applied_changes"]].itertuples(index=False):
+        shaped = [by_id[i] for i in applied_ids(applied) if i in by_id]
+        if not shaped:
+            lines.append(f"{period}: none (the contract export alone decided)")
+        for c in shaped:
+            until = _iso_day(c["effective_until"]) or "open-ended"
+            lines.append(
+                f"{period}: {describe(c)}: {what(c)}, "
+                f"from {_iso_day(c['effective_from'])} until {until}"
+            )
+    return lines
+
+
+def _iso_day(value: Any) -> str | None:
+    return None if pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
