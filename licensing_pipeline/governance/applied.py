@@ -16,23 +16,13 @@ import sqlalchemy as sa
 
 from licensing_pipeline.governance import audit_trail
 from licensing_pipeline.governance.access import acting_person
-from licensing_pipeline.governance.tables import audit_log
+from licensing_pipeline.governance.tables import CHANGE_KINDS, audit_log
 
 APPLY = "apply"
 # Who applies when no person is acting (the schedule on the embedded profile).
 RUN_ACTOR = "nightly_compliance"
 # The run applies every kind but policy_version, which decides the bundle, not an entitlement.
-APPLIED_KINDS = (
-    "quota_override",
-    "feature_grant",
-    "feature_revoke",
-    "region_allow",
-    "plan_change",
-    "addon_add",
-    "addon_remove",
-    "contract_status",
-    "exception",
-)
+APPLIED_KINDS = tuple(kind for kind in CHANGE_KINDS if kind != "policy_version")
 
 
 def change_subject(request_id: int) -> str:
