@@ -15,7 +15,7 @@ from licensing_pipeline.contract.schemas import (
     POLICY_EVALUATIONS,
     conform,
 )
-from licensing_pipeline.governance.applied import change_subject, record_applied, run_actor
+from licensing_pipeline.governance.applied import change_label, record_applied, run_actor
 from licensing_pipeline.policy.bundle import PolicyBundle, PolicyResource
 from licensing_pipeline.policy.decisions import combine_results, evaluate_policy
 from licensing_pipeline.repository.resources import LicensingRepository
@@ -142,7 +142,7 @@ def compliance_findings(
             "policy_hash": bundle.content_hash,
             "catalog_version": catalog_version,
             "as_of": as_of.isoformat(),
-            "changes_applied": ", ".join(change_subject(i) for i in applied) or "none",
+            "changes_applied": ", ".join(change_label(i) for i in applied) or "none",
             "by_check_and_severity": dg.MetadataValue.md(
                 _count_table(live, ["check", "severity", "status"])
             ),

@@ -28,7 +28,7 @@ from licensing_pipeline.compliance.common import day_series, fmt_number, text_se
 from licensing_pipeline.compliance.entitlements import _grant, dump_quotas, parse_quotas
 from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.contract.schemas import POLICY_EXCEPTIONS, conform
-from licensing_pipeline.governance.applied import change_subject
+from licensing_pipeline.governance.applied import change_label
 
 # The kinds that change an entitlement row; region_allow, exception and policy_version act
 # elsewhere (residency, policy exceptions, the bundle).
@@ -235,7 +235,7 @@ def change_exceptions(changes: pd.DataFrame | None, as_of: date) -> pd.DataFrame
     frame = frame[frame["effective_from"] <= pd.Timestamp(as_of)]
     out = pd.DataFrame(
         {
-            "exception_id": [change_subject(i) for i in frame["request_id"]],
+            "exception_id": [change_label(i) for i in frame["request_id"]],
             "tenant_id": frame["tenant_id"].to_numpy(),
             "check": [p.get("check") for p in frame["parsed"]],
             "subject": [p.get("subject") or "" for p in frame["parsed"]],
@@ -255,9 +255,7 @@ def describe(change: Mapping[str, Any]) -> str:
     decided = pd.Timestamp(change["decided_at"]) if pd.notna(change.get("decided_at")) else None
     when = f" on {decided:%Y-%m-%d}" if decided is not None else ""
     kind = str(change["kind"]).replace("_", " ")
-    return (
-        f"{change_subject(change['request_id'])} ({kind} approved by {change['decided_by']}{when})"
-    )
+    return f"{change_label(change['request_id'])} ({kind} approved by {change['decided_by']}{when})"
 
 
 def what(change: Mapping[str, Any]) -> str:

@@ -26,7 +26,12 @@ APPLIED_KINDS = tuple(kind for kind in CHANGE_KINDS if kind != "policy_version")
 
 
 def change_subject(request_id: int) -> str:
-    """The audit entries' subject for one change request."""
+    """The audit entries' subject for one change request (as `changes` writes and reads it)."""
+    return f"change:{int(request_id)}"
+
+
+def change_label(request_id: int) -> str:
+    """A change request for people: 'change #7'."""
     return f"change #{int(request_id)}"
 
 

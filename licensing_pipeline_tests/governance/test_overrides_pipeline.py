@@ -61,7 +61,7 @@ def approved_quota_override(
                 decided_at=datetime(2026, 11, 19, 15, 30),
             )
         ).inserted_primary_key[0]
-        subject = f"change #{request_id}"
+        subject = f"change:{request_id}"
         audit_trail.record(con, "erin", "propose", subject, tenant, payload)
         audit_trail.record(con, "carol", "approve", subject, tenant, {})
     return int(request_id)
@@ -123,7 +123,7 @@ def test_an_approved_quota_override_resolves_the_finding_on_the_next_run(
             login = con.execute(sa.text("SELECT current_user")).scalar() if database_url else None
             people = set(access.review(con)["person_id"])
         assert [(e["subject"], e["tenant_id"]) for e in applies] == [
-            (f"change #{request_id}", tenant)
+            (f"change:{request_id}", tenant)
         ]
         assert applies[0]["actor"] == (login or RUN_ACTOR)
         assert json.loads(applies[0]["details"])["approved_by"] == "carol"
