@@ -114,8 +114,11 @@ def feature_compliance(
     context: dg.AssetExecutionContext,
     effective_entitlements: pd.DataFrame,
     feature_usage_daily: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
-    results = features.feature_compliance(effective_entitlements, feature_usage_daily)
+    results = features.feature_compliance(
+        effective_entitlements, feature_usage_daily, approved_changes
+    )
     return _describe(context, results, features.CHECKS)
 
 

@@ -277,19 +277,20 @@ def applied_ids(text: Any) -> list[int]:
     return [int(v) for v in value] if isinstance(value, list) else []
 
 
-def quota_source(
-    applied: Any, metric: str, changes: pd.DataFrame | None
+def source_change(
+    applied: Any, changes: pd.DataFrame | None, kind: str, field: str, value: str
 ) -> Mapping[str, Any] | None:
-    """The change that set ``metric``'s limit on a row: its quota override, else the plan or
-    add-on change that re-derived the quotas; None when the contract alone decided."""
+    """The change that decided ``value`` on a row (``applied``: its ``applied_changes``): the
+    latest ``kind`` naming it in ``field``, else the latest plan or add-on change (they
+    re-derive features and quotas); None when the contract alone decided."""
     ids = applied_ids(applied)
     if not ids or changes is None or changes.empty:
         return None
     chosen = changes[changes["request_id"].astype("int64").isin(ids)]
-    for kinds in (("quota_override",), ("plan_change", "addon_add", "addon_remove")):
-        found = chosen[chosen["kind"].isin(kinds)]
-        if kinds == ("quota_override",):
-            found = found[[_payload(p).get("metric") == metric for p in found["payload"]]]
+    direct = chosen[chosen["kind"] == kind]
+    direct = direct[[_payload(p).get(field) == value for p in direct["payload"]]]
+    derived = chosen[chosen["kind"].isin(["plan_change", "addon_add", "addon_remove"])]
+    for found in (direct, derived):
         if len(found):
             return dict(found.sort_values("request_id").iloc[-1])
     return None

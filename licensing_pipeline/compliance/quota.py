@@ -10,7 +10,7 @@ from licensing_pipeline.compliance.entitlements import (
     entitled_quotas,
     normalise_entitlements,
 )
-from licensing_pipeline.compliance.overrides import describe, quota_source
+from licensing_pipeline.compliance.overrides import describe, source_change
 
 CHECKS = ("quota_exceeded", "quota_near_limit")
 _INCLUDED = "included in your plan and add-ons"
@@ -23,7 +23,7 @@ def _percent(quantity: float, limit: float) -> int:
 
 def _allowance(limit: float, metric: str, applied: object, changes: pd.DataFrame | None) -> str:
     """'the 100,000 included in your plan and add-ons', or the change that set the limit."""
-    source = quota_source(applied, metric, changes)
+    source = source_change(applied, changes, "quota_override", "metric", metric)
     if source is None:
         return f"the {fmt_number(limit)} {_INCLUDED}"
     return f"the limit of {fmt_number(limit)} from {describe(source)}"

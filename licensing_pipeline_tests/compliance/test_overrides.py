@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from licensing_pipeline.compliance.entitlements import resolve_entitlements
+from licensing_pipeline.compliance.features import feature_compliance
 from licensing_pipeline.compliance.overrides import change_exceptions
 from licensing_pipeline.compliance.quota import quota_consumption
 from licensing_pipeline.compliance.residency import residency_compliance
@@ -245,6 +246,25 @@ def test_quota_details_name_a_plan_change_that_rederived_the_limit():
     assert "the limit of 50 from change #2 (plan change approved by carol" in str(
         results["details"].iloc[0]
     )
+
+
+def test_feature_details_name_the_change_that_withdrew_it():
+    approved = changes(change(3, "feature_revoke", "2026-10-01", feature="api_access"))
+    frame = resolve(*approved.to_dict("records"))
+    used = pd.DataFrame(
+        {
+            "tenant_id": ["t1", "t1"],
+            "feature": ["api_access", "sso"],
+            "usage_date": [day("2026-10-02"), day("2026-10-02")],
+            "events": [2, 1],
+        }
+    )
+    details = feature_compliance(frame, used, approved).set_index("subject")["details"]
+    assert details["api_access"] == (
+        "api_access was used in 2 events in 2026-10, but it is not included in your plan "
+        "(starter) or add-ons since change #3 (feature revoke approved by carol on 2026-08-20)."
+    )
+    assert details["sso"].endswith("not included in your plan (starter) or add-ons.")
 
 
 def region_usage(*rows: tuple[str, str]) -> pd.DataFrame:
