@@ -201,8 +201,8 @@ def billing_reconciliation(
     kinds={"duckdb"},
     description=(
         "usage_anomaly: episodes of usage far outside the tenant's own recent level, by a rule "
-        "per kind of metric (counts, sums, gauges); shifts an entitlement change explains are "
-        "suppressed and listed in the metadata."
+        "per kind of metric (counts, sums, gauges); shifts an entitlement change (a contract's "
+        "or an approved change request's) explains are suppressed and listed in the metadata."
     ),
 )
 def usage_anomalies(
@@ -213,6 +213,7 @@ def usage_anomalies(
     usage_daily: pd.DataFrame,
     contracts: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     results, episodes = anomalies.usage_anomalies(
         usage_daily,
@@ -221,6 +222,7 @@ def usage_anomalies(
         aggregations=Catalog.from_frame(catalog).aggregations(),
         contracts=contracts,
         entitlements=effective_entitlements,
+        approved=approved_changes,
     )
     suppressed = episodes[episodes["suppressed_by"].notna()]
     context.add_output_metadata(

@@ -227,6 +227,20 @@ def covered_by_allowances(
     return mask
 
 
+def change_days(changes: pd.DataFrame | None) -> pd.DataFrame:
+    """tenant_id, day: the days an approved change began or stopped shaping a tenant's
+    entitlement (a usage shift then is explained, like one on a contract change)."""
+    frame = normalise_changes(changes, ENTITLEMENT_KINDS)
+    ends = frame.dropna(subset=["effective_until"])
+    return pd.concat(
+        [
+            frame[["tenant_id"]].assign(day=frame["effective_from"]),
+            ends[["tenant_id"]].assign(day=ends["effective_until"] + pd.Timedelta(days=1)),
+        ],
+        ignore_index=True,
+    )
+
+
 def change_exceptions(changes: pd.DataFrame | None, as_of: date) -> pd.DataFrame:
     """Approved ``exception`` changes in force by ``as_of`` as waivers in the layout of
     exceptions.csv: id ``change #N``, approved by the approver, expiring on
