@@ -31,7 +31,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
                 as_of=settings.as_of,
                 earliest_event_date=settings.earliest_event_date.isoformat(),
             ),
-            "repository": LicensingRepository(database_url=settings.database_url),
+            "repository": LicensingRepository(
+                database_url=settings.database_url, acting_user=settings.user
+            ),
         },
         executor=dg.in_process_executor,
         loggers={"progress": progress_logger},

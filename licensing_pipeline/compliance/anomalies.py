@@ -47,6 +47,7 @@ from licensing_pipeline.compliance.common import (
     text_series,
 )
 from licensing_pipeline.compliance.entitlements import enforcement_for, entitlement_changes
+from licensing_pipeline.compliance.overrides import change_days
 from licensing_pipeline.policy.schema import AnomalyRule
 
 CHECKS = ("usage_anomaly",)
@@ -502,14 +503,24 @@ def usage_anomalies(
     aggregations: Mapping[str, str] | None = None,
     contracts: pd.DataFrame | None = None,
     entitlements: pd.DataFrame | None = None,
+    approved: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(usage_anomaly results, every episode): what the nightly asset and the backtest run.
 
-    The entitlement changes that explain a shift come from ``contracts``; a result's period is
-    its episode's first day 'YYYY-MM-DD'.
+    The entitlement changes that explain a shift come from ``contracts`` and from the
+    ``approved`` change requests (the days they begin or stop); a result's period is its
+    episode's first day 'YYYY-MM-DD'.
     """
     rule = rule or AnomalyRule()
-    changes = entitlement_changes(contracts) if contracts is not None else None
+    changes = pd.concat(
+        [
+            entitlement_changes(contracts)[["tenant_id", "day"]]
+            if contracts is not None
+            else pd.DataFrame(columns=["tenant_id", "day"]),
+            change_days(approved),
+        ],
+        ignore_index=True,
+    )
     episodes = anomaly_episodes(
         usage_daily, as_of, rule, aggregations=aggregations, changes=changes
     )

@@ -57,7 +57,7 @@ def _describe(
     description=(
         "What each tenant may use in each month: the contract in force on the month's last "
         "day (on as-of for the current month), plan ∪ add-on features, plan + add-on quotas "
-        "then overrides."
+        "then overrides, then the approved changes in force that day (applied_changes)."
     ),
 )
 def effective_entitlements(
@@ -67,6 +67,7 @@ def effective_entitlements(
     tenants: pd.DataFrame,
     contracts: pd.DataFrame,
     tenant_activity_daily: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     frame = resolve_entitlements(
         Catalog.from_frame(catalog),
@@ -74,6 +75,7 @@ def effective_entitlements(
         contracts,
         tenant_activity_daily,
         run_settings.as_of_date(),
+        approved_changes,
     )
     statuses = frame["contract_status"].value_counts()
     context.add_output_metadata(
@@ -84,6 +86,9 @@ def effective_entitlements(
                 f"status_{status}": dg.MetadataValue.int(int(statuses.get(status, 0)))
                 for status in ("active", "paused", "cancelled", "expired", "none")
             },
+            "tenant_months_with_changes": dg.MetadataValue.int(
+                int((frame["applied_changes"] != "[]").sum())
+            ),
             "preview": preview(frame),
         }
     )
@@ -96,9 +101,10 @@ def quota_consumption(
     policy: PolicyResource,
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     results = quota.quota_consumption(
-        effective_entitlements, usage_monthly, policy.load().near_limit_ratio
+        effective_entitlements, usage_monthly, policy.load().near_limit_ratio, approved_changes
     )
     return _describe(context, results, quota.CHECKS)
 
@@ -108,8 +114,11 @@ def feature_compliance(
     context: dg.AssetExecutionContext,
     effective_entitlements: pd.DataFrame,
     feature_usage_daily: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
-    results = features.feature_compliance(effective_entitlements, feature_usage_daily)
+    results = features.feature_compliance(
+        effective_entitlements, feature_usage_daily, approved_changes
+    )
     return _describe(context, results, features.CHECKS)
 
 
@@ -128,7 +137,7 @@ def contract_status_compliance(
 
 @_check_family(
     "residency_violation: usage processed, or a deployment running, in a region whose "
-    "jurisdiction the tenant does not allow."
+    "jurisdiction the tenant does not allow (unless an approved region_allow covers the day)."
 )
 def residency_compliance(
     context: dg.AssetExecutionContext,
@@ -138,6 +147,7 @@ def residency_compliance(
     region_usage_daily: pd.DataFrame,
     deployment_configs: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     results = residency.residency_compliance(
         Catalog.from_frame(catalog),
@@ -146,6 +156,7 @@ def residency_compliance(
         deployment_configs,
         run_settings.as_of_date(),
         entitlements=effective_entitlements,
+        changes=approved_changes,
     )
     return _describe(context, results, residency.CHECKS)
 
@@ -190,8 +201,8 @@ def billing_reconciliation(
     kinds={"duckdb"},
     description=(
         "usage_anomaly: episodes of usage far outside the tenant's own recent level, by a rule "
-        "per kind of metric (counts, sums, gauges); shifts an entitlement change explains are "
-        "suppressed and listed in the metadata."
+        "per kind of metric (counts, sums, gauges); shifts an entitlement change (a contract's "
+        "or an approved change request's) explains are suppressed and listed in the metadata."
     ),
 )
 def usage_anomalies(
@@ -202,6 +213,7 @@ def usage_anomalies(
     usage_daily: pd.DataFrame,
     contracts: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     results, episodes = anomalies.usage_anomalies(
         usage_daily,
@@ -210,6 +222,7 @@ def usage_anomalies(
         aggregations=Catalog.from_frame(catalog).aggregations(),
         contracts=contracts,
         entitlements=effective_entitlements,
+        approved=approved_changes,
     )
     suppressed = episodes[episodes["suppressed_by"].notna()]
     context.add_output_metadata(

@@ -190,13 +190,18 @@ def resolve_entitlements(
     contracts: pd.DataFrame,
     activity: pd.DataFrame,
     as_of: date,
+    changes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One EFFECTIVE_ENTITLEMENTS row per tenant and month, up to as-of's month.
 
     Tenants are those in ``tenants`` ∪ ``contracts`` ∪ usage (``activity`` is
     tenant_activity_daily). Months run from the tenant's first usage or contract start,
-    whichever is earlier (as-of's month at the latest), to as-of's month.
+    whichever is earlier (as-of's month at the latest), to as-of's month. ``changes``
+    (approved change requests) are layered on the contract's terms (``overrides.py``).
     """
+    # Imported here: the override layer builds on this module's grant.
+    from licensing_pipeline.compliance.overrides import apply_changes
+
     as_of_day = as_day(as_of)
     as_of_index = as_of_day.year * 12 + as_of_day.month - 1
 
@@ -259,7 +264,7 @@ def resolve_entitlements(
         ascending=[True, True, True, False, True],
         kind="stable",
     ).drop_duplicates(["tenant_id", "period"], keep="first")
-    contract_columns = ["contract_id", "plan", "addons", "status", "enforcement"]
+    contract_columns = ["contract_id", "plan", "addons", "quota_overrides", "status", "enforcement"]
     out = grid.merge(
         chosen[["tenant_id", "period", *contract_columns, "features", "quotas", "_in_force"]],
         on=["tenant_id", "period"],
@@ -277,6 +282,7 @@ def resolve_entitlements(
     out.loc[~in_force_rows, "quotas"] = "{}"
     out["addons"] = out["addons"].map(lambda a: ";".join(_split_addons(a)), na_action="ignore")
     out["segment"] = out["tenant_id"].map(tenants.set_index("tenant_id")["segment"])
+    out = apply_changes(catalog, out, changes)
     out = out.sort_values(["tenant_id", "period"], kind="stable")
     return conform(out, EFFECTIVE_ENTITLEMENTS)
 

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from licensing_pipeline.compliance.assets import GROUP
 from licensing_pipeline.compliance.fingerprint import KEY, finding_fingerprint
@@ -14,6 +15,7 @@ from licensing_pipeline.contract.schemas import (
     POLICY_EVALUATIONS,
     conform,
 )
+from licensing_pipeline.governance.applied import change_label, record_applied, run_actor
 from licensing_pipeline.policy.bundle import PolicyBundle, PolicyResource
 from licensing_pipeline.policy.decisions import combine_results, evaluate_policy
 from licensing_pipeline.repository.resources import LicensingRepository
@@ -104,6 +106,7 @@ def compliance_findings(
     repository: LicensingRepository,
     catalog: pd.DataFrame,
     policy_evaluations: pd.DataFrame,
+    approved_changes: pd.DataFrame,
 ) -> pd.DataFrame:
     bundle = policy.load()
     as_of = run_settings.as_of_date()
@@ -111,12 +114,19 @@ def compliance_findings(
     catalog_version = str(catalog["catalog_version"].iloc[0]) if len(catalog) else ""
     tonight = finding_records(evaluations, datetime.now(UTC).replace(tzinfo=None, microsecond=0))
     records = merge_history(repository.load_finding_records(), tonight, FINDING_RECORDS)
+    applied: list[int] = []
+
+    def record_apply(con: sa.Connection) -> None:
+        actor = run_actor(con, repository.acting_user)
+        applied.extend(record_applied(con, approved_changes, as_of, actor))
+
     repository.save_findings(
         records,
         run_id=context.run_id,
         as_of=as_of,
         policy_version=bundle.version,
         catalog_version=catalog_version,
+        also=record_apply,
     )
     findings = conform(records, COMPLIANCE_FINDINGS)
     live = findings[findings["status"] != "resolved"]
@@ -132,6 +142,7 @@ def compliance_findings(
             "policy_hash": bundle.content_hash,
             "catalog_version": catalog_version,
             "as_of": as_of.isoformat(),
+            "changes_applied": ", ".join(change_label(i) for i in applied) or "none",
             "by_check_and_severity": dg.MetadataValue.md(
                 _count_table(live, ["check", "severity", "status"])
             ),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 from licensing_pipeline.compliance.common import check_results, flagged, fmt_number, monthly_sum
-from licensing_pipeline.compliance.entitlements import enforcement_for, entitled_quotas
+from licensing_pipeline.compliance.entitlements import (
+    enforcement_for,
+    entitled_quotas,
+    normalise_entitlements,
+)
+from licensing_pipeline.compliance.overrides import describe, source_change
 
 CHECKS = ("quota_exceeded", "quota_near_limit")
 _INCLUDED = "included in your plan and add-ons"
@@ -16,14 +21,26 @@ def _percent(quantity: float, limit: float) -> int:
     return int(quantity / limit * 100 + 1e-9)
 
 
+def _allowance(limit: float, metric: str, applied: object, changes: pd.DataFrame | None) -> str:
+    """'the 100,000 included in your plan and add-ons', or the change that set the limit."""
+    source = source_change(applied, changes, "quota_override", "metric", metric)
+    if source is None:
+        return f"the {fmt_number(limit)} {_INCLUDED}"
+    return f"the limit of {fmt_number(limit)} from {describe(source)}"
+
+
 def quota_consumption(
-    entitlements: pd.DataFrame, usage_monthly: pd.DataFrame, near_limit_ratio: float = 0.8
+    entitlements: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+    near_limit_ratio: float = 0.8,
+    changes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """quota_exceeded above the limit; quota_near_limit from ``near_limit_ratio`` up to the limit.
 
     Only entitled periods are checked (the rest is inactive_contract_usage), and only
     metrics with a quota: no quota means unlimited. The current month is checked on the
-    usage so far, so a customer hears about a breach before the invoice does.
+    usage so far, so a customer hears about a breach before the invoice does. ``changes``
+    (the approved changes) name the change that set a limit in the details.
     """
     limits = entitled_quotas(entitlements)
     usage = monthly_sum(usage_monthly, "quantity").merge(
@@ -42,13 +59,18 @@ def quota_consumption(
     found["observed"] = found["quantity"]
     found["allowed"] = found["limit"]
     found["enforcement"] = enforcement_for(entitlements, found)
+    applied = normalise_entitlements(entitlements).drop_duplicates(["tenant_id", "period"])
+    found = found.merge(
+        applied[["tenant_id", "period", "applied_changes"]], on=["tenant_id", "period"], how="left"
+    )
     found["details"] = [
-        f"{metric} usage of {fmt_number(q)} in {period} is above the {fmt_number(lim)} {_INCLUDED}."
+        f"{metric} usage of {fmt_number(q)} in {period} is above "
+        f"{_allowance(lim, metric, ids, changes)}."
         if check == "quota_exceeded"
-        else f"{metric} usage of {fmt_number(q)} in {period} is {_percent(q, lim)}% of the "
-        f"{fmt_number(lim)} {_INCLUDED}."
-        for check, metric, period, q, lim in found[
-            ["check", "metric", "period", "quantity", "limit"]
+        else f"{metric} usage of {fmt_number(q)} in {period} is {_percent(q, lim)}% of "
+        f"{_allowance(lim, metric, ids, changes)}."
+        for check, metric, period, q, lim, ids in found[
+            ["check", "metric", "period", "quantity", "limit", "applied_changes"]
         ].itertuples(index=False)
     ]
     return check_results(found)

@@ -10,6 +10,7 @@ import pandas as pd
 from licensing_pipeline.compliance.common import (
     as_day,
     check_results,
+    day_series,
     fmt_number,
     join_names,
     latest_deployments,
@@ -18,6 +19,7 @@ from licensing_pipeline.compliance.common import (
     text_series,
 )
 from licensing_pipeline.compliance.entitlements import enforcement_for, period_of
+from licensing_pipeline.compliance.overrides import covered_by_allowances
 from licensing_pipeline.contract.catalog import Catalog
 
 CHECKS = ("residency_violation",)
@@ -88,6 +90,7 @@ def residency_compliance(
     deployment_configs: pd.DataFrame,
     as_of: date,
     entitlements: pd.DataFrame | None = None,
+    changes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """residency_violation per (tenant, region, month).
 
@@ -95,17 +98,24 @@ def residency_compliance(
     product entitlement. Usage gives one result per month; the latest deployment
     observations are reported for as-of's month, merged with that month's usage so one
     region is one finding. observed = events (or, with no usage, the deployments there).
-    ``entitlements`` only supplies the contract's enforcement.
+    ``entitlements`` only supplies the contract's enforcement. An approved ``region_allow``
+    in ``changes`` allows its region for the tenant on the days it is in force: usage on
+    those days, and deployments there on as-of, are not violations.
     """
     allowed = allowed_jurisdictions(residency_configs)
     if allowed.empty:
         return check_results(pd.DataFrame())
     as_of_day = as_day(as_of)
 
-    usage = monthly_events(region_usage_daily, "region", through=as_of_day)
+    daily = require(region_usage_daily, ["tenant_id", "region", "usage_date", "events"])
+    daily = daily[~covered_by_allowances(daily, day_series(daily["usage_date"]), changes)]
+    usage = monthly_events(daily, "region", through=as_of_day)
     usage = _violations(usage[usage["events"] > 0], catalog, allowed)
 
     running = latest_deployments(deployment_configs, as_of).dropna(subset=["region"])
+    running = running[
+        ~covered_by_allowances(running, pd.Series(as_of_day, index=running.index), changes)
+    ]
     running = _violations(running, catalog, allowed)
     running = (
         running.sort_values("deployment")

@@ -121,6 +121,21 @@ QUARANTINED_RECORDS: dict[str, str] = {
 
 # --- compliance --------------------------------------------------------------------------
 
+# The approved change requests of the licensing repository (``change_kinds.approved_changes``),
+# as the approved_changes asset hands them to the override layer.
+APPROVED_CHANGES: dict[str, str] = {
+    "request_id": INT,
+    "kind": STRING,
+    "tenant_id": STRING,
+    "payload": STRING,  # the kind's JSON object
+    "reason": STRING,
+    "effective_from": TIMESTAMP,
+    "effective_until": TIMESTAMP,  # NaT: open-ended; inclusive
+    "proposed_by": STRING,
+    "decided_by": STRING,
+    "decided_at": TIMESTAMP,
+}
+
 EFFECTIVE_ENTITLEMENTS: dict[str, str] = {
     "tenant_id": STRING,
     "period": STRING,  # YYYY-MM
@@ -134,6 +149,7 @@ EFFECTIVE_ENTITLEMENTS: dict[str, str] = {
     "segment": STRING,
     "features": STRING,  # JSON list text, sorted
     "quotas": STRING,  # JSON object text {metric: limit}
+    "applied_changes": STRING,  # JSON list of the approved change requests that shaped the row
 }
 
 # What a check measured, in every table that carries a check result on.

@@ -1,8 +1,13 @@
-"""The access review in the Dagster UI, refreshed by every nightly run."""
+"""The governance assets, refreshed by every nightly run: the approved changes the override
+layer applies, and the access review."""
 
 import dagster as dg
+import pandas as pd
 
+from licensing_pipeline.contract.schemas import APPROVED_CHANGES, conform
+from licensing_pipeline.governance import change_kinds
 from licensing_pipeline.governance.access import review, review_for_people
+from licensing_pipeline.metadata import preview
 from licensing_pipeline.repository.resources import LicensingRepository
 
 GOVERNANCE_GROUP = "governance"
@@ -35,3 +40,28 @@ def access_review(
             "review": dg.MetadataValue.md(table),
         }
     )
+
+
+@dg.asset(
+    group_name=GOVERNANCE_GROUP,
+    description=(
+        "The approved change requests of the licensing repository, read once per run: "
+        "effective_entitlements layers them on the contracts, the residency check allows "
+        "their regions, the policy waives by their exceptions."
+    ),
+    kinds={"sql", "pandas"},
+)
+def approved_changes(
+    context: dg.AssetExecutionContext, repository: LicensingRepository
+) -> pd.DataFrame:
+    with repository.connect() as con:
+        frame = conform(change_kinds.approved_changes(con), APPROVED_CHANGES)
+    kinds = frame["kind"].value_counts()
+    context.add_output_metadata(
+        {
+            "approved": len(frame),
+            **{f"kind_{kind}": int(n) for kind, n in kinds.items()},
+            "preview": preview(frame),
+        }
+    )
+    return frame

@@ -15,6 +15,7 @@ import pandas as pd
 
 from licensing_pipeline.compliance.assets import CHECK_TABLES
 from licensing_pipeline.compliance.findings import compliance_findings
+from licensing_pipeline.compliance.overrides import change_exceptions
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import ACTIONS, POLICY_EXCEPTIONS, conform
 from licensing_pipeline.metadata import preview
@@ -80,6 +81,7 @@ def policy_evaluations(
     catalog: pd.DataFrame,
     tenants: pd.DataFrame,
     policy_exceptions: pd.DataFrame,
+    approved_changes: pd.DataFrame,
     **check_results: pd.DataFrame,
 ) -> Iterator[dg.Output[pd.DataFrame] | dg.AssetCheckResult]:
     try:
@@ -94,8 +96,9 @@ def policy_evaluations(
     engine = repository.engine()
     store.remember_bundle(engine, bundle)
     managed = store.managed_exception_frame(engine)
+    governed = change_exceptions(approved_changes, as_of)
     exceptions = pd.concat(
-        [conform(policy_exceptions, POLICY_EXCEPTIONS), managed], ignore_index=True
+        [conform(policy_exceptions, POLICY_EXCEPTIONS), managed, governed], ignore_index=True
     )
     evaluations = evaluate_policy(
         combine_results([check_results[table] for table in CHECK_TABLES]),
@@ -121,6 +124,7 @@ def policy_evaluations(
         "in_grace": int(evaluations["in_grace"].fillna(False).sum()),
         "fallback_rule": int(rules.get("fallback", 0)),
         "managed_exceptions": len(managed),
+        "change_exceptions": len(governed),
         **{f"action_{a}": int((evaluations["action"] == a).sum()) for a in ACTIONS},
         "by_rule": preview(rules.rename_axis("rule_id").reset_index(name="findings")),
     }

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import (
     CHECKS,
+    EFFECTIVE_ENTITLEMENTS,
     POLICY_EVALUATIONS,
     POLICY_EXCEPTIONS,
     conform,
@@ -67,6 +69,8 @@ def _warehouse(settings: Settings) -> Warehouse:
 def load_latest(settings: Settings) -> LatestData:
     """The check results, tenants, catalog and exceptions of the latest run, from the stores."""
     from licensing_pipeline.compliance.assets import CHECK_TABLES
+    from licensing_pipeline.compliance.overrides import change_exceptions
+    from licensing_pipeline.governance.change_kinds import approved_changes
     from licensing_pipeline.policy import store
     from licensing_pipeline.policy.decisions import combine_results
     from licensing_pipeline.repository.resources import LicensingRepository
@@ -82,13 +86,19 @@ def load_latest(settings: Settings) -> LatestData:
     managed = store.managed_exception_frame(engine)
     if last is None:
         raise PolicyCliError(f"no run has been recorded in the repository: {NO_DATA}")
+    with engine.connect() as con:
+        governed = change_exceptions(approved_changes(con), last.as_of)
     catalog = warehouse.read_frame("catalog")
     return LatestData(
         results=combine_results([warehouse.read_frame(t) for t in CHECK_TABLES]),
         tenants=warehouse.read_frame("tenants"),
         catalog=catalog,
         exceptions=pd.concat(
-            [conform(warehouse.read_frame("policy_exceptions"), POLICY_EXCEPTIONS), managed],
+            [
+                conform(warehouse.read_frame("policy_exceptions"), POLICY_EXCEPTIONS),
+                managed,
+                governed,
+            ],
             ignore_index=True,
         ),
         history=repository.load_finding_records(),
@@ -152,6 +162,8 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         configured: PolicyBundle | None = load_policy(settings.policy_path)
     except ContractError:
         configured = None
+    for line in _override_layer(warehouse, engine, args.tenant, chosen["period"]):
+        print(line)
     for _, row in chosen.sort_values(["subject", "period"]).iterrows():
         bundle = bundles.get(str(row["policy_hash"]))
         print(
@@ -176,6 +188,22 @@ def cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  customer sees: {row['details']}")
         print()
     return 0
+
+
+def _override_layer(
+    warehouse: Warehouse, engine: sa.Engine, tenant_id: str, periods: pd.Series
+) -> list[str]:
+    """The approved changes that shaped the tenant's entitlement in the findings' periods."""
+    from licensing_pipeline.compliance.overrides import override_layer
+    from licensing_pipeline.governance.change_kinds import approved_changes
+
+    if not warehouse.table_exists("effective_entitlements"):
+        return []
+    entitlements = conform(warehouse.read_frame("effective_entitlements"), EFFECTIVE_ENTITLEMENTS)
+    with engine.connect() as con:
+        changes = approved_changes(con)
+    lines = override_layer(entitlements, changes, tenant_id, periods)
+    return [f"override layer of {tenant_id} (approved changes):", *(f"  {x}" for x in lines), ""]
 
 
 # --- diff ---------------------------------------------------------------------------------

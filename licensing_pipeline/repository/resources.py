@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
@@ -44,6 +44,8 @@ class LicensingRepository(dg.ConfigurableResource):
     """
 
     database_url: str
+    # LICENSING_USER: who the run acts as on the embedded profile (PostgreSQL: the login).
+    acting_user: str | None = None
 
     def engine(self) -> sa.Engine:
         """The process's engine (schema checked), for functions that take one; not to dispose."""
@@ -101,11 +103,13 @@ class LicensingRepository(dg.ConfigurableResource):
         as_of: date,
         policy_version: str,
         catalog_version: str,
+        also: Callable[[sa.Connection], object] | None = None,
     ) -> None:
         """Replace the findings in one transaction: readers never see half a run, and the
         findings that are new or changed are appended to ``finding_history`` with them.
 
-        Internal columns (``FINDING_RECORDS``) are kept when ``findings`` has them.
+        Internal columns (``FINDING_RECORDS``) are kept when ``findings`` has them. ``also``
+        writes more in the same transaction (the audit trail's ``apply`` entries).
         """
         frame = conform(findings, FINDING_RECORDS).astype(object)
         frame = frame.where(frame.notna(), None)
@@ -137,6 +141,8 @@ class LicensingRepository(dg.ConfigurableResource):
                     }
                 ],
             )
+            if also is not None:
+                also(con)
 
 
 def _latest_history(con: sa.Connection) -> pd.DataFrame:

@@ -308,3 +308,26 @@ def test_a_tenant_back_from_a_long_pause_starts_a_new_history():
     values = [1] + [0] * 400 + [100] * 60  # a stray early event does not start the history
     values[450] = 1500
     assert list(detect(series(values), day_n(460))["period"]) == [day_n(450).isoformat()]
+
+
+def test_an_approved_plan_change_explains_the_step_like_a_new_contract():
+    usage = series(stepping_storage(), metric="storage_gb")
+    approved = pd.DataFrame(
+        [
+            {
+                "request_id": 1,
+                "kind": "plan_change",
+                "tenant_id": "t1",
+                "payload": '{"plan": "growth"}',
+                "effective_from": pd.Timestamp(day_n(90)),
+                "effective_until": pd.NaT,
+            }
+        ]
+    )
+    same = contracts(("starter", START, None))
+    results, episodes = usage_anomalies(
+        usage, day_n(149), RULE, aggregations=AGGREGATIONS, contracts=same, approved=approved
+    )
+    assert results.empty
+    assert list(episodes["suppressed_by"]) == [f"entitlement change on {day_n(90).isoformat()}"]
+    assert len(detect(usage, day_n(149), contracts=same)) == 1

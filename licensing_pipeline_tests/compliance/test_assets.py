@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from licensing_pipeline.compliance.assets import compliance_assets
-from licensing_pipeline.contract.schemas import CHECK_RESULTS
+from licensing_pipeline.contract.schemas import APPROVED_CHANGES, CHECK_RESULTS, empty_frame
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
@@ -25,6 +25,7 @@ UPSTREAM = [
     "feature_usage_daily",
     "region_usage_daily",
     "tenant_activity_daily",
+    "approved_changes",
 ]
 
 
@@ -76,6 +77,7 @@ def seed(warehouse: Warehouse) -> None:
         "tenant_activity_daily": pd.DataFrame(
             {"tenant_id": ["t1", "t9"], "usage_date": [sept, sept], "events": [200000, 5]}
         ),
+        "approved_changes": empty_frame(APPROVED_CHANGES),
     }
     for name, frame in tables.items():
         warehouse.write_frame(name, frame)

@@ -9,7 +9,12 @@ import dagster as dg
 import pandas as pd
 
 from licensing_pipeline.compliance.findings import compliance_findings
-from licensing_pipeline.contract.schemas import CHECK_RESULTS, conform, empty_frame
+from licensing_pipeline.contract.schemas import (
+    APPROVED_CHANGES,
+    CHECK_RESULTS,
+    conform,
+    empty_frame,
+)
 from licensing_pipeline.policy.assets import enforcement_actions, policy_evaluations
 from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.policy.enforcement import EnforcementFeed
@@ -20,7 +25,11 @@ from licensing_pipeline_tests.policy.builders import CATALOG, exceptions, tenant
 
 # What policy_evaluations reads: the check families, and the tables every decision looks at.
 UPSTREAM = sorted(key.path[-1] for key in policy_evaluations.dependency_keys)
-FAMILIES = [name for name in UPSTREAM if name not in ("catalog", "tenants", "policy_exceptions")]
+FAMILIES = [
+    name
+    for name in UPSTREAM
+    if name not in ("catalog", "tenants", "policy_exceptions", "approved_changes")
+]
 POLICY_ASSETS = [policy_evaluations, compliance_findings, enforcement_actions]
 
 
@@ -78,6 +87,7 @@ class Home:
         )
         warehouse.write_frame("catalog", CATALOG)
         warehouse.write_frame("policy_exceptions", granted if granted is not None else exceptions())
+        warehouse.write_frame("approved_changes", empty_frame(APPROVED_CHANGES))
 
     def materialize(
         self,

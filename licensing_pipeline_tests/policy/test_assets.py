@@ -7,13 +7,19 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from licensing_pipeline.contract.schemas import COMPLIANCE_FINDINGS, FINDING_RECORDS
+from licensing_pipeline.contract.schemas import (
+    APPROVED_CHANGES,
+    COMPLIANCE_FINDINGS,
+    FINDING_RECORDS,
+    conform,
+)
+from licensing_pipeline.governance import audit_trail
 from licensing_pipeline.policy import store
 from licensing_pipeline.policy.assets import BUNDLE_CHECK
 from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
 from licensing_pipeline.warehouse.resources import WarehouseIOManager
-from licensing_pipeline_tests.policy.builders import result, results
+from licensing_pipeline_tests.policy.builders import exceptions, result, results
 from licensing_pipeline_tests.policy.flagd import flagd_problems
 from licensing_pipeline_tests.policy.graph import Home
 
@@ -167,3 +173,42 @@ def test_every_step_of_a_run_decides_under_one_bundle(home: Home, tmp_path: Path
     last = store.last_run(home.repository.engine())
     assert last is not None and last.policy_hash == started_with.content_hash
     assert last.policy_version == started_with.version
+
+
+def test_an_approved_exception_change_waives_next_to_exceptions_csv(home: Home, tmp_path: Path):
+    """The governed exception joins the file's: both waive, each under its own id; the run
+    records the change as applied in the audit trail."""
+    home.seed(NOVEMBER, granted=exceptions({"expires_on": "2026-12-31"}))
+    home.warehouse.write_frame(
+        "approved_changes",
+        conform(
+            pd.DataFrame(
+                [
+                    {
+                        "request_id": 5,
+                        "kind": "exception",
+                        "tenant_id": "t-3",
+                        "payload": json.dumps(
+                            {"check": "residency_violation", "subject": "us-east-1"}
+                        ),
+                        "reason": "transfer agreement signed",
+                        "effective_from": pd.Timestamp("2026-11-01"),
+                        "effective_until": pd.Timestamp("2026-12-31"),
+                        "proposed_by": "erin",
+                        "decided_by": "carol",
+                        "decided_at": pd.Timestamp("2026-11-02 10:00"),
+                    }
+                ]
+            ),
+            APPROVED_CHANGES,
+        ),
+    )
+    assert home.materialize(copy_of_default(tmp_path)).success
+    records = home.repository.load_finding_records().set_index("tenant_id")
+    assert records.loc["t-1", ["status", "exception_id"]].tolist() == ["waived", "EX-1"]
+    assert records.loc["t-3", ["status", "exception_id"]].tolist() == ["waived", "change #5"]
+    assert records.loc["t-2", "status"] == "open"
+    with home.repository.connect() as con:
+        assert [(e["actor"], e["action"], e["subject"]) for e in audit_trail.entries(con)] == [
+            ("nightly_compliance", "apply", "change:5")
+        ]
