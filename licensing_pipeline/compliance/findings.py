@@ -15,7 +15,8 @@ from licensing_pipeline.contract.schemas import (
     POLICY_EVALUATIONS,
     conform,
 )
-from licensing_pipeline.governance.applied import change_label, record_applied, run_actor
+from licensing_pipeline.governance.applied import record_applied, run_actor
+from licensing_pipeline.governance.change_kinds import change_label
 from licensing_pipeline.policy.bundle import PolicyBundle, PolicyResource
 from licensing_pipeline.policy.decisions import combine_results, evaluate_policy
 from licensing_pipeline.repository.resources import LicensingRepository

@@ -28,7 +28,7 @@ from licensing_pipeline.compliance.common import day_series, fmt_number, text_se
 from licensing_pipeline.compliance.entitlements import _grant, dump_quotas, parse_quotas
 from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.contract.schemas import POLICY_EXCEPTIONS, conform
-from licensing_pipeline.governance.applied import change_label
+from licensing_pipeline.governance.change_kinds import change_label
 
 # The kinds that change an entitlement row; region_allow, exception and policy_version act
 # elsewhere (residency, policy exceptions, the bundle).

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from licensing_pipeline.governance import audit_trail
 from licensing_pipeline.governance.access import acting_person
+from licensing_pipeline.governance.change_kinds import change_subject
 from licensing_pipeline.governance.tables import CHANGE_KINDS, audit_log
 
 APPLY = "apply"
@@ -23,16 +24,6 @@ APPLY = "apply"
 RUN_ACTOR = "nightly_compliance"
 # The run applies every kind but policy_version, which decides the bundle, not an entitlement.
 APPLIED_KINDS = tuple(kind for kind in CHANGE_KINDS if kind != "policy_version")
-
-
-def change_subject(request_id: int) -> str:
-    """The audit entries' subject for one change request (as `changes` writes and reads it)."""
-    return f"change:{int(request_id)}"
-
-
-def change_label(request_id: int) -> str:
-    """A change request for people: 'change #7'."""
-    return f"change #{int(request_id)}"
 
 
 def run_actor(connection: sa.Connection, local_user: str | None) -> str:

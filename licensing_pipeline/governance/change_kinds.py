@@ -59,6 +59,17 @@ KINDS: MappingProxyType[str, Kind] = MappingProxyType(
 )
 assert tuple(KINDS) == CHANGE_KINDS
 
+
+def change_subject(request_id: int) -> str:
+    """The audit entries' subject for one change request (SQL functions write the same)."""
+    return f"change:{int(request_id)}"
+
+
+def change_label(request_id: int) -> str:
+    """A change request for people: 'change #7'."""
+    return f"change #{int(request_id)}"
+
+
 APPROVED_COLUMNS = [
     "request_id",
     "kind",

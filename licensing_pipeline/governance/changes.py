@@ -25,7 +25,7 @@ from licensing_pipeline.contract.schemas import CHECKS, CONTRACT_STATUSES
 from licensing_pipeline.governance import audit_trail, pg_workflow
 from licensing_pipeline.governance.access import AccessRefused, _known
 from licensing_pipeline.governance.access import now_utc as _now
-from licensing_pipeline.governance.change_kinds import KINDS
+from licensing_pipeline.governance.change_kinds import KINDS, change_subject
 from licensing_pipeline.governance.tables import (
     CHANGE_STATUSES,
     audit_log,
@@ -268,13 +268,9 @@ def propose(
         "effective_until": effective_until.isoformat() if effective_until else None,
     }
     audit_trail.record(
-        connection, actor, "propose", _subject(request_id), tenant_id, details, at=when
+        connection, actor, "propose", change_subject(request_id), tenant_id, details, at=when
     )
     return request_id
-
-
-def _subject(request_id: int) -> str:
-    return f"change:{request_id}"
 
 
 def _pending(connection: sa.Connection, request_id: int, what: str, verb: str) -> sa.Row[Any]:
@@ -323,7 +319,7 @@ def _close_request(
         raise ChangeRefused(f"change #{row.request_id} was decided meanwhile")
     details = {"request_id": row.request_id, "kind": row.kind, "note": note}
     audit_trail.record(
-        connection, actor, action, _subject(row.request_id), row.tenant_id, details, at=when
+        connection, actor, action, change_subject(row.request_id), row.tenant_id, details, at=when
     )
 
 
@@ -410,7 +406,7 @@ def request(connection: sa.Connection, request_id: int) -> dict[str, Any]:
         raise ChangeRefused(f"no change #{request_id}")
     history = connection.execute(
         sa.select(audit_log)
-        .where(audit_log.c.subject == _subject(request_id))
+        .where(audit_log.c.subject == change_subject(request_id))
         .order_by(audit_log.c.seq)
     ).mappings()
     return {
