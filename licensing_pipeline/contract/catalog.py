@@ -63,6 +63,13 @@ class Package:
     quotas: dict[str, float] = field(default_factory=dict)
     price: Price | None = None
 
+    def includes(self, other: Package) -> bool:
+        """Every feature of ``other``, and each of its limits or more (a missing one is none)."""
+        return set(other.features) <= set(self.features) and all(
+            metric not in self.quotas or (metric in other.quotas and self.quotas[metric] >= limit)
+            for metric, limit in {**self.quotas, **other.quotas}.items()
+        )
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -72,6 +79,29 @@ class Catalog:
     metrics: dict[str, Metric]
     plans: dict[str, Package]
     addons: dict[str, Package]
+
+    def next_plan(self, name: str) -> Package | None:
+        """The tier above plan ``name``: the cheapest dearer plan when the prices say, else
+        the smallest plan that includes it and more (fewest unlimited metrics, then the
+        smallest limits)."""
+        current = self.plans.get(name)
+        if current is None:
+            return None
+        others = [p for p in self.plans.values() if p.name != name]
+        price = current.price
+        if price is not None and all(
+            p.price is not None and p.price.currency == price.currency for p in others
+        ):
+            dearer = [p for p in others if p.price and p.price.amount > price.amount]
+            return min(
+                dearer, key=lambda p: (p.price.amount if p.price else 0.0, p.name), default=None
+            )
+        bigger = [p for p in others if p.includes(current)]
+        return min(
+            bigger,
+            key=lambda p: (len(self.metrics) - len(p.quotas), sum(p.quotas.values()), p.name),
+            default=None,
+        )
 
     def jurisdiction(self, region: str) -> str | None:
         return self.regions.get(region)
