@@ -18,6 +18,7 @@ import pytest
 from licensing_pipeline import cli
 from licensing_pipeline.compliance.entitlements import grant, parse_features, parse_quotas
 from licensing_pipeline.contract.catalog import Catalog, Metric, Package, Price
+from licensing_pipeline.contract.schemas import ACTIONS, CHECKS
 from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.remediation.store import alerts_of, ticket_records
 from licensing_pipeline.remediation.suggestions import (
@@ -232,25 +233,11 @@ def test_every_other_check_has_its_own_next_step():
 
 # --- no policy internals in what the customer reads ---------------------------------------------
 
-CHECKS = (
-    "quota_exceeded",
-    "quota_near_limit",
-    "feature_not_entitled",
-    "inactive_contract_usage",
-    "residency_violation",
-    "config_feature_not_entitled",
-    "config_feature_missing",
-    "config_quota_mismatch",
-    "unbilled_usage",
-    "overbilled_usage",
-    "usage_anomaly",
-)
-
 
 def leaks(text: str) -> list[str]:
     """Policy internals in customer wording: rule ids, actions, the policy and its version."""
     bundle = load_policy(DEFAULT_POLICY_PATH)
-    words = ["throttle", "suspend", "warn", "notify", "policy", "rule", "severity", bundle.version]
+    words = [*ACTIONS, "policy", "rule", "severity", bundle.version]
     found = [w for w in words if re.search(rf"\b{re.escape(w)}", text, re.IGNORECASE)]
     found += [r.id for r in bundle.rules if r.id in text]
     return found + [c for c in CHECKS if c in text]
