@@ -74,7 +74,8 @@ class UpgradePath:
     def price_text(self) -> str:
         if self.price_difference is None:
             return NO_PRICE
-        return f"{_money(self.price_difference, self.currency)}/month more"
+        more = "more" if self.price_difference >= 0 else "less"
+        return f"{_money(abs(self.price_difference), self.currency)}/month {more}"
 
 
 def _json_object(value: Any) -> dict[str, Any]:
@@ -99,11 +100,8 @@ def _resulting(
 
 def _no_less(quotas: Mapping[str, float], features: Iterable[str], current: UpgradePath) -> bool:
     """A plan change must not take away a feature or lower (or set) a limit."""
-    return (
-        set(current.features) <= set(features)
-        and set(quotas) <= set(current.quotas)
-        and all(quotas[m] >= limit for m, limit in current.quotas.items() if m in quotas)
-    )
+    after = Package("after", tuple(features), dict(quotas))
+    return after.includes(Package("now", current.features, current.quotas))
 
 
 def current_path(catalog: Catalog, entitlement: Mapping[str, Any]) -> UpgradePath:
@@ -468,9 +466,11 @@ def _upgrade_suggestion(
         else ""
     )
     verb = "Propose" if best.plan_changed else "Offer"
+    difference = best.price_difference
     price = (
-        f" for {_money(best.price_difference, best.currency)} more per month"
-        if best.price_difference is not None
+        f" for {_money(abs(difference), best.currency)} "
+        f"{'more' if difference >= 0 else 'less'} per month"
+        if difference is not None
         else ""
     )
     return Suggestion(
