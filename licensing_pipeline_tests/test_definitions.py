@@ -77,6 +77,7 @@ def test_statements_follow_the_findings_in_the_nightly_job():
     statements = graph.get(dg.AssetKey("customer_statements"))
     assert statements.group_name == "reports"
     assert {
+        dg.AssetKey("catalog"),
         dg.AssetKey("compliance_findings"),
         dg.AssetKey("effective_entitlements"),
         dg.AssetKey("usage_monthly"),

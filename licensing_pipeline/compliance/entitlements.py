@@ -128,18 +128,20 @@ def entitled_only(entitlements: pd.DataFrame) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class _Grant:
+class Grant:
+    """What a contract grants, as the JSON texts of effective_entitlements."""
+
     features: str
     quotas: str
 
 
-def _split_addons(text: Any) -> list[str]:
+def split_addons(text: Any) -> list[str]:
     if text is None or (not isinstance(text, str) and pd.isna(text)):
         return []
     return [name.strip() for name in str(text).split(";") if name.strip()]
 
 
-def _grant(catalog: Catalog, plan: Any, addons: Any, overrides: Any) -> _Grant:
+def grant(catalog: Catalog, plan: Any, addons: Any, overrides: Any) -> Grant:
     """What one contract grants.
 
     An add-on's quota adds to the plan's limit for that metric (a metric the plan does not
@@ -150,7 +152,7 @@ def _grant(catalog: Catalog, plan: Any, addons: Any, overrides: Any) -> _Grant:
     package = catalog.plans.get(str(plan)) if isinstance(plan, str) else None
     features = set(package.features) if package else set()
     quotas = dict(package.quotas) if package else {}
-    for name in _split_addons(addons):
+    for name in split_addons(addons):
         addon = catalog.addons.get(name)
         if addon is None:
             continue
@@ -164,7 +166,7 @@ def _grant(catalog: Catalog, plan: Any, addons: Any, overrides: Any) -> _Grant:
                 quotas.pop(str(metric), None)
             elif not isinstance(limit, bool) and isinstance(limit, int | float):
                 quotas[str(metric)] = float(limit)
-    return _Grant(features=json.dumps(sorted(features)), quotas=dump_quotas(quotas))
+    return Grant(features=json.dumps(sorted(features)), quotas=dump_quotas(quotas))
 
 
 def _month_index(days: pd.Series) -> pd.Series:
@@ -242,7 +244,7 @@ def resolve_entitlements(
     grid = grid.drop(columns="month")
 
     grants = [
-        _grant(catalog, plan, addons, overrides)
+        grant(catalog, plan, addons, overrides)
         for plan, addons, overrides in contracts[["plan", "addons", "quota_overrides"]].itertuples(
             index=False
         )
@@ -280,7 +282,7 @@ def resolve_entitlements(
 
     out.loc[~in_force_rows, "features"] = "[]"
     out.loc[~in_force_rows, "quotas"] = "{}"
-    out["addons"] = out["addons"].map(lambda a: ";".join(_split_addons(a)), na_action="ignore")
+    out["addons"] = out["addons"].map(lambda a: ";".join(split_addons(a)), na_action="ignore")
     out["segment"] = out["tenant_id"].map(tenants.set_index("tenant_id")["segment"])
     out = apply_changes(catalog, out, changes)
     out = out.sort_values(["tenant_id", "period"], kind="stable")
@@ -305,7 +307,7 @@ def _terms_on(contracts: pd.DataFrame, days: pd.DataFrame) -> pd.DataFrame:
     )
     terms = ["status", "plan", "addons", "quota_overrides"]
     out = days.merge(chosen[["tenant_id", "day", *terms]], on=["tenant_id", "day"], how="left")
-    out["addons"] = out["addons"].map(lambda a: ";".join(sorted(_split_addons(a))))
+    out["addons"] = out["addons"].map(lambda a: ";".join(sorted(split_addons(a))))
     out["quota_overrides"] = out["quota_overrides"].map(
         lambda text: json.dumps(_json(text) or {}, sort_keys=True)
     )

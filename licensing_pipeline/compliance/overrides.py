@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from licensing_pipeline.compliance.common import day_series, fmt_number, text_series
-from licensing_pipeline.compliance.entitlements import _grant, dump_quotas, parse_quotas
+from licensing_pipeline.compliance.entitlements import dump_quotas, grant, parse_quotas
 from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.contract.schemas import POLICY_EXCEPTIONS, conform
 from licensing_pipeline.governance.change_kinds import change_label
@@ -123,9 +123,9 @@ def layer(
         elif kind == "addon_remove":
             names = [n for n in names if n != payload.get("addon")]
     joined = ";".join(names)
-    grant = _grant(catalog, plan, joined, contract_overrides)
-    features = set(json.loads(grant.features))
-    quotas = parse_quotas(grant.quotas)
+    granted = grant(catalog, plan, joined, contract_overrides)
+    features = set(json.loads(granted.features))
+    quotas = parse_quotas(granted.quotas)
     for kind, payload in changes:
         if kind == "feature_grant":
             features.add(str(payload.get("feature")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ CATALOG_COLUMNS = [
     "period",
     "features",
     "quotas",
+    "price",
     "catalog_version",
 ]
 
@@ -41,12 +42,33 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a plan or add-on costs per period; optional in the catalog."""
+
+    amount: float
+    currency: str
+    per: str = "month"
+
+    def text(self) -> str:
+        amount = f"{self.amount:,.0f}" if self.amount.is_integer() else f"{self.amount:,.2f}"
+        return f"{amount} {self.currency}/{self.per}"
+
+
+@dataclass(frozen=True)
 class Package:
     """A plan or an add-on: features it grants and quotas it sets (plan) or adds (add-on)."""
 
     name: str
     features: tuple[str, ...] = ()
     quotas: dict[str, float] = field(default_factory=dict)
+    price: Price | None = None
+
+    def includes(self, other: Package) -> bool:
+        """Every feature of ``other``, and each of its limits or more (a missing one is none)."""
+        return set(other.features) <= set(self.features) and all(
+            metric not in self.quotas or (metric in other.quotas and self.quotas[metric] >= limit)
+            for metric, limit in {**self.quotas, **other.quotas}.items()
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,29 @@ class Catalog:
     metrics: dict[str, Metric]
     plans: dict[str, Package]
     addons: dict[str, Package]
+
+    def next_plan(self, name: str) -> Package | None:
+        """The tier above plan ``name``: the cheapest dearer plan when the prices say, else
+        the smallest plan that includes it and more (fewest unlimited metrics, then the
+        smallest limits)."""
+        current = self.plans.get(name)
+        if current is None:
+            return None
+        others = [p for p in self.plans.values() if p.name != name]
+        price = current.price
+        if price is not None and all(
+            p.price is not None and p.price.currency == price.currency for p in others
+        ):
+            dearer = [p for p in others if p.price and p.price.amount > price.amount]
+            return min(
+                dearer, key=lambda p: (p.price.amount if p.price else 0.0, p.name), default=None
+            )
+        bigger = [p for p in others if p.includes(current)]
+        return min(
+            bigger,
+            key=lambda p: (len(self.metrics) - len(p.quotas), sum(p.quotas.values()), p.name),
+            default=None,
+        )
 
     def jurisdiction(self, region: str) -> str | None:
         return self.regions.get(region)
@@ -99,6 +144,7 @@ class Catalog:
                         "name": package.name,
                         "features": json.dumps(list(package.features)),
                         "quotas": json.dumps(package.quotas, sort_keys=True),
+                        "price": json.dumps(asdict(package.price)) if package.price else None,
                     }
                 )
         frame = pd.DataFrame(rows, columns=CATALOG_COLUMNS)
@@ -114,10 +160,12 @@ class Catalog:
             return None if value is None or pd.isna(value) else str(value)
 
         def package(row: Any) -> Package:
+            price = json.loads(text(getattr(row, "price", None)) or "null")
             return Package(
                 name=str(row.name),
                 features=tuple(json.loads(text(row.features) or "[]")),
                 quotas={k: float(v) for k, v in json.loads(text(row.quotas) or "{}").items()},
+                price=Price(**price) if price else None,
             )
 
         version = str(frame["catalog_version"].iloc[0]) if len(frame) else ""
@@ -158,7 +206,7 @@ def _string_list(doc: LocatedYaml, value: Any, *path: str) -> tuple[str, ...]:
 
 def _package(doc: LocatedYaml, catalog_part: str, name: str, body: Any) -> Package:
     body = _mapping(doc, body, catalog_part, name)
-    unknown = set(body) - {"features", "quotas", "description"}
+    unknown = set(body) - {"features", "quotas", "description", "price"}
     if unknown:
         raise doc.error(f"unknown key '{sorted(unknown)[0]}'", catalog_part, name)
     quotas: dict[str, float] = {}
@@ -176,7 +224,42 @@ def _package(doc: LocatedYaml, catalog_part: str, name: str, body: Any) -> Packa
         name=name,
         features=_string_list(doc, body.get("features"), catalog_part, name, "features"),
         quotas=quotas,
+        price=_price(doc, body.get("price"), catalog_part, name),
     )
+
+
+def _price(doc: LocatedYaml, value: Any, catalog_part: str, name: str) -> Price | None:
+    """``price: {amount: 49, currency: USD, per: month}``; absent means unknown, not free."""
+    if value is None:
+        return None
+    body = _mapping(doc, value, catalog_part, name, "price")
+    unknown = set(body) - {"amount", "currency", "per"}
+    if unknown:
+        raise doc.error(f"unknown key '{sorted(unknown)[0]}'", catalog_part, name, "price")
+    amount = body.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+        raise doc.error(
+            f"amount must be a non-negative number, got {amount!r}",
+            catalog_part,
+            name,
+            "price",
+            "amount",
+        )
+    currency = body.get("currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise doc.error(
+            f"currency must be a three-letter code such as USD, got {currency!r}",
+            catalog_part,
+            name,
+            "price",
+            "currency",
+        )
+    per = str(body.get("per", "month"))
+    if per not in PERIODS:
+        raise doc.error(
+            f"per must be one of {PERIODS}, got {per!r}", catalog_part, name, "price", "per"
+        )
+    return Price(amount=float(amount), currency=currency, per=per)
 
 
 def parse_catalog(doc: LocatedYaml) -> Catalog:

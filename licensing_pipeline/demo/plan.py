@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from licensing_pipeline.contract.catalog import Catalog, Metric, Package
+from licensing_pipeline.contract.catalog import Catalog, Metric, Package, Price
 from licensing_pipeline.demo.expected import (
     ContractTerms,
     Entitlement,
@@ -390,8 +390,13 @@ def nice(value: float) -> float:
     return float(round(value / digits) * digits)
 
 
+def _usd(amount: float) -> Price:
+    return Price(float(amount), "USD", "month")
+
+
 def build_catalog(unit: float, version: str) -> Catalog:
-    """Quotas scale with ``unit`` (the starter api_calls quota) so any size fits them."""
+    """Quotas scale with ``unit`` (the starter api_calls quota) so any size fits them; list
+    prices are monthly, in USD."""
     plans = {
         "starter": Package(
             "starter",
@@ -403,6 +408,7 @@ def build_catalog(unit: float, version: str) -> Catalog:
                 "exports": 10 * unit,
                 "active_projects": 10.0,
             },
+            _usd(49),
         ),
         "growth": Package(
             "growth",
@@ -414,18 +420,20 @@ def build_catalog(unit: float, version: str) -> Catalog:
                 "exports": 40 * unit,
                 "active_projects": 50.0,
             },
+            _usd(199),
         ),
         "enterprise": Package(
             "enterprise",
             ("api_access", "reports_export", "sso", "audit_log", "sandbox"),
             {"seats": 250.0, "storage_gb": 5000.0},
+            _usd(899),
         ),
     }
     addons = {
-        "seats_pack_10": Package("seats_pack_10", (), {"seats": 10.0}),
-        "storage_pack_100": Package("storage_pack_100", (), {"storage_gb": 100.0}),
-        "analytics": Package("analytics", ("advanced_analytics",), {}),
-        "sandbox_env": Package("sandbox_env", ("sandbox",), {"active_projects": 10.0}),
+        "seats_pack_10": Package("seats_pack_10", (), {"seats": 10.0}, _usd(40)),
+        "storage_pack_100": Package("storage_pack_100", (), {"storage_gb": 100.0}, _usd(15)),
+        "analytics": Package("analytics", ("advanced_analytics",), {}, _usd(99)),
+        "sandbox_env": Package("sandbox_env", ("sandbox",), {"active_projects": 10.0}, _usd(60)),
     }
     return Catalog(version, dict(REGIONS), FEATURES, dict(METRICS), plans, addons)
 

@@ -12,9 +12,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from licensing_pipeline.contract.catalog import Catalog
+from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.remediation.outbox import FlushReport
 from licensing_pipeline.remediation.service import RemediationConfig, run_remediation
 from licensing_pipeline.remediation.slack import SlackAlerts
+from licensing_pipeline.remediation.suggestions import suggestion_context, ticket_suggestions
 from licensing_pipeline.remediation.ticket_sink import TicketSink
 from licensing_pipeline.repository.resources import LicensingRepository
 
@@ -88,7 +91,7 @@ def delivery_check(report: FlushReport, export_errors: list[str]) -> dg.AssetChe
     group_name="remediation",
     description=(
         "One remediation ticket per open warning or critical finding (owner, SLA due date, "
-        "history), exported to the ticket system, with Slack alerts posted exactly once."
+        "suggested next step from observed usage and the catalog's prices, history), exported to the ticket system, with Slack alerts posted exactly once."
     ),
     kinds={"slack", "sql"},
     check_specs=[
@@ -105,9 +108,23 @@ def remediation_tickets(
     slack: SlackAlerts,
     ticket_sink: TicketSink,
     remediation: RemediationConfig,
+    policy: PolicyResource,
     compliance_findings: pd.DataFrame,
     tenants: pd.DataFrame,
+    catalog: pd.DataFrame,
+    effective_entitlements: pd.DataFrame,
+    contracts: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+    billing_records: pd.DataFrame,
 ) -> dg.MaterializeResult:
+    context_for_suggestions = suggestion_context(
+        Catalog.from_frame(catalog),
+        entitlements=effective_entitlements,
+        contracts=contracts,
+        usage_monthly=usage_monthly,
+        billing_records=billing_records,
+        near_limit_ratio=policy.load().near_limit_ratio,
+    )
     report = run_remediation(
         repository.engine(),
         compliance_findings,
@@ -115,6 +132,7 @@ def remediation_tickets(
         config=remediation,
         slack=slack,
         sink=ticket_sink,
+        suggestions=ticket_suggestions(compliance_findings, context_for_suggestions),
     )
     delivery = report.delivery
     if delivery.operator_alert_raised or delivery.auth_error:

@@ -79,6 +79,7 @@ def cmd_tickets_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.remediation.store import alerts_of, find_ticket, history_of
+    from licensing_pipeline.remediation.suggestions import split_details
     from licensing_pipeline.repository.resources import checked_engine
 
     engine = checked_engine(settings.database_url)
@@ -87,11 +88,16 @@ def cmd_tickets_show(args: argparse.Namespace, settings: Settings) -> int:
         raise _fail(f"no ticket {args.ticket!r} (give a ticket number or a finding_id)")
     history = history_of(engine, int(ticket["ticket_id"]))
     alerts = alerts_of(engine, int(ticket["ticket_id"]))
+    explanation, step, customer = split_details(ticket["details"])
     width = max(len(k) for k in ticket)
     print(f"Ticket {ticket['ticket_id']}")
-    for key, value in ticket.items():
+    for key, value in {**ticket, "details": explanation}.items():
         shown = _plain(value)
         print(f"  {key:<{width}}  {'' if shown is None else shown}")
+    if step:
+        print(f"\nSuggested next step:\n  {step}")
+    if customer:
+        print(f"\nCustomer wording:\n  {customer}")
     print("\nHistory:")
     for line in history:
         change = f"{line['from_status'] or '–'} → {line['to_status']}" if line["to_status"] else ""

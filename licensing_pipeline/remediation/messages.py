@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from licensing_pipeline.remediation.suggestions import step_of
+
 Message = dict[str, Any]
 
 HEADER_LIMIT = 150
@@ -112,9 +114,11 @@ def critical_alert(ticket: Mapping[str, Any], *, dagster_url: str) -> Message:
     if details:
         blocks.append(_section(escape(details)))
     blocks.append(_evidence(ticket, dagster_url))
+    step = step_of(details)
     text = (
         f"{title} ({ticket['subject']}, {ticket['period']}): action {ticket['action']}, "
         f"owner {ticket['owner']}, due {_day(ticket.get('due_date'))}"
+        + (f". Next step: {step}" if step else "")
     )
     return {"text": text, "blocks": blocks}
 
@@ -132,8 +136,11 @@ def escalation_alert(ticket: Mapping[str, Any], *, today: date, dagster_url: str
             f"(ticket status: {escape(ticket['status'])})."
         ),
         _fields(_finding_fields(ticket)),
-        _evidence(ticket, dagster_url),
     ]
+    step = step_of(ticket.get("details"))
+    if step:
+        blocks.append(_section(f"*Suggested next step:* {escape(step)}"))
+    blocks.append(_evidence(ticket, dagster_url))
     text = f"{title}: due {due.isoformat()}, {late} day(s) overdue, owner {ticket['owner']}"
     return {"text": text, "blocks": blocks}
 
@@ -160,12 +167,13 @@ def resolution_notice(ticket: Mapping[str, Any], *, dagster_url: str) -> Message
 
 
 def _digest_line(ticket: Mapping[str, Any]) -> str:
+    step = step_of(ticket.get("details"))
     return (
         f"• *{escape(ticket['tenant_id'])}* `{escape(ticket['check'])}` "
         f"{escape(ticket['subject'])} {escape(ticket['period'])}: "
         f"{figure(ticket.get('observed'))} (allowed {figure(ticket.get('allowed'))}), "
         f"{escape(ticket['action'])}, owner {escape(ticket['owner'])}, "
-        f"due {_day(ticket.get('due_date'))}"
+        f"due {_day(ticket.get('due_date'))}" + (f"\n    ↳ _{escape(step)}_" if step else "")
     )
 
 

@@ -7,6 +7,7 @@ outage of Slack or the ticket system delays work and never loses it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ from licensing_pipeline.remediation.store import (
     tickets_to_export,
     tickets_to_update,
 )
+from licensing_pipeline.remediation.suggestions import Suggestion
 from licensing_pipeline.remediation.ticket_sink import DEFAULT_DAGSTER_URL, TicketSink
 from licensing_pipeline.remediation.tickets import (
     Routing,
@@ -132,6 +134,7 @@ def sync_tickets(
     default_channel: str,
     now: datetime,
     night: str,
+    suggestions: Mapping[str, Suggestion] | None = None,
 ) -> tuple[SyncPlan, int, int]:
     """Plan and write ticket changes and their alerts atomically; returns (plan, live, new alerts).
 
@@ -146,7 +149,13 @@ def sync_tickets(
                 lock_for_sync(con)
                 tickets = load_tickets(con)
                 plan = plan_ticket_sync(
-                    tickets, findings, tenants, routing=routing, sla=config.sla(), now=now
+                    tickets,
+                    findings,
+                    tenants,
+                    routing=routing,
+                    sla=config.sla(),
+                    now=now,
+                    suggestions=suggestions,
                 )
                 apply_changes(con, plan.changes, now=now)
                 after = [
@@ -217,6 +226,7 @@ def run_remediation(
     sink: TicketSink,
     now: datetime | None = None,
     night: str | None = None,
+    suggestions: Mapping[str, Suggestion] | None = None,
 ) -> RemediationReport:
     now = now or utcnow()
     night = night or latest_night(engine) or now.date().isoformat()
@@ -228,6 +238,7 @@ def run_remediation(
         default_channel=slack.default_channel,
         now=now,
         night=night,
+        suggestions=suggestions,
     )
     export = export_tickets(engine, sink)
     delivery = flush(engine, slack)

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from licensing_pipeline.contract.errors import ContractError
+from licensing_pipeline.remediation.suggestions import Suggestion, with_suggestion
 from licensing_pipeline.remediation.tables import LIVE_TICKET_STATUSES
 
 PIPELINE_ACTOR = "licensing-pipeline"
@@ -214,7 +215,9 @@ def _tenant_index(tenants: pd.DataFrame | None) -> dict[str, dict[str, str]]:
     }
 
 
-def _snapshot(finding: Mapping[str, Any], route: Route) -> dict[str, Any]:
+def _snapshot(
+    finding: Mapping[str, Any], route: Route, suggestion: Suggestion | None = None
+) -> dict[str, Any]:
     return {
         "tenant_id": _text(finding["tenant_id"]),
         "check": _text(finding["check"]),
@@ -224,7 +227,7 @@ def _snapshot(finding: Mapping[str, Any], route: Route) -> dict[str, Any]:
         "action": _text(finding["action"]),
         "observed": _number(finding.get("observed")),
         "allowed": _number(finding.get("allowed")),
-        "details": _text(finding.get("details")),
+        "details": with_suggestion(_text(finding.get("details")), suggestion),
         "owner": route.owner,
         "channel": route.channel,
         "escalation_channel": route.escalation_channel,
@@ -253,6 +256,7 @@ def plan_ticket_sync(
     sla: Sla,
     now: datetime,
     ticketed_severities: Sequence[str] = TICKETED_SEVERITIES,
+    suggestions: Mapping[str, Suggestion] | None = None,
 ) -> SyncPlan:
     """What tonight's findings mean for the tickets: open, reopen or update the ticket of
     every finding that wants one, resolve the live tickets whose finding no longer does,
@@ -260,7 +264,8 @@ def plan_ticket_sync(
 
     ``tickets`` has the ``remediation_tickets`` columns; ``findings`` the contract's
     ``compliance_findings`` columns (resolved ones included); ``tenants`` the contract's
-    tenants columns. ``now`` is naive UTC.
+    tenants columns. ``now`` is naive UTC. ``suggestions`` (finding_id → suggested next
+    step) are written into the tickets' details after the finding's own.
     """
     tenant_rows = _tenant_index(tenants)
     by_finding = {_text(f["finding_id"]): f for f in _records(findings)}
@@ -270,7 +275,8 @@ def plan_ticket_sync(
     for finding_id, finding in by_finding.items():
         if not _wants_ticket(finding, ticketed_severities):
             continue
-        snapshot = _snapshot(finding, _route(finding, routing, tenant_rows))
+        route = _route(finding, routing, tenant_rows)
+        snapshot = _snapshot(finding, route, (suggestions or {}).get(finding_id))
         ticket = existing.get(finding_id)
         if ticket is None:
             plan.changes.append(_opened(finding_id, snapshot, sla=sla, now=now))

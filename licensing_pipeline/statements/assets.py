@@ -4,6 +4,7 @@ last month and this month to date, rebuilt every night after the findings."""
 import dagster as dg
 import pandas as pd
 
+from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.resources import StatementFolder
 from licensing_pipeline.statements.statement import period_statements, statement_periods
@@ -14,7 +15,7 @@ from licensing_pipeline.statements.statement import period_statements, statement
     kinds={"html", "json"},
     description=(
         "One statement per tenant and month (last month, this month to date): contract, "
-        "usage against each limit and the month's findings, that tenant's rows only; HTML "
+        "its tier and the next one up, usage against each limit and the month's findings, that tenant's rows only; HTML "
         "and JSON under LICENSING_STATEMENTS_DIR/<tenant>/<YYYY-MM>."
     ),
 )
@@ -26,6 +27,7 @@ def customer_statements(
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
     compliance_findings: pd.DataFrame,
+    catalog: pd.DataFrame,
 ) -> dg.MaterializeResult:
     as_of = run_settings.as_of_date()
     written = 0
@@ -38,6 +40,7 @@ def customer_statements(
             entitlements=effective_entitlements,
             usage=usage_monthly,
             findings=compliance_findings,
+            catalog=Catalog.from_frame(catalog),
         ):
             statements.publish(statement)
             written += 1

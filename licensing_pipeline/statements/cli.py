@@ -16,10 +16,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from licensing_pipeline.cli import CliError
+from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.settings import Settings
 from licensing_pipeline.statements.statement import render_html, render_json, tenant_statement
 
-_NEEDED = ("tenants", "effective_entitlements", "usage_monthly")
+_NEEDED = ("tenants", "effective_entitlements", "usage_monthly", "catalog")
 
 
 def _period(text: str) -> str:
@@ -62,6 +63,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         tenant = _rows(con, "tenants", args.tenant)
         entitlement = _rows(con, "effective_entitlements", args.tenant, period)
         usage = _rows(con, "usage_monthly", args.tenant)
+        catalog = con.execute("SELECT * FROM main.catalog").df()
     if tenant.empty and entitlement.empty and usage.empty:
         raise CliError(f"no tenant {args.tenant!r} in the warehouse (tenants.csv, contracts)")
     statement = tenant_statement(
@@ -72,6 +74,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         entitlement=entitlement.iloc[0].to_dict() if len(entitlement) else None,
         usage=usage,
         findings=_tenant_findings(settings, args.tenant),
+        catalog=Catalog.from_frame(catalog),
     )
     text = render_html(statement) if args.format == "html" else render_json(statement)
     if args.out:

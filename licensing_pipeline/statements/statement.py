@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from licensing_pipeline.compliance.entitlements import parse_features, parse_quotas
+from licensing_pipeline.contract.catalog import Catalog, Package, Price
 
 # How each check reads to the customer.
 CHECK_LABELS = {
@@ -80,6 +81,52 @@ def _addons(value: Any) -> list[str]:
     return sorted({name.strip() for name in value.split(";") if name.strip()})
 
 
+def _price(price: Price | None) -> dict[str, Any] | None:
+    return {"amount": price.amount, "currency": price.currency, "per": price.per} if price else None
+
+
+def _package(package: Package) -> dict[str, Any]:
+    return {
+        "name": package.name,
+        "features": sorted(package.features),
+        "quotas": dict(sorted(package.quotas.items())),
+        "price": _price(package.price),
+    }
+
+
+def tier(catalog: Catalog, entitlement: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the tenant's tier includes (plan and add-ons, from the catalog) and what the next
+    plan up adds: the features it has on top, and each limit it raises (None: no limit)."""
+    plan = catalog.plans.get(str(entitlement.get("plan"))) if entitlement else None
+    if plan is None or entitlement is None:
+        return None
+    addons = [catalog.addons[a] for a in _addons(entitlement.get("addons")) if a in catalog.addons]
+    nxt = catalog.next_plan(plan.name)
+    following = None
+    if nxt is not None:
+        raised = [
+            {"metric": metric, "from": limit, "to": nxt.quotas.get(metric)}
+            for metric, limit in sorted(plan.quotas.items())
+            if metric not in nxt.quotas or nxt.quotas[metric] > limit
+        ]
+        difference = (
+            nxt.price.amount - plan.price.amount
+            if nxt.price and plan.price and nxt.price.currency == plan.price.currency
+            else None
+        )
+        following = {
+            **_package(nxt),
+            "adds_features": sorted(set(nxt.features) - set(plan.features)),
+            "raises": raised,
+            "price_difference": difference,
+        }
+    return {
+        "plan": _package(plan),
+        "addons": [_package(a) for a in addons],
+        "next": following,
+    }
+
+
 def tenant_statement(
     tenant_id: str,
     period: str,
@@ -89,9 +136,11 @@ def tenant_statement(
     entitlement: Mapping[str, Any] | None,
     usage: pd.DataFrame,
     findings: pd.DataFrame,
+    catalog: Catalog | None = None,
 ) -> dict[str, Any]:
     """One tenant's statement for ``period`` (YYYY-MM): contract, usage against each quota,
-    and the findings of that month. ``usage`` holds usage_monthly rows, ``findings``
+    the findings of that month, and with the ``catalog`` the tier (what it includes, what
+    the next one adds). ``usage`` holds usage_monthly rows, ``findings``
     compliance_findings rows; both must be this tenant's only."""
     for row, what in ((tenant, "the tenant row"), (entitlement, "the entitlement")):
         if row is not None and row.get("tenant_id") != tenant_id:
@@ -153,6 +202,7 @@ def tenant_statement(
         "contract": contract,
         "usage": lines,
         "findings": shown,
+        "tier": tier(catalog, entitlement) if catalog else None,
     }
 
 
@@ -194,6 +244,58 @@ def _table_head(table_id: str, columns: tuple[str, ...]) -> str:
     return f'<table id="{table_id}"><thead><tr>{heads}</tr></thead><tbody>'
 
 
+def _price_text(price: Mapping[str, Any] | None) -> str:
+    if not price:
+        return "price on request"
+    return f"{_fmt(price['amount'])} {price['currency']} per {price['per']}"
+
+
+def _limits_text(quotas: Mapping[str, float]) -> str:
+    return ", ".join(f"{metric} {_fmt(limit)}" for metric, limit in quotas.items()) or "no limits"
+
+
+def _tier_html(tier_part: Mapping[str, Any] | None, e: Any) -> list[str]:
+    """What your tier includes, what the next one adds."""
+    if not tier_part:
+        return []
+    parts = ["<h2>Your tier</h2>", _table_head("tier", ("", "Features", "Limits", "Price"))]
+    for label, package in [
+        ("Plan", tier_part["plan"]),
+        *[("Add-on", a) for a in tier_part["addons"]],
+    ]:
+        parts.append(
+            f'<tr><th scope="row">{label} {e(package["name"])}</th>'
+            f"<td>{e(', '.join(package['features']) or '—')}</td>"
+            f"<td>{e(_limits_text(package['quotas']))}</td>"
+            f"<td>{e(_price_text(package['price']))}</td></tr>"
+        )
+    parts.append("</tbody></table>")
+    following = tier_part["next"]
+    if not following:
+        parts.append("<p>Your plan is our largest.</p>")
+        return parts
+    adds = []
+    if following["adds_features"]:
+        adds.append("the features " + ", ".join(following["adds_features"]))
+    adds += [
+        f"{r['metric']} {'with no limit' if r['to'] is None else 'up to ' + _fmt(r['to'])} "
+        f"(now {_fmt(r['from'])})"
+        for r in following["raises"]
+    ]
+    difference = following["price_difference"]
+    price = (
+        f" It costs {_fmt(difference)} {following['price']['currency']} more per "
+        f"{following['price']['per']}."
+        if difference is not None
+        else ""
+    )
+    parts.append(
+        f'<p id="next-tier">The next plan, <strong>{e(following["name"])}</strong>, adds '
+        f"{e('; '.join(adds) or 'nothing you do not have')}.{e(price)}</p>"
+    )
+    return parts
+
+
 def render_html(statement: Mapping[str, Any]) -> str:
     """A self-contained page (no script, no outside resource); every value is escaped."""
 
@@ -227,6 +329,7 @@ def render_html(statement: Mapping[str, Any]) -> str:
         )
     else:
         parts.append("<p>No contract was in force for this month.</p>")
+    parts.extend(_tier_html(statement.get("tier"), e))
     parts.append("<h2>Usage against your limits</h2>")
     covered = bool(contract and contract["covers_the_month"])
     if contract and not covered:
@@ -286,6 +389,7 @@ def period_statements(
     entitlements: pd.DataFrame,
     usage: pd.DataFrame,
     findings: pd.DataFrame,
+    catalog: Catalog | None = None,
 ) -> list[dict[str, Any]]:
     """Every tenant's statement for ``period``: each one built from that tenant's rows only.
     Tenants are those of tenants.csv and any tenant entitled in the period."""
@@ -303,6 +407,7 @@ def period_statements(
             entitlement=entitled.get(tenant_id),
             usage=usage_of.get(tenant_id, usage.iloc[0:0]),
             findings=findings_of.get(tenant_id, findings.iloc[0:0]),
+            catalog=catalog,
         )
         for tenant_id in ids
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from licensing_pipeline.contract.catalog import Catalog, load_catalog
+from licensing_pipeline.contract.catalog import Catalog, Price, load_catalog
 from licensing_pipeline.contract.errors import ContractError
 
 CATALOG_YAML = """\
@@ -93,3 +93,41 @@ def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
     error = error_for(tmp_path, CATALOG_YAML.replace("  eu-west-1: EU", "  eu-west-1: [EU"))
     assert error.line is not None and error.line >= 4
     assert "not valid YAML" in error.message
+
+
+PRICED_YAML = CATALOG_YAML.replace(
+    "    quotas: {api_calls: 100000, seats: 5, storage_gb: 10}\n",
+    "    quotas: {api_calls: 100000, seats: 5, storage_gb: 10}\n"
+    "    price: {amount: 49, currency: USD, per: month}\n",
+).replace(
+    "seats_pack_10: {quotas: {seats: 10}}",
+    "seats_pack_10: {quotas: {seats: 10}, price: {amount: 12.5, currency: USD}}",
+)
+
+
+def test_prices_are_optional_and_survive_the_table(tmp_path: Path) -> None:
+    unpriced = load_catalog(write(tmp_path, CATALOG_YAML))
+    assert unpriced.plans["starter"].price is None
+
+    catalog = load_catalog(write(tmp_path, PRICED_YAML))
+    assert catalog.plans["starter"].price == Price(49.0, "USD", "month")
+    assert catalog.addons["seats_pack_10"].price == Price(12.5, "USD", "month")
+    assert catalog.addons["analytics"].price is None
+    assert Catalog.from_frame(catalog.to_frame()) == catalog
+
+
+@pytest.mark.parametrize(
+    ("price", "field", "says"),
+    [
+        ("{amount: -1, currency: USD}", "plans.starter.price.amount", "non-negative number"),
+        ("{amount: 49, currency: dollars}", "plans.starter.price.currency", "three-letter"),
+        ("{amount: 49, currency: USD, per: week}", "plans.starter.price.per", "per must be"),
+        ("{amount: 49, currency: USD, vat: 20}", "plans.starter.price", "unknown key 'vat'"),
+    ],
+)
+def test_a_bad_price_names_its_field(tmp_path: Path, price: str, field: str, says: str) -> None:
+    error = error_for(
+        tmp_path, PRICED_YAML.replace("{amount: 49, currency: USD, per: month}", price)
+    )
+    assert error.field == field
+    assert says in error.message

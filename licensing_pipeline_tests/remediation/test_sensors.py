@@ -9,6 +9,15 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from licensing_pipeline.contract.catalog import Catalog, Metric, Package, Price
+from licensing_pipeline.contract.schemas import (
+    BILLING_RECORDS,
+    CONTRACTS,
+    EFFECTIVE_ENTITLEMENTS,
+    conform,
+    empty_frame,
+)
+from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.remediation.assets import DELIVERY_CHECK, remediation_tickets
 from licensing_pipeline.remediation.outbox import OutboxAlert, enqueue, outbox_rows, utcnow
 from licensing_pipeline.remediation.sensors import (
@@ -23,6 +32,7 @@ from licensing_pipeline.remediation.store import ticket_records
 from licensing_pipeline.remediation.tables import delivery_holds
 from licensing_pipeline.remediation.ticket_sink import TicketSink
 from licensing_pipeline.repository.resources import LicensingRepository
+from licensing_pipeline.settings import DEFAULT_POLICY_PATH
 from licensing_pipeline_tests.remediation.builders import finding, findings, quota_warning
 from licensing_pipeline_tests.remediation.builders import tenant as tenant_row
 from licensing_pipeline_tests.remediation.builders import tenants as tenant_frame
@@ -48,6 +58,7 @@ def resources(tmp_path: Path, fake_slack: FakeSlack) -> dict:
         "repository": LicensingRepository(database_url=f"sqlite:///{tmp_path / 'licensing.db'}"),
         "remediation": RemediationConfig(dagster_url="http://dagster:3000"),
         "ticket_sink": TicketSink(),
+        "policy": PolicyResource(path=str(DEFAULT_POLICY_PATH)),
     }
 
 
@@ -189,9 +200,40 @@ def tenants_frame() -> pd.DataFrame:
     return tenant_frame(tenant_row("t-1", channel="#gone"))
 
 
+@dg.asset(name="catalog")
+def catalog_frame() -> pd.DataFrame:
+    growth = Package("growth", (), {"api_calls": 100_000}, Price(199, "USD"))
+    scale = Package("scale", (), {"api_calls": 500_000}, Price(499, "USD"))
+    metrics = {"api_calls": Metric("api_calls", "api.request", "COUNT")}
+    plans = {"growth": growth, "scale": scale}
+    return Catalog("v1", {"us-east-1": "US"}, (), metrics, plans, {}).to_frame()
+
+
+@dg.asset(name="effective_entitlements")
+def entitlements_frame() -> pd.DataFrame:
+    row = {"tenant_id": "t-1", "period": "2026-11", "contract_id": "C-1", "plan": "growth"}
+    return conform(pd.DataFrame([{**row, "entitled": True}]), EFFECTIVE_ENTITLEMENTS)
+
+
+@dg.asset(name="contracts")
+def contracts_frame() -> pd.DataFrame:
+    return empty_frame(CONTRACTS)
+
+
+@dg.asset(name="usage_monthly")
+def usage_frame() -> pd.DataFrame:
+    return pd.DataFrame(columns=["tenant_id", "metric", "period", "quantity"])
+
+
+@dg.asset(name="billing_records")
+def billing_frame() -> pd.DataFrame:
+    return empty_frame(BILLING_RECORDS)
+
+
 def materialize_remediation(resources: dict) -> dg.ExecuteInProcessResult:
+    inputs = [catalog_frame, entitlements_frame, contracts_frame, usage_frame, billing_frame]
     return dg.materialize_to_memory(
-        [findings_frame, tenants_frame, remediation_tickets], resources=resources
+        [findings_frame, tenants_frame, *inputs, remediation_tickets], resources=resources
     )
 
 
@@ -209,8 +251,15 @@ def test_the_remediation_asset_reports_delivery_as_an_asset_check(
     assert metadata["opened"].value == 2 and metadata["alerts_sent"].value == 2
     assert {p["channel"] for p in fake_slack.posts()} == {"#licensing-compliance"}
     engine = resources["repository"].engine()
-    assert len(ticket_records(engine)) == 2
+    tickets = {t["check"]: t for t in ticket_records(engine)}
     engine.dispose()
+    assert len(tickets) == 2
+    # the suggested next step, from the catalog the asset reads, is on the ticket
+    assert (
+        "Suggested next step: Propose plan scale to cover api_calls at 120,500"
+        in (tickets["quota_exceeded"]["details"])
+    )
+    assert "Suggested next step: Move the workload" in tickets["residency_violation"]["details"]
 
 
 def test_a_revoked_token_does_not_fail_the_run_but_fails_the_check_loudly(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from licensing_pipeline.contract.catalog import Catalog, Metric, Package, Price
 from licensing_pipeline.statements.resources import StatementFolder
 from licensing_pipeline.statements.statement import (
     ForeignRowError,
@@ -265,3 +266,76 @@ def test_statements_are_the_owners_only_unless_shared_on_purpose(tmp_path: Path)
     assert root.stat().st_mode & 0o7777 == 0o2750  # the group keeps passing on
     assert shared.parent.stat().st_mode & 0o777 == 0o750
     assert shared.stat().st_mode & 0o777 == 0o640  # unchanged content, mode still set
+
+
+def tier_catalog(priced: bool = True) -> Catalog:
+    def price(amount: float) -> Price | None:
+        return Price(amount, "USD") if priced else None
+
+    metric = Metric("api_calls", "api.request", "COUNT")
+    seats = Metric("seats", "auth.login", "UNIQUE_COUNT", "user_id")
+    plans = {
+        "starter": Package("starter", ("api_access",), {"api_calls": 100, "seats": 5}, price(10)),
+        "scale": Package("scale", ("api_access", "sso", "sandbox"), {"seats": 100}, price(400)),
+        "growth": Package(
+            "growth", ("api_access", "sso"), {"api_calls": 1000, "seats": 30}, price(100)
+        ),
+    }
+    addons = {"extra_seats": Package("extra_seats", (), {"seats": 10}, price(20))}
+    features = ("api_access", "sso", "sandbox")
+    metrics = {"api_calls": metric, "seats": seats}
+    return Catalog("v1", {}, features, metrics, plans, addons)
+
+
+def test_the_tier_shows_what_it_includes_and_what_the_next_plan_adds() -> None:
+    statements = period_statements(
+        "2026-10",
+        as_of=AS_OF,
+        tenants=TENANTS,
+        entitlements=ENTITLEMENTS,
+        usage=USAGE,
+        findings=FINDINGS,
+        catalog=tier_catalog(),
+    )
+    tier = next(s for s in statements if s["tenant_id"] == "acme")["tier"]
+    assert tier["plan"] == {
+        "name": "growth",
+        "features": ["api_access", "sso"],
+        "quotas": {"api_calls": 1000, "seats": 30},
+        "price": {"amount": 100.0, "currency": "USD", "per": "month"},
+    }
+    assert [a["name"] for a in tier["addons"]] == ["extra_seats"]  # audit_pack: not in catalog
+    following = tier["next"]
+    assert following["name"] == "scale" and following["adds_features"] == ["sandbox"]
+    assert following["raises"] == [
+        {"metric": "api_calls", "from": 1000, "to": None},
+        {"metric": "seats", "from": 30, "to": 100},
+    ]
+    assert following["price_difference"] == 300.0
+    page = render_html(next(s for s in statements if s["tenant_id"] == "acme"))
+    assert "<h2>Your tier</h2>" in page
+    assert (
+        "The next plan, <strong>scale</strong>, adds the features sandbox; api_calls with no "
+        "limit (now 1,000); seats up to 100 (now 30). It costs 300 USD more per month." in page
+    )
+    globex = next(s for s in statements if s["tenant_id"] == "globex")["tier"]
+    assert globex["next"]["name"] == "growth"  # the cheapest dearer plan, not the largest
+
+
+def test_without_prices_the_next_tier_is_the_smallest_plan_that_includes_more() -> None:
+    catalog = tier_catalog(priced=False)
+    assert catalog.next_plan("starter").name == "growth"
+    assert catalog.next_plan("growth").name == "scale"
+    assert catalog.next_plan("scale") is None
+    statement = tenant_statement(
+        "acme",
+        "2026-10",
+        as_of=AS_OF,
+        tenant=None,
+        entitlement=ENTITLEMENTS.iloc[0].to_dict(),
+        usage=USAGE[USAGE["tenant_id"] == "acme"],
+        findings=FINDINGS[FINDINGS["tenant_id"] == "acme"],
+        catalog=catalog,
+    )
+    assert statement["tier"]["next"]["price_difference"] is None
+    assert "price on request" in render_html(statement)
