@@ -80,10 +80,26 @@ def test_statements_follow_the_findings_in_the_nightly_job():
         dg.AssetKey("compliance_findings"),
         dg.AssetKey("effective_entitlements"),
         dg.AssetKey("usage_monthly"),
+        dg.AssetKey("usage_forecasts"),
         dg.AssetKey("tenants"),
     } == set(statements.parent_keys)
     nightly = defs.resolve_job_def("nightly_compliance")
     assert dg.AssetKey("customer_statements") in nightly.asset_layer.selected_asset_keys
+
+
+def test_forecasts_feed_the_quota_details_and_the_statements_in_the_nightly_job():
+    graph = defs.resolve_asset_graph()
+    forecasts = graph.get(dg.AssetKey("usage_forecasts"))
+    assert forecasts.group_name == "compliance"
+    assert {
+        dg.AssetKey("catalog"),
+        dg.AssetKey("effective_entitlements"),
+        dg.AssetKey("usage_daily"),
+        dg.AssetKey("usage_monthly"),
+    } == set(forecasts.parent_keys)
+    assert dg.AssetKey("usage_forecasts") in graph.get(dg.AssetKey("quota_consumption")).parent_keys
+    nightly = defs.resolve_job_def("nightly_compliance")
+    assert dg.AssetKey("usage_forecasts") in nightly.asset_layer.selected_asset_keys
 
 
 def test_the_access_review_is_refreshed_by_the_nightly_job():

@@ -42,9 +42,7 @@ from licensing_pipeline.compliance.common import (
     check_results,
     day_series,
     fmt_number,
-    number_series,
-    require,
-    text_series,
+    typed_frame,
 )
 from licensing_pipeline.compliance.entitlements import enforcement_for, entitlement_changes
 from licensing_pipeline.policy.schema import AnomalyRule
@@ -340,23 +338,6 @@ ORDER BY tenant_id, metric, start
 """
 
 
-def _frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    frame = require(frame, list(columns))
-    out = pd.DataFrame(
-        {
-            name: text_series(frame[name])
-            if kind == "text"
-            else day_series(frame[name]).dt.date
-            if kind == "day"
-            else number_series(frame[name])
-            for name, kind in columns.items()
-        }
-    )
-    texts = [n for n, k in columns.items() if k == "text"]
-    days = [n for n, k in columns.items() if k == "day"]
-    return out.dropna(subset=texts + days).astype({n: object for n in texts})
-
-
 def anomaly_episodes(
     usage_daily: pd.DataFrame,
     as_of: date,
@@ -373,7 +354,7 @@ def anomaly_episodes(
     aggregates, never over events.
     """
     rule = rule or AnomalyRule()
-    usage = _frame(
+    usage = typed_frame(
         usage_daily,
         {
             "tenant_id": "text",
@@ -394,7 +375,7 @@ def anomaly_episodes(
         columns=["metric", "kind"],
         dtype=object,
     )
-    days_changed = _frame(
+    days_changed = typed_frame(
         changes if changes is not None else pd.DataFrame(), {"tenant_id": "text", "day": "day"}
     ).drop_duplicates()
     params = {

@@ -6,6 +6,7 @@ import pandas as pd
 
 from licensing_pipeline.compliance.common import check_results, flagged, fmt_number, monthly_sum
 from licensing_pipeline.compliance.entitlements import enforcement_for, entitled_quotas
+from licensing_pipeline.compliance.forecast import pace_note
 
 CHECKS = ("quota_exceeded", "quota_near_limit")
 _INCLUDED = "included in your plan and add-ons"
@@ -16,14 +17,41 @@ def _percent(quantity: float, limit: float) -> int:
     return int(quantity / limit * 100 + 1e-9)
 
 
+def _pace_notes(found: pd.DataFrame, forecasts: pd.DataFrame | None) -> list[str]:
+    """For each found row, " " and its forecast's pace note, or "" without a forecast (a
+    closed month, a metric not used lately)."""
+    if forecasts is None or forecasts.empty:
+        return [""] * len(found)
+    columns = ["tenant_id", "period", "metric", "projected_total", "projected_exhaustion_day"]
+    keyed = forecasts[columns].astype({"tenant_id": str, "period": str, "metric": str})
+    joined = found[["tenant_id", "period", "metric", "limit"]].astype(
+        {"tenant_id": str, "period": str, "metric": str}
+    )
+    joined = joined.merge(keyed.drop_duplicates(columns[:3]), on=columns[:3], how="left")
+    return [
+        "" if pd.isna(total) else " " + pace_note(total, limit, day)
+        for total, limit, day in zip(
+            joined["projected_total"],
+            joined["limit"],
+            joined["projected_exhaustion_day"],
+            strict=True,
+        )
+    ]
+
+
 def quota_consumption(
-    entitlements: pd.DataFrame, usage_monthly: pd.DataFrame, near_limit_ratio: float = 0.8
+    entitlements: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+    near_limit_ratio: float = 0.8,
+    forecasts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """quota_exceeded above the limit; quota_near_limit from ``near_limit_ratio`` up to the limit.
 
     Only entitled periods are checked (the rest is inactive_contract_usage), and only
     metrics with a quota: no quota means unlimited. The current month is checked on the
-    usage so far, so a customer hears about a breach before the invoice does.
+    usage so far, so a customer hears about a breach before the invoice does; its
+    quota_near_limit details add when the limit is reached at the current pace (from
+    ``forecasts``, usage_forecasts rows), an early warning that changes no finding.
     """
     limits = entitled_quotas(entitlements)
     usage = monthly_sum(usage_monthly, "quantity").merge(
@@ -42,13 +70,20 @@ def quota_consumption(
     found["observed"] = found["quantity"]
     found["allowed"] = found["limit"]
     found["enforcement"] = enforcement_for(entitlements, found)
+    paces = _pace_notes(found, forecasts)
     found["details"] = [
         f"{metric} usage of {fmt_number(q)} in {period} is above the {fmt_number(lim)} {_INCLUDED}."
         if check == "quota_exceeded"
         else f"{metric} usage of {fmt_number(q)} in {period} is {_percent(q, lim)}% of the "
-        f"{fmt_number(lim)} {_INCLUDED}."
-        for check, metric, period, q, lim in found[
-            ["check", "metric", "period", "quantity", "limit"]
-        ].itertuples(index=False)
+        f"{fmt_number(lim)} {_INCLUDED}.{pace}"
+        for check, metric, period, q, lim, pace in zip(
+            found["check"],
+            found["metric"],
+            found["period"],
+            found["quantity"],
+            found["limit"],
+            paces,
+            strict=True,
+        )
     ]
     return check_results(found)

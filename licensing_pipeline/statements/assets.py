@@ -14,7 +14,8 @@ from licensing_pipeline.statements.statement import period_statements, statement
     kinds={"html", "json"},
     description=(
         "One statement per tenant and month (last month, this month to date): contract, "
-        "usage against each limit and the month's findings, that tenant's rows only; HTML "
+        "usage against each limit (this month also projected to its end, with the day the "
+        "limit is reached) and the month's findings, that tenant's rows only; HTML "
         "and JSON under LICENSING_STATEMENTS_DIR/<tenant>/<YYYY-MM>."
     ),
 )
@@ -25,6 +26,7 @@ def customer_statements(
     tenants: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
+    usage_forecasts: pd.DataFrame,
     compliance_findings: pd.DataFrame,
 ) -> dg.MaterializeResult:
     as_of = run_settings.as_of_date()
@@ -38,6 +40,7 @@ def customer_statements(
             entitlements=effective_entitlements,
             usage=usage_monthly,
             findings=compliance_findings,
+            forecasts=usage_forecasts,
         ):
             statements.publish(statement)
             written += 1

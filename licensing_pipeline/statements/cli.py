@@ -62,6 +62,12 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         tenant = _rows(con, "tenants", args.tenant)
         entitlement = _rows(con, "effective_entitlements", args.tenant, period)
         usage = _rows(con, "usage_monthly", args.tenant)
+        # the last run's forecasts, of its as-of month (a warehouse from before them has none)
+        forecasts = (
+            _rows(con, "usage_forecasts", args.tenant, period)
+            if "usage_forecasts" in tables
+            else None
+        )
     if tenant.empty and entitlement.empty and usage.empty:
         raise CliError(f"no tenant {args.tenant!r} in the warehouse (tenants.csv, contracts)")
     statement = tenant_statement(
@@ -72,6 +78,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         entitlement=entitlement.iloc[0].to_dict() if len(entitlement) else None,
         usage=usage,
         findings=_tenant_findings(settings, args.tenant),
+        forecasts=forecasts,
     )
     text = render_html(statement) if args.format == "html" else render_json(statement)
     if args.out:
