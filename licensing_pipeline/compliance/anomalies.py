@@ -40,6 +40,7 @@ import pandas as pd
 from licensing_pipeline.compliance.common import (
     as_day,
     check_results,
+    daily_usage,
     day_series,
     fmt_number,
     typed_frame,
@@ -354,19 +355,7 @@ def anomaly_episodes(
     aggregates, never over events.
     """
     rule = rule or AnomalyRule()
-    usage = typed_frame(
-        usage_daily,
-        {
-            "tenant_id": "text",
-            "metric": "text",
-            "usage_date": "day",
-            "quantity": "number",
-            "events": "number",
-        },
-    )
-    # Without an event count, a day with usage is one event.
-    usage["events"] = usage["events"].fillna((usage["quantity"].fillna(0) != 0).astype(float))
-    usage["quantity"] = usage["quantity"].fillna(0.0)
+    usage = daily_usage(usage_daily)
     kinds = pd.DataFrame(
         [
             (metric, KINDS.get(str(aggregation).upper(), "count"))

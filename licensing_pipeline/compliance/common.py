@@ -86,6 +86,24 @@ def typed_frame(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame
     return out.dropna(subset=texts + days).astype({n: object for n in texts})
 
 
+def daily_usage(usage_daily: pd.DataFrame) -> pd.DataFrame:
+    """usage_daily (tenant_id, metric, usage_date, quantity, events) typed for DuckDB; a
+    missing quantity is 0 and, without an event count, a day with usage is one event."""
+    usage = typed_frame(
+        usage_daily,
+        {
+            "tenant_id": "text",
+            "metric": "text",
+            "usage_date": "day",
+            "quantity": "number",
+            "events": "number",
+        },
+    )
+    usage["events"] = usage["events"].fillna((usage["quantity"].fillna(0) != 0).astype(float))
+    usage["quantity"] = usage["quantity"].fillna(0.0)
+    return usage
+
+
 def monthly_sum(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """tenant_id, period, metric and ``column`` summed over repeated keys (usage_monthly's
     quantity, billing_records' billed_quantity); a missing figure counts as 0."""

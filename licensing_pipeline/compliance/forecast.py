@@ -2,12 +2,12 @@
 it reaches its limit at the current pace.
 
 **Flows** (COUNT, SUM) are projected as the month to date plus a daily pace spread over the
-remaining days by the tenant's weekday pattern of the last 4 weeks; the pace is the month to
-date's, weighted by that pattern, blended with the last 4 weeks' (a week's worth of weight, so
-a young month leans on the recent past and a late one on itself).
+remaining days by the tenant's weekday pattern (each weekday's mean over the last 4 weeks).
+The pace is the weekday-adjusted mean of those 4 weeks with each day's weight halving every
+week back, so a new level shows within days and a single burst is diluted, not repeated.
 **Gauges** (MAX, LATEST) are projected as their last reported level moved by the median daily
-change between the reports of the last 2 weeks (MAX never below its month to date nor
-falling); **UNIQUE_COUNT** is held at its month-to-date count: the same users come back, so
+change between the reports of the last 2 weeks (a MAX never falls, nor ends below its month
+to date); **UNIQUE_COUNT** is held at its month-to-date count: the same users come back, so
 distinct users do not add up over days, and the daily counts do not say who is new.
 
 A day without usage is a day of zero use (a flow adds nothing, a gauge keeps its level); the
@@ -25,14 +25,20 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from licensing_pipeline.compliance.common import as_day, day_series, fmt_number, typed_frame
+from licensing_pipeline.compliance.common import (
+    as_day,
+    daily_usage,
+    day_series,
+    fmt_number,
+    typed_frame,
+)
 from licensing_pipeline.compliance.entitlements import entitled_quotas, period_of
 from licensing_pipeline.contract.schemas import USAGE_FORECASTS, conform
 
 RECENT_DAYS = 28  # the weekday pattern and the recent pace
 TREND_DAYS = 14  # a gauge's daily change
 PATTERN_DAYS = 14  # history a weekday pattern needs
-BLEND_DAYS = 7  # the weight of the recent pace, in days of month to date
+HALF_LIFE_DAYS = 7.0  # a day's weight in the pace halves every week back
 
 # How each aggregation is projected (the ``method`` column, before the weekday test).
 METHODS = {
@@ -99,26 +105,14 @@ shaped AS (
     LEFT JOIN patterns p USING (tenant_id, metric)
     LEFT JOIN weekdays w USING (tenant_id, metric, dow)
 ),
-paces AS (
+pace AS (
     SELECT tenant_id, metric, aggregation, any_value(weekly) AS weekly,
            any_value(days_observed) AS days_observed,
-           count(*) FILTER (WHERE in_month) AS month_days,
-           sum(x) FILTER (WHERE in_month) AS month_x,
-           sum(weight) FILTER (WHERE in_month) AS month_w,
-           sum(x) FILTER (WHERE recent) AS recent_x,
-           sum(weight) FILTER (WHERE recent) AS recent_w,
+           coalesce(sum(x * recency) FILTER (WHERE recent)
+                    / nullif(sum(weight * recency) FILTER (WHERE recent), 0), 0) AS rate,
            coalesce(sum(weight) FILTER (WHERE NOT seen), 0) AS rest_w
-    FROM shaped
+    FROM (SELECT *, pow(0.5, datediff('day', day, $as_of) / $half_life) AS recency FROM shaped)
     GROUP BY ALL
-),
-pace AS (
-    SELECT *,
-           CASE WHEN month_w > 0 AND recent_w > 0
-                THEN (month_days * month_x / month_w + $blend_days * recent_x / recent_w)
-                     / (month_days + $blend_days)
-                WHEN recent_w > 0 THEN recent_x / recent_w
-                ELSE 0 END AS rate
-    FROM paces
 ),
 reports AS (
     SELECT tenant_id, metric, day, report,
@@ -204,18 +198,7 @@ def usage_forecasts(
     day = as_day(as_of).date()
     period = period_of(day)
     month_start = day.replace(day=1)
-    usage = typed_frame(
-        usage_daily,
-        {
-            "tenant_id": "text",
-            "metric": "text",
-            "usage_date": "day",
-            "quantity": "number",
-            "events": "number",
-        },
-    )
-    usage["events"] = usage["events"].fillna((usage["quantity"].fillna(0) != 0).astype(float))
-    usage["quantity"] = usage["quantity"].fillna(0.0)
+    usage = daily_usage(usage_daily)
     monthly = typed_frame(
         usage_monthly,
         {"tenant_id": "text", "metric": "text", "period": "text", "quantity": "number"},
@@ -242,7 +225,7 @@ def usage_forecasts(
         "recent_days": RECENT_DAYS,
         "trend_days": TREND_DAYS,
         "pattern_days": PATTERN_DAYS,
-        "blend_days": BLEND_DAYS,
+        "half_life": HALF_LIFE_DAYS,
     }
     con = duckdb.connect()
     try:
