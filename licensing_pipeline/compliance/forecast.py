@@ -4,7 +4,8 @@ it reaches its limit at the current pace.
 **Flows** (COUNT, SUM) are projected as the month to date plus a daily pace spread over the
 remaining days by the tenant's weekday pattern (each weekday's mean over the last 4 weeks).
 The pace is the weekday-adjusted mean of those 4 weeks with each day's weight halving every
-week back, so a new level shows within days and a single burst is diluted, not repeated.
+week back, so a new level shows within days; a day counts in it at most 3 times its weekday's
+median, so a burst stays in the month to date and is not projected onto the days ahead.
 **Gauges** (MAX, LATEST) are projected as their last reported level moved by the median daily
 change between the reports of the last 2 weeks (a MAX never falls, nor ends below its month
 to date); **UNIQUE_COUNT** is held at its month-to-date count: the same users come back, so
@@ -39,6 +40,7 @@ RECENT_DAYS = 28  # the weekday pattern and the recent pace
 TREND_DAYS = 14  # a gauge's daily change
 PATTERN_DAYS = 14  # history a weekday pattern needs
 HALF_LIFE_DAYS = 7.0  # a day's weight in the pace halves every week back
+BURST_CAP = 3.0  # a day counts in the pace at most this many times its weekday's median
 
 # How each aggregation is projected (the ``method`` column, before the weekday test).
 METHODS = {
@@ -79,9 +81,19 @@ daily AS (
                                                 INTERVAL 1 DAY))::DATE AS day) g
     LEFT JOIN usage u ON u.tenant_id = s.tenant_id AND u.metric = s.metric AND u.day = g.day
 ),
-weekdays AS (
-    SELECT tenant_id, metric, dow, avg(x) AS level
+typical AS (
+    SELECT tenant_id, metric, dow, median(x) AS typical
     FROM daily WHERE recent
+    GROUP BY ALL
+),
+capped AS (
+    SELECT d.*, CASE WHEN t.typical > 0 THEN least(d.x, $burst_cap * t.typical) ELSE d.x END
+                    AS usual
+    FROM daily d LEFT JOIN typical t USING (tenant_id, metric, dow)
+),
+weekdays AS (
+    SELECT tenant_id, metric, dow, avg(usual) AS level
+    FROM capped WHERE recent
     GROUP BY ALL
 ),
 patterns AS (
@@ -100,7 +112,7 @@ shaped AS (
            h.recent_days >= $pattern_days AND p.mean_level > 0 AS weekly,
            CASE WHEN h.recent_days >= $pattern_days AND p.mean_level > 0
                 THEN w.level / p.mean_level ELSE 1 END AS weight
-    FROM daily d
+    FROM capped d
     JOIN history h USING (tenant_id, metric)
     LEFT JOIN patterns p USING (tenant_id, metric)
     LEFT JOIN weekdays w USING (tenant_id, metric, dow)
@@ -108,7 +120,7 @@ shaped AS (
 pace AS (
     SELECT tenant_id, metric, aggregation, any_value(weekly) AS weekly,
            any_value(days_observed) AS days_observed,
-           coalesce(sum(x * recency) FILTER (WHERE recent)
+           coalesce(sum(usual * recency) FILTER (WHERE recent)
                     / nullif(sum(weight * recency) FILTER (WHERE recent), 0), 0) AS rate,
            coalesce(sum(weight) FILTER (WHERE NOT seen), 0) AS rest_w
     FROM (SELECT *, pow(0.5, datediff('day', day, $as_of) / $half_life) AS recency FROM shaped)
@@ -226,6 +238,7 @@ def usage_forecasts(
         "trend_days": TREND_DAYS,
         "pattern_days": PATTERN_DAYS,
         "half_life": HALF_LIFE_DAYS,
+        "burst_cap": BURST_CAP,
     }
     con = duckdb.connect()
     try:
