@@ -14,7 +14,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from licensing_pipeline.compliance import backtest as synthetic
 from licensing_pipeline.compliance.forecast import usage_forecasts
+from licensing_pipeline.compliance.forecast_backtest import backtest
 from licensing_pipeline.compliance.quota import quota_consumption
 from licensing_pipeline.statements.statement import (
     ForeignRowError,
@@ -306,3 +308,22 @@ def test_a_statement_refuses_another_tenants_forecast(stored: pd.DataFrame):
             findings=pd.DataFrame(columns=["tenant_id", "period", "status"]),
             forecasts=foreign,
         )
+
+
+def test_no_usage_gives_no_forecasts_and_leaves_the_details_alone():
+    nothing = usage_forecasts(pd.DataFrame(), pd.DataFrame(), AGGREGATIONS, pd.DataFrame(), AS_OF)
+    assert nothing.empty and list(nothing.columns)[:2] == ["tenant_id", "metric"]
+    ents, _ = nightly_frames()
+    plain = quota_consumption(ents, MONTHLY)
+    pd.testing.assert_frame_equal(plain, quota_consumption(ents, MONTHLY, forecasts=nothing))
+
+
+def test_traffic_the_demo_does_not_plan_is_forecast_within_10_percent_for_flows():
+    """The anomaly backtest's generator: weekly rhythms, bursts, new and churning tenants, late
+    deliveries, sporadic exports (the full report: scripts/backtest_forecast.py)."""
+    data = synthetic.generate(120, seed=5)
+    none = pd.DataFrame(columns=["tenant_id", "metric", "usage_date", "value_text"])
+    scored = backtest(data.usage_daily, none, synthetic.AGGREGATIONS, ["2026-08", "2026-09"])
+    errors = scored.groupby("kind")["ape"].median()
+    assert errors["flow"] < 0.10 and errors["gauge"] < 0.05
+    assert scored.loc[scored["metric"] == "api_calls", "ape"].median() < 0.06
