@@ -8,8 +8,9 @@ week back, so a new level shows within days; a day counts in it at most 3 times 
 median, so a burst stays in the month to date and is not projected onto the days ahead.
 **Gauges** (MAX, LATEST) are projected as their last reported level moved by the median daily
 change between the reports of the last 2 weeks (a MAX never falls, nor ends below its month
-to date); **UNIQUE_COUNT** is held at its month-to-date count: the same users come back, so
-distinct users do not add up over days, and the daily counts do not say who is new.
+to date); **UNIQUE_COUNT** is held at the larger of its month-to-date count and last month's:
+the same users come back, so distinct users do not add up over days (and the daily counts do
+not say who is new), while a team that has not all logged in yet will have by month end.
 
 A day without usage is a day of zero use (a flow adds nothing, a gauge keeps its level); the
 weekday pattern needs 2 weeks of history, before which every day weighs the same. Everything
@@ -167,16 +168,25 @@ figures AS (
     WINDOW month_so_far AS (PARTITION BY tenant_id, metric ORDER BY day
                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
+-- The limit is reached on the first day from which the month's figure stays at or above it
+-- (a LATEST that went over and came back down has not reached it).
 ends AS (
-    SELECT f.tenant_id, f.metric, arg_max(f.figure, f.day) AS figure_at_end,
-           min(f.day) FILTER (WHERE f.figure >= l."limit" AND f.figure > 0) AS crossing
-    FROM figures f LEFT JOIN limits_in l USING (tenant_id, metric)
+    SELECT tenant_id, metric, arg_max(figure, day) AS figure_at_end,
+           min(day) FILTER (WHERE figure >= "limit" AND lowest_after >= "limit" AND figure > 0)
+               AS crossing
+    FROM (
+        SELECT f.*, l."limit",
+               min(f.figure) OVER (PARTITION BY f.tenant_id, f.metric ORDER BY f.day
+                                   ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)
+                   AS lowest_after
+        FROM figures f LEFT JOIN limits_in l USING (tenant_id, metric)
+    )
     GROUP BY ALL
 )
 SELECT p.tenant_id, p.metric, p.aggregation, p.weekly, p.days_observed,
        coalesce(m.quantity, 0) AS month_to_date,
        CASE p.aggregation
-            WHEN 'UNIQUE_COUNT' THEN coalesce(m.quantity, 0)
+            WHEN 'UNIQUE_COUNT' THEN greatest(coalesce(m.quantity, 0), coalesce(b.quantity, 0))
             WHEN 'MAX' THEN greatest(coalesce(m.quantity, 0), coalesce(e.figure_at_end, 0))
             WHEN 'LATEST' THEN coalesce(e.figure_at_end, m.quantity, 0)
             ELSE coalesce(m.quantity, 0) + p.rate * p.rest_w
@@ -185,6 +195,7 @@ SELECT p.tenant_id, p.metric, p.aggregation, p.weekly, p.days_observed,
        CASE WHEN p.aggregation <> 'UNIQUE_COUNT' THEN e.crossing END AS crossing
 FROM pace p
 LEFT JOIN month_in m USING (tenant_id, metric)
+LEFT JOIN before_in b USING (tenant_id, metric)
 LEFT JOIN ends e USING (tenant_id, metric)
 LEFT JOIN limits_in l USING (tenant_id, metric)
 ORDER BY p.tenant_id, p.metric
@@ -215,10 +226,10 @@ def usage_forecasts(
         usage_monthly,
         {"tenant_id": "text", "metric": "text", "period": "text", "quantity": "number"},
     )
-    monthly = (
-        monthly[monthly["period"] == period]
-        .groupby(["tenant_id", "metric"], as_index=False)["quantity"]
-        .sum()
+    previous = period_of(month_start - timedelta(days=1))
+    months = monthly.groupby(["period", "tenant_id", "metric"], as_index=False)["quantity"].sum()
+    this_month, last_month = (
+        months[months["period"] == p].drop(columns="period") for p in (period, previous)
     )
     kinds = pd.DataFrame(
         [(str(m), str(a)) for m, a in aggregations.items()],
@@ -244,7 +255,8 @@ def usage_forecasts(
     try:
         for name, frame in (
             ("usage_in", usage),
-            ("month_in", monthly),
+            ("month_in", this_month),
+            ("before_in", last_month),
             ("kinds_in", kinds),
             ("limits_in", limits),
         ):

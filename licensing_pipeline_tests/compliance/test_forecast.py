@@ -169,13 +169,24 @@ def test_a_tenant_with_two_days_of_history_is_projected_from_them_with_every_day
     assert day_of(row["projected_exhaustion_day"]) == "2026-11-23"  # 100 + 8 x 50.4 >= 500
 
 
-def test_distinct_counts_are_held_at_the_month_to_date_and_get_no_day():
+@pytest.mark.parametrize(
+    ("last_month", "projected"),
+    [
+        (None, 12.0),  # no history: the month to date, not 4 a day added up
+        (9.0, 12.0),  # a team grown since: the month to date
+        (16.0, 16.0),  # a team not all logged in yet: last month's, as it comes back
+    ],
+)
+def test_distinct_counts_are_held_at_the_larger_of_the_month_and_last_month(last_month, projected):
     seats = daily("seats", lambda d: 4.0)
+    months = [("2026-11", 12.0)] + ([("2026-10", last_month)] if last_month else [])
     monthly = pd.DataFrame(
-        [{"tenant_id": "t1", "metric": "seats", "period": "2026-11", "quantity": 12.0}]
+        [{"tenant_id": "t1", "metric": "seats", "period": p, "quantity": q} for p, q in months]
     )
     row = forecast(seats, monthly=monthly).loc["seats"]
-    assert row["projected_total"] == row["month_to_date"] == 12.0  # not 4 a day added up
+    assert row["month_to_date"] == 12.0
+    assert row["projected_total"] == projected
+    # Distinct users have no day they add up to the limit (10) on: never a day, over it or not.
     assert row["method"] == "held" and pd.isna(row["projected_exhaustion_day"])
 
 
@@ -327,3 +338,14 @@ def test_traffic_the_demo_does_not_plan_is_forecast_within_10_percent_for_flows(
     errors = scored.groupby("kind")["ape"].median()
     assert errors["flow"] < 0.10 and errors["gauge"] < 0.05
     assert scored.loc[scored["metric"] == "api_calls", "ape"].median() < 0.06
+
+
+def test_a_latest_level_that_went_over_and_came_back_has_not_reached_the_limit():
+    def projects(d):  # 12 on the 3rd only; 7, then 0.25 more a day from the 4th: 9.75 now
+        if d == pd.Timestamp("2026-11-03"):
+            return 12.0
+        return 7.0 + 0.25 * max(0, (d - pd.Timestamp("2026-11-04")).days)
+
+    row = forecast(daily("projects", projects), quotas={"projects": 10}).loc["projects"]
+    assert row["month_to_date"] == 9.75 and row["projected_total"] == pytest.approx(13.5)
+    assert day_of(row["projected_exhaustion_day"]) == "2026-11-16"  # not the 3rd
