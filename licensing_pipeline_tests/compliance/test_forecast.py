@@ -349,3 +349,28 @@ def test_a_latest_level_that_went_over_and_came_back_has_not_reached_the_limit()
     row = forecast(daily("projects", projects), quotas={"projects": 10}).loc["projects"]
     assert row["month_to_date"] == 9.75 and row["projected_total"] == pytest.approx(13.5)
     assert day_of(row["projected_exhaustion_day"]) == "2026-11-16"  # not the 3rd
+
+
+@pytest.mark.parametrize(
+    ("as_of", "month_to_date", "projected"),
+    [
+        (date(2026, 11, 1), 100.0, 3000.0),  # day one: last month's weeks give the pace
+        (date(2026, 11, 30), 3000.0, 3000.0),  # the last day: the month is what it is
+    ],
+)
+def test_the_first_and_last_day_of_a_month(as_of, month_to_date, projected):
+    rows = [
+        r for r in daily("api_calls", lambda d: 100.0) if r["usage_date"] <= pd.Timestamp(as_of)
+    ]
+    rows += [  # HISTORY ends on the 15th: the rest of November for the last-day case
+        {"tenant_id": "t1", "metric": "api_calls", "usage_date": d, "quantity": 100.0, "events": 1}
+        for d in pd.date_range("2026-11-16", as_of)
+    ]
+    monthly = pd.DataFrame(
+        [{"tenant_id": "t1", "metric": "api_calls", "period": "2026-11", "quantity": month_to_date}]
+    )
+    ents = entitlements(entitlement("t1", "2026-11", quotas=QUOTAS))
+    row = usage_forecasts(pd.DataFrame(rows), monthly, AGGREGATIONS, ents, as_of).iloc[0]
+    assert row["month_to_date"] == month_to_date
+    assert row["projected_total"] == pytest.approx(projected)
+    assert day_of(row["projected_exhaustion_day"]) == "2026-11-28"
