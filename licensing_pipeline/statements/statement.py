@@ -83,14 +83,15 @@ def _addons(value: Any) -> list[str]:
 def _projections(
     forecasts: pd.DataFrame | None, period: str
 ) -> dict[str, tuple[float | None, str | None]]:
-    """metric -> (projected month-end figure, the day the limit is reached or None) for the
-    period's forecasts; none for a closed month (forecasts are of the as-of month only)."""
+    """metric -> (projected month-end figure to the hundredth, the day the limit is reached or
+    None) for the period's forecasts; none for a closed month (forecasts are of the as-of
+    month only)."""
     if forecasts is None or forecasts.empty:
         return {}
     rows = forecasts[forecasts["period"].astype(str) == period]
     return {
         str(r.metric): (
-            _number(r.projected_total),
+            None if (total := _number(r.projected_total)) is None else round(total, 2),
             None
             if pd.isna(r.projected_exhaustion_day)
             else pd.Timestamp(r.projected_exhaustion_day).strftime("%Y-%m-%d"),
