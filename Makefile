@@ -70,9 +70,11 @@ bench: setup
 	$(BIN)/python scripts/benchmark_nights.py
 	$(BIN)/python scripts/benchmark_ledger.py
 
-# The anomaly rule's labelled backtest (docs/data-quality.md, "The anomaly rule").
+# The anomaly rule's labelled backtest (docs/data-quality.md, "The anomaly rule"), then the
+# usage forecast's backtest on the demo's six months (docs/statements-and-dashboard.md).
 backtest: setup
 	$(BIN)/python scripts/anomaly_backtest.py
+	$(BIN)/python scripts/backtest_forecast.py
 
 bench-postgres: setup
 	$(BIN)/python scripts/benchmark_postgres.py

@@ -1,6 +1,7 @@
 from datetime import UTC
 
 import dagster as dg
+import pytest
 
 from licensing_pipeline.contract.schemas import QUARANTINE_SOURCES
 from licensing_pipeline.definitions import defs
@@ -72,19 +73,41 @@ def test_schedule_evaluates_the_day_that_just_ended():
     assert config["as_of"] == "2026-11-27"
 
 
-def test_statements_follow_the_findings_in_the_nightly_job():
+@pytest.mark.parametrize(
+    ("asset", "group", "parents"),
+    [
+        # statements follow the findings, and show the forecasts
+        (
+            "customer_statements",
+            "reports",
+            {
+                "compliance_findings",
+                "effective_entitlements",
+                "usage_monthly",
+                "usage_forecasts",
+                "tenants",
+                "catalog",
+            },
+        ),
+        (
+            "usage_forecasts",
+            "compliance",
+            {"catalog", "effective_entitlements", "usage_daily", "usage_monthly"},
+        ),
+    ],
+)
+def test_reports_and_forecasts_read_their_inputs_in_the_nightly_job(asset, group, parents):
     graph = defs.resolve_asset_graph()
-    statements = graph.get(dg.AssetKey("customer_statements"))
-    assert statements.group_name == "reports"
-    assert {
-        dg.AssetKey("catalog"),
-        dg.AssetKey("compliance_findings"),
-        dg.AssetKey("effective_entitlements"),
-        dg.AssetKey("usage_monthly"),
-        dg.AssetKey("tenants"),
-    } == set(statements.parent_keys)
+    node = graph.get(dg.AssetKey(asset))
+    assert node.group_name == group
+    assert {dg.AssetKey(p) for p in parents} == set(node.parent_keys)
     nightly = defs.resolve_job_def("nightly_compliance")
-    assert dg.AssetKey("customer_statements") in nightly.asset_layer.selected_asset_keys
+    assert dg.AssetKey(asset) in nightly.asset_layer.selected_asset_keys
+
+
+def test_the_quota_details_read_the_forecasts():
+    quota = defs.resolve_asset_graph().get(dg.AssetKey("quota_consumption"))
+    assert dg.AssetKey("usage_forecasts") in quota.parent_keys
 
 
 def test_the_access_review_is_refreshed_by_the_nightly_job():

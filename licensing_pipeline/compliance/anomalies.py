@@ -40,11 +40,10 @@ import pandas as pd
 from licensing_pipeline.compliance.common import (
     as_day,
     check_results,
+    daily_usage,
     day_series,
     fmt_number,
-    number_series,
-    require,
-    text_series,
+    typed_frame,
 )
 from licensing_pipeline.compliance.entitlements import enforcement_for, entitlement_changes
 from licensing_pipeline.compliance.overrides import change_days
@@ -341,23 +340,6 @@ ORDER BY tenant_id, metric, start
 """
 
 
-def _frame(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    frame = require(frame, list(columns))
-    out = pd.DataFrame(
-        {
-            name: text_series(frame[name])
-            if kind == "text"
-            else day_series(frame[name]).dt.date
-            if kind == "day"
-            else number_series(frame[name])
-            for name, kind in columns.items()
-        }
-    )
-    texts = [n for n, k in columns.items() if k == "text"]
-    days = [n for n, k in columns.items() if k == "day"]
-    return out.dropna(subset=texts + days).astype({n: object for n in texts})
-
-
 def anomaly_episodes(
     usage_daily: pd.DataFrame,
     as_of: date,
@@ -374,19 +356,7 @@ def anomaly_episodes(
     aggregates, never over events.
     """
     rule = rule or AnomalyRule()
-    usage = _frame(
-        usage_daily,
-        {
-            "tenant_id": "text",
-            "metric": "text",
-            "usage_date": "day",
-            "quantity": "number",
-            "events": "number",
-        },
-    )
-    # Without an event count, a day with usage is one event.
-    usage["events"] = usage["events"].fillna((usage["quantity"].fillna(0) != 0).astype(float))
-    usage["quantity"] = usage["quantity"].fillna(0.0)
+    usage = daily_usage(usage_daily)
     kinds = pd.DataFrame(
         [
             (metric, KINDS.get(str(aggregation).upper(), "count"))
@@ -395,7 +365,7 @@ def anomaly_episodes(
         columns=["metric", "kind"],
         dtype=object,
     )
-    days_changed = _frame(
+    days_changed = typed_frame(
         changes if changes is not None else pd.DataFrame(), {"tenant_id": "text", "day": "day"}
     ).drop_duplicates()
     params = {

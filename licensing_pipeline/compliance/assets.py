@@ -14,6 +14,7 @@ from licensing_pipeline.compliance import (
     billing,
     contract_status,
     features,
+    forecast,
     quota,
     residency,
 )
@@ -95,6 +96,41 @@ def effective_entitlements(
     return frame
 
 
+@dg.asset(
+    group_name=GROUP,
+    kinds={"duckdb"},
+    description=(
+        "Where each tenant's metric ends the month still running: month to date, the projected "
+        "month-end figure against the limit and the day the limit is reached at the current "
+        "pace (flows by a weekday-weighted pace, gauges by their trend, distinct counts held)."
+    ),
+)
+def usage_forecasts(
+    context: dg.AssetExecutionContext,
+    run_settings: RunSettings,
+    catalog: pd.DataFrame,
+    usage_daily: pd.DataFrame,
+    usage_monthly: pd.DataFrame,
+    effective_entitlements: pd.DataFrame,
+) -> pd.DataFrame:
+    frame = forecast.usage_forecasts(
+        usage_daily,
+        usage_monthly,
+        Catalog.from_frame(catalog).aggregations(),
+        effective_entitlements,
+        run_settings.as_of_date(),
+    )
+    reaching = frame["projected_exhaustion_day"].notna()
+    context.add_output_metadata(
+        {
+            "forecasts": dg.MetadataValue.int(len(frame)),
+            "reaching_the_limit": dg.MetadataValue.int(int(reaching.sum())),
+            "preview": preview(frame),
+        }
+    )
+    return frame
+
+
 @_check_family("quota_exceeded / quota_near_limit: monthly usage against entitled quotas.")
 def quota_consumption(
     context: dg.AssetExecutionContext,
@@ -102,9 +138,14 @@ def quota_consumption(
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
     approved_changes: pd.DataFrame,
+    usage_forecasts: pd.DataFrame,
 ) -> pd.DataFrame:
     results = quota.quota_consumption(
-        effective_entitlements, usage_monthly, policy.load().near_limit_ratio, approved_changes
+        effective_entitlements,
+        usage_monthly,
+        policy.load().near_limit_ratio,
+        approved_changes,
+        forecasts=usage_forecasts,
     )
     return _describe(context, results, quota.CHECKS)
 
@@ -252,4 +293,4 @@ check_families = [
 ]
 # The tables of check results policy_evaluations decides on, in this order.
 CHECK_TABLES = tuple(asset.key.path[-1] for asset in check_families)
-compliance_assets = [effective_entitlements, *check_families]
+compliance_assets = [effective_entitlements, usage_forecasts, *check_families]

@@ -67,6 +67,43 @@ def require(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return out
 
 
+def typed_frame(frame: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
+    """The named columns as "text" (object), "day" (``date``) or numbers; rows without a text
+    or day value are dropped. How the DuckDB-based families hand frames to DuckDB."""
+    frame = require(frame, list(columns))
+    out = pd.DataFrame(
+        {
+            name: text_series(frame[name])
+            if kind == "text"
+            else day_series(frame[name]).dt.date
+            if kind == "day"
+            else number_series(frame[name])
+            for name, kind in columns.items()
+        }
+    )
+    texts = [n for n, k in columns.items() if k == "text"]
+    days = [n for n, k in columns.items() if k == "day"]
+    return out.dropna(subset=texts + days).astype({n: object for n in texts})
+
+
+def daily_usage(usage_daily: pd.DataFrame) -> pd.DataFrame:
+    """usage_daily (tenant_id, metric, usage_date, quantity, events) typed for DuckDB; a
+    missing quantity is 0 and, without an event count, a day with usage is one event."""
+    usage = typed_frame(
+        usage_daily,
+        {
+            "tenant_id": "text",
+            "metric": "text",
+            "usage_date": "day",
+            "quantity": "number",
+            "events": "number",
+        },
+    )
+    usage["events"] = usage["events"].fillna((usage["quantity"].fillna(0) != 0).astype(float))
+    usage["quantity"] = usage["quantity"].fillna(0.0)
+    return usage
+
+
 def monthly_sum(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     """tenant_id, period, metric and ``column`` summed over repeated keys (usage_monthly's
     quantity, billing_records' billed_quantity); a missing figure counts as 0."""

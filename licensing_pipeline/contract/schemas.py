@@ -152,6 +152,21 @@ EFFECTIVE_ENTITLEMENTS: dict[str, str] = {
     "applied_changes": STRING,  # JSON list of the approved change requests that shaped the row
 }
 
+# usage_forecasts: where each tenant's metric ends the month still running (compliance/forecast.py).
+USAGE_FORECASTS: dict[str, str] = {
+    "tenant_id": STRING,
+    "metric": STRING,
+    "period": STRING,  # YYYY-MM, the as-of month
+    "as_of": TIMESTAMP,
+    "aggregation": STRING,
+    "month_to_date": FLOAT,
+    "projected_total": FLOAT,  # at month end, as the quota check will count it
+    "limit": FLOAT,  # <NA>: no quota (unlimited) or no active contract
+    "projected_exhaustion_day": TIMESTAMP,  # the first day the projection reaches the limit
+    "method": STRING,  # weekday_pace | pace | trend | held
+    "days_observed": INT,  # days of history read (at most the month so far or 4 weeks)
+}
+
 # What a check measured, in every table that carries a check result on.
 _MEASURED: dict[str, str] = {
     "tenant_id": STRING,

@@ -15,7 +15,9 @@ from licensing_pipeline.statements.statement import period_statements, statement
     kinds={"html", "json"},
     description=(
         "One statement per tenant and month (last month, this month to date): contract, "
-        "its tier and the next one up, usage against each limit and the month's findings, that tenant's rows only; HTML "
+        "its tier and the next one up, usage against each limit (this month also projected "
+        "to its end, with the day the limit is reached) and the month's findings, that "
+        "tenant's rows only; HTML "
         "and JSON under LICENSING_STATEMENTS_DIR/<tenant>/<YYYY-MM>."
     ),
 )
@@ -26,6 +28,7 @@ def customer_statements(
     tenants: pd.DataFrame,
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
+    usage_forecasts: pd.DataFrame,
     compliance_findings: pd.DataFrame,
     catalog: pd.DataFrame,
 ) -> dg.MaterializeResult:
@@ -41,6 +44,7 @@ def customer_statements(
             usage=usage_monthly,
             findings=compliance_findings,
             catalog=Catalog.from_frame(catalog),
+            forecasts=usage_forecasts,
         ):
             statements.publish(statement)
             written += 1

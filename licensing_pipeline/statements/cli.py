@@ -64,6 +64,12 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         entitlement = _rows(con, "effective_entitlements", args.tenant, period)
         usage = _rows(con, "usage_monthly", args.tenant)
         catalog = con.execute("SELECT * FROM main.catalog").df()
+        # the last run's forecasts, of its as-of month (a warehouse from before them has none)
+        forecasts = (
+            _rows(con, "usage_forecasts", args.tenant, period)
+            if "usage_forecasts" in tables
+            else None
+        )
     if tenant.empty and entitlement.empty and usage.empty:
         raise CliError(f"no tenant {args.tenant!r} in the warehouse (tenants.csv, contracts)")
     statement = tenant_statement(
@@ -75,6 +81,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         usage=usage,
         findings=_tenant_findings(settings, args.tenant),
         catalog=Catalog.from_frame(catalog),
+        forecasts=forecasts,
     )
     text = render_html(statement) if args.format == "html" else render_json(statement)
     if args.out:

@@ -127,6 +127,26 @@ def tier(catalog: Catalog, entitlement: Mapping[str, Any] | None) -> dict[str, A
     }
 
 
+def _projections(
+    forecasts: pd.DataFrame | None, period: str
+) -> dict[str, tuple[float | None, str | None]]:
+    """metric -> (projected month-end figure to the hundredth, the day the limit is reached or
+    None) for the period's forecasts; none for a closed month (forecasts are of the as-of
+    month only)."""
+    if forecasts is None or forecasts.empty:
+        return {}
+    rows = forecasts[forecasts["period"].astype(str) == period]
+    return {
+        str(r.metric): (
+            None if (total := _number(r.projected_total)) is None else round(total, 2),
+            None
+            if pd.isna(r.projected_exhaustion_day)
+            else pd.Timestamp(r.projected_exhaustion_day).strftime("%Y-%m-%d"),
+        )
+        for r in rows.itertuples()
+    }
+
+
 def tenant_statement(
     tenant_id: str,
     period: str,
@@ -137,16 +157,21 @@ def tenant_statement(
     usage: pd.DataFrame,
     findings: pd.DataFrame,
     catalog: Catalog | None = None,
+    forecasts: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """One tenant's statement for ``period`` (YYYY-MM): contract, usage against each quota,
-    the findings of that month, and with the ``catalog`` the tier (what it includes, what
-    the next one adds). ``usage`` holds usage_monthly rows, ``findings``
-    compliance_findings rows; both must be this tenant's only."""
+    where the month still running is projected to end and when it reaches the limit, the
+    findings of that month, and with the ``catalog`` the tier (what it includes, what the next
+    one adds). ``usage`` holds usage_monthly rows, ``findings`` compliance_findings rows,
+    ``forecasts`` usage_forecasts rows; all this tenant's only."""
     for row, what in ((tenant, "the tenant row"), (entitlement, "the entitlement")):
         if row is not None and row.get("tenant_id") != tenant_id:
             raise ForeignRowError(f"{what} for a statement of {tenant_id} is another tenant's")
     usage = _own_rows(usage, tenant_id, "usage rows")
     findings = _own_rows(findings, tenant_id, "findings")
+    if forecasts is not None:
+        forecasts = _own_rows(forecasts, tenant_id, "forecasts")
+    projected = _projections(forecasts, period)
     month = usage[usage["period"] == period]
     used = {str(r.metric): _number(r.quantity) for r in month.itertuples()}
     # A paused, cancelled or expired contract covers nothing: no limits to set usage against.
@@ -156,12 +181,15 @@ def tenant_statement(
     for metric in sorted(set(used) | set(quotas)):
         allowed = _number(quotas.get(metric))
         quantity = used.get(metric, 0.0)
+        total, reached_on = projected.get(metric, (None, None))
         lines.append(
             {
                 "metric": metric,
                 "used": quantity,
                 "allowed": allowed,
                 "share": quantity / allowed if allowed and quantity is not None else None,
+                "projected": total,
+                "limit_reached_on": reached_on if allowed is not None else None,
             }
         )
     in_month = findings[findings["period"].astype(str).str.startswith(period)]
@@ -338,16 +366,27 @@ def render_html(statement: Mapping[str, Any]) -> str:
         )
     no_limit = "no limit" if covered else "not covered"
     if statement["usage"]:
-        parts.append(_table_head("usage", ("Metric", "Used", "Limit", "Share of limit")))
+        # The month still running: where it ends at the current pace, and when the limit goes.
+        forecast = any(line.get("projected") is not None for line in statement["usage"])
+        columns: tuple[str, ...] = ("Metric", "Used", "Limit", "Share of limit")
+        if forecast:
+            columns += ("Projected by month end", "Limit reached on")
+        parts.append(_table_head("usage", columns))
         for line in statement["usage"]:
             share = line["share"]
             over = share is not None and share > 1
             share_text = no_limit if share is None else f"{share:.0%}"
-            parts.append(
-                f'<tr><td>{e(line["metric"])}</td><td class="n">{_fmt(line["used"])}</td>'
+            cells = (
+                f'<td>{e(line["metric"])}</td><td class="n">{_fmt(line["used"])}</td>'
                 f'<td class="n">{_fmt(line["allowed"], no_limit)}</td>'
-                f'<td class="n{" over" if over else ""}">{e(share_text)}</td></tr>'
+                f'<td class="n{" over" if over else ""}">{e(share_text)}</td>'
             )
+            if forecast:
+                cells += (
+                    f'<td class="n">{_fmt(line.get("projected"))}</td>'
+                    f"<td>{e(line.get('limit_reached_on') or '—')}</td>"
+                )
+            parts.append(f"<tr>{cells}</tr>")
         parts.append("</tbody></table>")
     else:
         parts.append("<p>No metered usage this month.</p>")
@@ -390,6 +429,7 @@ def period_statements(
     usage: pd.DataFrame,
     findings: pd.DataFrame,
     catalog: Catalog | None = None,
+    forecasts: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """Every tenant's statement for ``period``: each one built from that tenant's rows only.
     Tenants are those of tenants.csv and any tenant entitled in the period."""
@@ -398,6 +438,8 @@ def period_statements(
     tenant_rows = {str(r["tenant_id"]): r for r in tenants.to_dict("records")}
     entitled = {str(r["tenant_id"]): r for r in month_entitlements.to_dict("records")}
     usage_of, findings_of = _by_tenant(usage), _by_tenant(findings)
+    forecasts = forecasts if forecasts is not None else pd.DataFrame(columns=["tenant_id"])
+    forecasts_of = _by_tenant(forecasts)
     return [
         tenant_statement(
             tenant_id,
@@ -408,6 +450,7 @@ def period_statements(
             usage=usage_of.get(tenant_id, usage.iloc[0:0]),
             findings=findings_of.get(tenant_id, findings.iloc[0:0]),
             catalog=catalog,
+            forecasts=forecasts_of.get(tenant_id, forecasts.iloc[0:0]),
         )
         for tenant_id in ids
     ]
