@@ -110,6 +110,8 @@ class Settings:
     statements_mode: int
     # The acting person on the embedded profile (PostgreSQL uses the database login).
     user: str | None = None
+    # A run refuses a policy bundle no approved policy_version change names.
+    require_approved_policy: bool = False
 
     @property
     def dagster_home(self) -> Path:
@@ -166,6 +168,9 @@ def load_settings() -> Settings:
                             (default 2000-01-01)
     LICENSING_USER          the acting person on the embedded profile (``access``; trusted: the
                             local account is the identity). PostgreSQL uses the login instead
+    LICENSING_REQUIRE_APPROVED_POLICY  on: a run refuses a policy bundle that no approved
+                            ``policy_version`` change in force names (default on for the
+                            postgres profile, off for embedded)
     LICENSING_STATEMENTS_MODE  the file mode of customer statements (default 0600; 0640 or
                             0644 to share them; their folders get the matching 0750 / 0755)
     (Slack, tickets and SLA: see ``remediation/resources.py``.)
@@ -208,4 +213,9 @@ def load_settings() -> Settings:
         earliest_event_date=env.day("LICENSING_EARLIEST_EVENT_DATE") or DEFAULT_EARLIEST_EVENT_DATE,
         statements_mode=env.file_mode("LICENSING_STATEMENTS_MODE") or PRIVATE_FILE,
         user=env.text("LICENSING_USER"),
+        require_approved_policy=(
+            required
+            if (required := env.switch("LICENSING_REQUIRE_APPROVED_POLICY")) is not None
+            else profile == "postgres"
+        ),
     )
