@@ -51,6 +51,7 @@ CAPABILITY_KIND: dict[str, str | None] = {
     "quota_exceeded": "metric",
     "quota_near_limit": "metric",
     "config_quota_mismatch": "metric",
+    "config_policy_outdated": None,
     "unbilled_usage": "metric",
     "overbilled_usage": "metric",
     "usage_anomaly": "metric",
