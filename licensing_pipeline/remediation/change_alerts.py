@@ -17,24 +17,14 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from licensing_pipeline.governance.change_kinds import APPROVED_COLUMNS
 from licensing_pipeline.governance.tables import change_requests
 from licensing_pipeline.remediation.messages import Message, escape, figure
 from licensing_pipeline.remediation.outbox import OutboxAlert
 
 KIND = "change_request"
 RECENT_DAYS = 7  # an approval older than this is not told (a first pass does not flood)
-COLUMNS = [
-    "request_id",
-    "kind",
-    "tenant_id",
-    "payload",
-    "reason",
-    "effective_from",
-    "status",
-    "proposed_by",
-    "decided_by",
-    "decided_at",
-]
+COLUMNS = [*APPROVED_COLUMNS, "status"]
 
 
 def describe_change(kind: str, payload: Mapping[str, Any], tenant_id: str | None) -> str:
@@ -87,14 +77,17 @@ def change_alerts(requests: Sequence[Mapping[str, Any]], *, channel: str) -> lis
     ]
 
 
-def requests_to_tell(con: sa.Connection, *, now: datetime) -> list[dict[str, Any]]:
-    """Pending requests, and those approved since ``now`` - ``RECENT_DAYS``."""
+def recent_requests(
+    con: sa.Connection, *, now: datetime, decided: Sequence[str] = ("approved",)
+) -> list[dict[str, Any]]:
+    """Pending requests, and those moved to one of ``decided`` since ``now`` - ``RECENT_DAYS``
+    (the dashboard shows every decision; the channel is told approvals)."""
     c = change_requests.c
     query = (
         sa.select(*(c[name] for name in COLUMNS))
         .where(
             (c.status == "pending")
-            | ((c.status == "approved") & (c.decided_at >= now - timedelta(days=RECENT_DAYS)))
+            | (c.status.in_(decided) & (c.decided_at >= now - timedelta(days=RECENT_DAYS)))
         )
         .order_by(c.request_id)
     )

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from licensing_pipeline import environment as env
 from licensing_pipeline.remediation.alerts import plan_alerts
-from licensing_pipeline.remediation.change_alerts import change_alerts, requests_to_tell
+from licensing_pipeline.remediation.change_alerts import change_alerts, recent_requests
 from licensing_pipeline.remediation.outbox import FlushReport, enqueue, flush, utcnow
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.store import (
@@ -174,7 +174,7 @@ def sync_tickets(
 def enqueue_change_alerts(engine: sa.Engine, channel: str, *, now: datetime) -> int:
     """Change requests waiting for approval, and recent approvals, into the outbox once."""
     with engine.begin() as con:
-        return enqueue(con, change_alerts(requests_to_tell(con, now=now), channel=channel), now=now)
+        return enqueue(con, change_alerts(recent_requests(con, now=now), channel=channel), now=now)
 
 
 def export_tickets(engine: sa.Engine, sink: TicketSink) -> ExportReport:

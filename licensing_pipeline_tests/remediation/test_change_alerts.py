@@ -6,8 +6,13 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from licensing_pipeline.dashboard.assets import DECIDED
 from licensing_pipeline.governance.tables import change_requests
-from licensing_pipeline.remediation.change_alerts import change_text, describe_change
+from licensing_pipeline.remediation.change_alerts import (
+    change_text,
+    describe_change,
+    recent_requests,
+)
 from licensing_pipeline.remediation.service import RemediationConfig, run_remediation
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.ticket_sink import TicketSink
@@ -112,3 +117,15 @@ def test_each_kind_reads_as_a_sentence():
     assert change_text(approved) == (
         "Change #3 approved by carol: region allow eu-west-1 for tenant t-3, effective 2026-12-09"
     )
+
+
+def test_the_dashboard_reads_pending_requests_and_every_recent_decision(engine: sa.Engine):
+    pending = record_change(engine, "feature_grant", {"feature": "sso"}, status="pending")
+    rejected = record_change(engine, "feature_grant", {"feature": "sso"}, status="rejected")
+    old = record_change(engine, "feature_grant", {"feature": "sso"})
+    approve(engine, old, NOW - timedelta(days=8))
+    with engine.connect() as con:
+        shown = recent_requests(con, now=NOW, decided=DECIDED)
+        told = recent_requests(con, now=NOW)
+    assert [r["request_id"] for r in shown] == [pending, rejected]
+    assert [r["request_id"] for r in told] == [pending]
