@@ -2,6 +2,9 @@
 profile's refusal of an unapproved bundle before any step, the embedded profile's note, and
 the enforcement feed naming the approving change. On SQLite and PostgreSQL."""
 
+import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -15,8 +18,13 @@ from licensing_pipeline.jobs import policy_gate
 from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.repository.resources import checked_engine
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH, load_settings
-from licensing_pipeline_tests.backends import backend_environment, backend_variables
+from licensing_pipeline_tests.backends import (
+    backend_environment,
+    backend_variables,
+    process_environment,
+)
 from licensing_pipeline_tests.governance.change_rows import approve_bundle, record_change
+from licensing_pipeline_tests.test_run_lock import LAUNCH
 
 BUNDLE = load_policy(DEFAULT_POLICY_PATH)
 DAY = date(2026, 12, 7)
@@ -129,3 +137,21 @@ def test_a_run_started_outside_the_cli_is_refused_before_its_first_step(
         gate(run_config(DAY))
         with pytest.raises(dg.Failure, match="run refused"):
             gate(run_config(date(2026, 12, 6)))  # the approval is not in force yet
+
+
+def test_the_schedules_run_is_refused_by_the_jobs_executor(
+    tmp_path: Path, database_url: str | None
+):
+    """What the daemon does with the schedule's request (``dg.execute_job``, the job's own
+    executor, in a process of its own): the run fails with no step event, naming the bundle."""
+    env = process_environment(
+        variables(tmp_path, database_url, LICENSING_REQUIRE_APPROVED_POLICY="on")
+    )
+    launched = subprocess.run(
+        [sys.executable, "-c", LAUNCH], env=env, capture_output=True, text=True
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    run = json.loads(launched.stdout.splitlines()[-1])
+    assert (run["success"], run["step_events"]) == (False, 0)
+    [failure] = run["failures"]
+    assert f"policy bundle {BUNDLE.version} (sha256 {BUNDLE.content_hash})" in failure
