@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from licensing_pipeline.governance.change_kinds import APPROVED_COLUMNS
 from licensing_pipeline.governance.tables import change_requests
-from licensing_pipeline.remediation.messages import Message, escape, figure
+from licensing_pipeline.remediation.messages import change_request_message, figure
 from licensing_pipeline.remediation.outbox import OutboxAlert
 
 KIND = "change_request"
@@ -55,13 +55,6 @@ def change_text(request: Mapping[str, Any]) -> str:
     return f"{number} approved by {request['decided_by']}: {change}, effective {effective}"
 
 
-def _message(text: str) -> Message:
-    return {
-        "text": text,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text)}}],
-    }
-
-
 def change_alerts(requests: Sequence[Mapping[str, Any]], *, channel: str) -> list[OutboxAlert]:
     """One alert per pending or approved request, keyed by its id and event."""
     return [
@@ -70,7 +63,7 @@ def change_alerts(requests: Sequence[Mapping[str, Any]], *, channel: str) -> lis
             ref=str(r["request_id"]),
             period=str(r["status"]),
             channel=channel,
-            message=_message(change_text(r)),
+            message=change_request_message(change_text(r)),
         )
         for r in requests
         if r["status"] in ("pending", "approved")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from licensing_pipeline.dashboard.assets import DECIDED
 from licensing_pipeline.governance.tables import change_requests
 from licensing_pipeline.remediation.change_alerts import (
+    change_alerts,
     change_text,
     describe_change,
     recent_requests,
@@ -129,3 +130,21 @@ def test_the_dashboard_reads_pending_requests_and_every_recent_decision(engine: 
         told = recent_requests(con, now=NOW)
     assert [r["request_id"] for r in shown] == [pending, rejected]
     assert [r["request_id"] for r in told] == [pending]
+
+
+def test_a_reason_cannot_mention_the_channel():
+    pending = {
+        "request_id": 4,
+        "kind": "feature_grant",
+        "tenant_id": "t-4",
+        "payload": '{"feature": "sso"}',
+        "reason": "<!channel> urgent & important",
+        "effective_from": date(2026, 12, 9),
+        "status": "pending",
+        "proposed_by": "bob",
+        "decided_by": None,
+    }
+    [alert] = change_alerts([pending], channel=CHANNEL)
+    assert alert.key == "change_request|4|pending"
+    block = alert.message["blocks"][0]["text"]["text"]
+    assert "&lt;!channel&gt; urgent &amp; important" in block and "<!channel>" not in block
