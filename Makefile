@@ -36,12 +36,14 @@ demo: setup
 	$(BIN)/licensing-pipeline run
 
 # The same demo with the repository, the warehouse and Dagster's storage on PostgreSQL.
+# The demo's shipped bundle has no approved policy_version change: the demo turns the
+# production profile's approval gate off (docs/governance.md, policy versions).
 demo-postgres: setup
 	@psql "$(PG_SERVER)/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$(PG_DATABASE)'" | grep -q 1 \
 	  || psql "$(PG_SERVER)/postgres" -c 'CREATE DATABASE "$(PG_DATABASE)"'
 	LICENSING_PROFILE=postgres LICENSING_DATABASE_URL=$(PG_SERVER)/$(PG_DATABASE) $(BIN)/licensing-pipeline db upgrade
 	$(BIN)/licensing-pipeline demo
-	LICENSING_PROFILE=postgres LICENSING_DATABASE_URL=$(PG_SERVER)/$(PG_DATABASE) $(BIN)/licensing-pipeline run
+	LICENSING_PROFILE=postgres LICENSING_REQUIRE_APPROVED_POLICY=off LICENSING_DATABASE_URL=$(PG_SERVER)/$(PG_DATABASE) $(BIN)/licensing-pipeline run
 
 run: setup
 	$(BIN)/licensing-pipeline run

@@ -175,6 +175,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from licensing_pipeline.jobs import NIGHTLY_JOB
 
     defs = build_definitions(settings)  # a bad value of a resource's variable stops here
+    _check_policy_approval(settings, as_of)
     print(
         f"Running {NIGHTLY_JOB} on {data_dir} as of {as_of or 'today (UTC)'}{where}",
         flush=True,
@@ -215,6 +216,26 @@ def _check_stores(settings: Settings) -> None:
     LicensingRepository(database_url=settings.database_url).engine()
     with warehouse_for(settings).connect():
         pass
+
+
+def _check_policy_approval(settings: Settings, as_of: str | None) -> None:
+    """An unapproved bundle stops a run that requires approval here, in one line; otherwise
+    the run goes on and says so."""
+    from licensing_pipeline.governance.policy_approval import PolicyNotApproved, run_approval
+
+    day = date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
+    try:
+        approval = run_approval(settings, day)
+    except PolicyNotApproved as exc:
+        raise CliError(str(exc)) from None
+    except ContractError:  # no valid bundle at all: the run itself says what is wrong
+        return
+    if approval.request_id is None:
+        print(
+            f"Note: {approval.problem(settings.policy_path)}. The {settings.profile} profile "
+            "runs it anyway (LICENSING_REQUIRE_APPROVED_POLICY=on refuses it).",
+            file=sys.stderr,
+        )
 
 
 def _check_workers(settings: Settings) -> None:

@@ -53,6 +53,18 @@ def _parsed(name: str, convert: Callable[[str], T], expected: str) -> T | None:
         raise SettingsError(f"{name} must be {expected}, got {value!r}") from None
 
 
+def switch(name: str) -> bool | None:
+    """on/off (also true/false, yes/no, 1/0)."""
+    value = text(name)
+    if value is None:
+        return None
+    if value.lower() in ("on", "true", "yes", "1"):
+        return True
+    if value.lower() in ("off", "false", "no", "0"):
+        return False
+    raise SettingsError(f"{name} must be on or off, got {value!r}")
+
+
 def day(name: str) -> date | None:
     return _parsed(name, date.fromisoformat, "a day like 2025-01-01")
 

@@ -1,6 +1,7 @@
 """The nightly job and its schedule."""
 
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -28,12 +29,40 @@ def nightly_job(settings: Settings) -> UnresolvedAssetJobDefinition:
         # The day-partitioned history follows the nightly run in runs of its own.
         selection=dg.AssetSelection.all()
         - dg.AssetSelection.groups(REMEDIATION_GROUP, HISTORY_GROUP),
-        executor_def=with_run_lock(nightly_executor(settings) or dg.in_process_executor, settings),
+        executor_def=with_run_lock(
+            nightly_executor(settings) or dg.in_process_executor,
+            settings,
+            before_steps=policy_gate(settings),
+        ),
         description=(
             "Load the exports, rebuild the warehouse, run every check family and decide the "
             "findings."
         ),
     )
+
+
+def run_as_of(run_config: Mapping[str, Any], settings: Settings) -> date:
+    """The as-of day a run's config names (else the environment's, else today in UTC)."""
+    config = run_config.get("resources", {}).get("run_settings", {}).get("config", {})
+    as_of = config.get("as_of") or settings.as_of
+    return date.fromisoformat(as_of) if as_of else datetime.now(UTC).date()
+
+
+def policy_gate(settings: Settings) -> Callable[[Mapping[str, Any]], None]:
+    """Before the first step: refuse a bundle without an approved policy_version change in
+    force on the run's as-of day, when the settings require one (``policy_approval.py``)."""
+
+    def check(run_config: Mapping[str, Any]) -> None:
+        if not settings.require_approved_policy:
+            return
+        from licensing_pipeline.governance.policy_approval import PolicyNotApproved, run_approval
+
+        try:
+            run_approval(settings, run_as_of(run_config, settings))
+        except PolicyNotApproved as exc:
+            raise dg.Failure(description=str(exc)) from None
+
+    return check
 
 
 def run_settings_config(

@@ -26,7 +26,7 @@ import re
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,18 +196,27 @@ def run_lock(
 
 
 class _LockedExecutor(dg.Executor):
-    """``inner`` under the run lock; anything else is ``inner``'s (the Celery execution loop
-    asks the run's executor for its app settings)."""
+    """``inner`` under the run lock, after ``before_steps`` (given the run's config); anything
+    else is ``inner``'s (the Celery execution loop asks the run's executor for its app
+    settings)."""
 
-    def __init__(self, inner: dg.Executor, settings: Settings) -> None:
+    def __init__(
+        self,
+        inner: dg.Executor,
+        settings: Settings,
+        before_steps: Callable[[Mapping[str, Any]], None] | None,
+    ) -> None:
         self._inner = inner
         self._settings = settings
+        self._before_steps = before_steps
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
         with run_lock(self._settings):
+            if self._before_steps is not None:
+                self._before_steps(plan_context.dagster_run.run_config)
             yield from self._inner.execute(plan_context, execution_plan)
 
     @property
@@ -219,16 +228,21 @@ class _LockedExecutor(dg.Executor):
         return self._inner.step_dependency_config
 
 
-def with_run_lock(executor_def: dg.ExecutorDefinition, settings: Settings) -> dg.ExecutorDefinition:
+def with_run_lock(
+    executor_def: dg.ExecutorDefinition,
+    settings: Settings,
+    before_steps: Callable[[Mapping[str, Any]], None] | None = None,
+) -> dg.ExecutorDefinition:
     """``executor_def`` whose runs hold the run lock from before their first step to after
     their last, in the process that orchestrates them (the daemon's run worker, or the
-    shell's run). A run started while another holds it fails before any step, naming it."""
+    shell's run). A run started while another holds it fails before any step, naming it;
+    so does one that ``before_steps`` (called with the run's config) raises on."""
     creation = executor_def.executor_creation_fn
     if creation is None:
         raise ValueError(f"executor {executor_def.name} has no creation function")
 
     def create(init_context: dg.InitExecutorContext) -> dg.Executor:
-        return _LockedExecutor(creation(init_context), settings)
+        return _LockedExecutor(creation(init_context), settings, before_steps)
 
     return dg.ExecutorDefinition(
         name=executor_def.name,

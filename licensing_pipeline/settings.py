@@ -113,6 +113,8 @@ class Settings:
     user: str | None = None
     # How far back a change request's effective date may lie when it is proposed.
     change_max_backdate_days: int = DEFAULT_CHANGE_MAX_BACKDATE_DAYS
+    # A run refuses a policy bundle no approved policy_version change names.
+    require_approved_policy: bool = False
 
     @property
     def dagster_home(self) -> Path:
@@ -171,6 +173,9 @@ def load_settings() -> Settings:
                             local account is the identity). PostgreSQL uses the login instead
     LICENSING_CHANGE_MAX_BACKDATE_DAYS  how many days before today a proposed change may take
                             effect from (default 7; ``changes propose``)
+    LICENSING_REQUIRE_APPROVED_POLICY  on: a run refuses a policy bundle that no approved
+                            ``policy_version`` change in force names (default on for the
+                            postgres profile, off for embedded)
     LICENSING_STATEMENTS_MODE  the file mode of customer statements (default 0600; 0640 or
                             0644 to share them; their folders get the matching 0750 / 0755)
     (Slack, tickets and SLA: see ``remediation/resources.py``.)
@@ -215,4 +220,9 @@ def load_settings() -> Settings:
         statements_mode=env.file_mode("LICENSING_STATEMENTS_MODE") or PRIVATE_FILE,
         user=env.text("LICENSING_USER"),
         change_max_backdate_days=DEFAULT_CHANGE_MAX_BACKDATE_DAYS if backdate is None else backdate,
+        require_approved_policy=(
+            required
+            if (required := env.switch("LICENSING_REQUIRE_APPROVED_POLICY")) is not None
+            else profile == "postgres"
+        ),
     )

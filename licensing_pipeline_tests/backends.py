@@ -9,10 +9,17 @@ from pathlib import Path
 
 
 def backend_variables(home: Path, data_dir: Path, database_url: str | None) -> dict[str, str]:
-    """LICENSING_* of the embedded profile, or of the postgres profile on ``database_url``."""
+    """LICENSING_* of the embedded profile, or of the postgres profile on ``database_url``.
+
+    The postgres profile's policy approval gate is off here (these databases hold no approved
+    policy_version change); ``governance/test_policy_approval.py`` tests the gate itself."""
     variables = {"LICENSING_HOME": str(home), "LICENSING_DATA_DIR": str(data_dir)}
     if database_url:
-        variables.update(LICENSING_PROFILE="postgres", LICENSING_DATABASE_URL=database_url)
+        variables.update(
+            LICENSING_PROFILE="postgres",
+            LICENSING_DATABASE_URL=database_url,
+            LICENSING_REQUIRE_APPROVED_POLICY="off",
+        )
     return variables
 
 

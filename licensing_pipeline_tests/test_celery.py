@@ -53,6 +53,7 @@ def use_profile(env: pytest.MonkeyPatch, profile: Profile, data_dir: Path) -> No
     env.setenv("LICENSING_HOME", str(profile.home))
     env.setenv("LICENSING_PROFILE", "postgres")
     env.setenv("LICENSING_DATABASE_URL", profile.database_url)
+    env.setenv("LICENSING_REQUIRE_APPROVED_POLICY", "off")  # the gate: test_policy_approval.py
     env.setenv("LICENSING_DATA_DIR", str(data_dir))
     env.setenv("DAGSTER_HOME", str(profile.home / "dagster-postgres"))
     for name in ("LICENSING_WAREHOUSE_URL", "LICENSING_DAGSTER_STORAGE_URL", "LICENSING_AS_OF"):

@@ -70,6 +70,8 @@ def whole_run(url: str, home: Path, data_dir: Path) -> float:
         LICENSING_DATA_DIR=str(data_dir),
         LICENSING_PROFILE="postgres",
         LICENSING_DATABASE_URL=url,
+        # a fresh database holds no approved policy_version change (docs/governance.md)
+        LICENSING_REQUIRE_APPROVED_POLICY="off",
         DO_NOT_TRACK="1",
     )
     cli = str(Path(sys.executable).parent / "licensing-pipeline")

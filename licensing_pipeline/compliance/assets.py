@@ -204,16 +204,21 @@ def residency_compliance(
 
 @_check_family(
     "config_feature_not_entitled / config_feature_missing / config_quota_mismatch: the "
-    "latest deployment configs against the entitlement on as-of."
+    "latest deployment configs against the entitlement on as-of; config_policy_outdated: "
+    "deployments enforcing another enforcement feed version than this run's policy version."
 )
 def config_drift(
     context: dg.AssetExecutionContext,
     run_settings: RunSettings,
+    policy: PolicyResource,
     effective_entitlements: pd.DataFrame,
     deployment_configs: pd.DataFrame,
 ) -> pd.DataFrame:
     results = drift.config_drift(
-        effective_entitlements, deployment_configs, run_settings.as_of_date()
+        effective_entitlements,
+        deployment_configs,
+        run_settings.as_of_date(),
+        feed_version=policy.load().version,
     )
     return _describe(context, results, drift.CHECKS)
 

@@ -192,11 +192,17 @@ def count_by_check(results: pd.DataFrame, checks: Iterable[str]) -> Mapping[str,
 def latest_deployments(deployment_configs: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """The latest observation per (tenant, deployment) made by the end of the as-of day.
 
-    Columns: tenant_id, deployment, region, enabled_features, quota_limits, observed_at.
+    Columns: tenant_id, deployment, region, enabled_features, quota_limits, observed_at,
+    enforcement_feed_version (optional in the input: absent, nothing is reported).
     """
     frame = require(
         deployment_configs,
         ["tenant_id", "deployment", "region", "enabled_features", "quota_limits", "observed_at"],
+    )
+    feed_version = (
+        frame["enforcement_feed_version"]
+        if "enforcement_feed_version" in frame
+        else pd.Series(pd.NA, index=frame.index)
     )
     out = pd.DataFrame(
         {
@@ -206,6 +212,7 @@ def latest_deployments(deployment_configs: pd.DataFrame, as_of: date) -> pd.Data
             "enabled_features": frame["enabled_features"].astype(object),
             "quota_limits": frame["quota_limits"].astype(object),
             "observed_at": time_series(frame["observed_at"]),
+            "enforcement_feed_version": text_series(feed_version),
         }
     )
     cutoff = as_day(as_of) + pd.Timedelta(days=1)

@@ -20,7 +20,13 @@ from licensing_pipeline.compliance.entitlements import (
     period_of,
 )
 
-CHECKS = ("config_feature_not_entitled", "config_feature_missing", "config_quota_mismatch")
+CHECKS = (
+    "config_feature_not_entitled",
+    "config_feature_missing",
+    "config_quota_mismatch",
+    "config_policy_outdated",
+)
+POLICY_SUBJECT = "policy_version"
 _KEY = ["tenant_id", "check", "subject"]
 
 
@@ -106,15 +112,42 @@ def _quota_results(joined: pd.DataFrame) -> pd.DataFrame:
     return result.assign(check="config_quota_mismatch")
 
 
+def _feed_results(joined: pd.DataFrame, feed_version: str) -> pd.DataFrame:
+    """One row per tenant some of whose deployments enforce another feed version than the
+    one this run publishes; a deployment that does not report its version is not one."""
+    reported = joined[joined["enforcement_feed_version"].notna()]
+    outdated = reported[reported["enforcement_feed_version"] != feed_version]
+    out = []
+    for tenant, group in outdated.sort_values("deployment").groupby("tenant_id", sort=True):
+        named = [
+            f"{d} ({v})"
+            for d, v in zip(group["deployment"], group["enforcement_feed_version"], strict=True)
+        ]
+        verb = "enforce" if len(named) > 1 else "enforces"
+        details = (
+            f"{_deployments(named, start=True)} {verb} enforcement feed version(s) other "
+            f"than the current {feed_version}."
+        )
+        out.append((str(tenant), float(len(named)), details))
+    frame = pd.DataFrame(out, columns=["tenant_id", "observed", "details"])
+    return frame.assign(check="config_policy_outdated", subject=POLICY_SUBJECT, allowed=0.0)
+
+
 def config_drift(
-    entitlements: pd.DataFrame, deployment_configs: pd.DataFrame, as_of: date
+    entitlements: pd.DataFrame,
+    deployment_configs: pd.DataFrame,
+    as_of: date,
+    feed_version: str | None = None,
 ) -> pd.DataFrame:
-    """config_feature_not_entitled / config_feature_missing / config_quota_mismatch.
+    """config_feature_not_entitled / config_feature_missing / config_quota_mismatch /
+    config_policy_outdated.
 
     The latest observation per (tenant, deployment) up to the end of the as-of day is
-    compared with the entitlement on as-of, for tenants entitled then. Several deployments
-    with the same problem make one result (the finding is the tenant's), naming them all;
-    for a quota, observed is the limit furthest from the contract's.
+    compared with the entitlement on as-of, for tenants entitled then, and with
+    ``feed_version``, the enforcement feed version this run publishes (the policy version).
+    Several deployments with the same problem make one result (the finding is the tenant's),
+    naming them all; for a quota, observed is the limit furthest from the contract's; for the
+    feed, observed is the number of deployments on another version (allowed: 0).
     """
     period = period_of(as_day(as_of))
     entitled = entitled_only(entitlements)
@@ -125,7 +158,10 @@ def config_drift(
     )
     if joined.empty:
         return check_results(joined)
-    found = pd.concat([_feature_results(joined), _quota_results(joined)], ignore_index=True)
+    parts = [_feature_results(joined), _quota_results(joined)]
+    if feed_version is not None:
+        parts.append(_feed_results(joined, feed_version))
+    found = pd.concat(parts, ignore_index=True)
     if found.empty:
         return check_results(found)
     found["period"] = period

@@ -501,6 +501,10 @@ def _deployment_row(obj: Any) -> tuple[dict[str, Any] | None, str | None, str]:
     if not isinstance(observed_at, str) or not observed_at:
         return None, "observed_at", "missing observed_at"
     row["observed_at"] = observed_at
+    feed_version = obj.get("enforcement_feed_version")
+    if feed_version is not None and not isinstance(feed_version, str):
+        return None, "enforcement_feed_version", "enforcement_feed_version must be a string"
+    row["enforcement_feed_version"] = (feed_version or "").strip() or None
     return row, None, ""
 
 

@@ -60,6 +60,7 @@ DEPLOYMENT_CONFIGS: dict[str, str] = {
     "enabled_features": STRING,  # JSON list text
     "quota_limits": STRING,  # JSON object text
     "observed_at": TIMESTAMP,
+    "enforcement_feed_version": STRING,  # the feed version it enforces; <NA>: not reported
 }
 
 RESIDENCY_CONFIGS: dict[str, str] = {
@@ -258,6 +259,7 @@ CHECKS = (
     "config_feature_not_entitled",
     "config_feature_missing",
     "config_quota_mismatch",
+    "config_policy_outdated",
     "unbilled_usage",
     "overbilled_usage",
     "usage_anomaly",

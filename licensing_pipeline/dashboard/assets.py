@@ -8,12 +8,16 @@ import pandas as pd
 
 from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard
 from licensing_pipeline.dashboard.resources import DashboardFolder
+from licensing_pipeline.governance.tables import CHANGE_STATUSES
+from licensing_pipeline.remediation.change_alerts import recent_requests
+from licensing_pipeline.remediation.outbox import utcnow
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.assets import customer_statements
 from licensing_pipeline.statements.resources import StatementFolder
 
 RUNS_SHOWN = 30
+DECIDED = tuple(s for s in CHANGE_STATUSES if s != "pending")
 
 
 @dg.asset(
@@ -22,7 +26,8 @@ RUNS_SHOWN = 30
     deps=[customer_statements],
     description=(
         "Open findings by check, severity and action, the tenants needing attention (linked "
-        "to their statements) and the trend of the latest runs: one static page under "
+        "to their statements), pending change requests and the last week's decisions, and the "
+        "trend of the latest runs: one static page under "
         "LICENSING_DASHBOARD_DIR, for the people who never open Dagster."
     ),
 )
@@ -38,7 +43,9 @@ def compliance_dashboard(
     as_of = run_settings.as_of_date()
     names = dict(zip(tenants["tenant_id"].astype(str), tenants["name"].astype(str), strict=True))
     runs = repository.load_finding_runs(RUNS_SHOWN)
-    summary = dashboard_summary(compliance_findings, runs, as_of, names)
+    with repository.connect() as con:
+        changes = recent_requests(con, now=utcnow(), decided=DECIDED)
+    summary = dashboard_summary(compliance_findings, runs, as_of, names, changes)
     period = as_of.strftime("%Y-%m")
     folder = dashboard.page_path.parent
 
@@ -54,5 +61,8 @@ def compliance_dashboard(
             "open": summary["open"],
             "critical_open": summary["critical_open"],
             "tenants_with_open": summary["tenants_with_open"],
+            "change_requests_pending": sum(
+                1 for c in summary["changes"] if c["status"] == "pending"
+            ),
         }
     )

@@ -5,16 +5,33 @@ Internal: it names every tenant. Customers get their own statements instead.
 """
 
 import html
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
 from licensing_pipeline.contract.schemas import ACTIONS, CHECKS, SEVERITIES
+from licensing_pipeline.remediation.change_alerts import describe_change
 
 TOP_TENANTS = 20
 _BY_WEIGHT = tuple(reversed(SEVERITIES))  # critical, warning, info
+
+
+def change_rows(requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Change requests (``change_requests`` rows) as the page's table shows them, newest first."""
+    return [
+        {
+            "request_id": int(r["request_id"]),
+            "status": str(r["status"]),
+            "change": describe_change(str(r["kind"]), json.loads(r["payload"]), r["tenant_id"]),
+            "proposed_by": str(r["proposed_by"]),
+            "decided_by": "" if r["decided_by"] is None else str(r["decided_by"]),
+            "effective_from": pd.Timestamp(r["effective_from"]).date().isoformat(),
+        }
+        for r in sorted(requests, key=lambda r: -int(r["request_id"]))
+    ]
 
 
 def dashboard_summary(
@@ -22,9 +39,11 @@ def dashboard_summary(
     runs: pd.DataFrame,
     as_of: date,
     names: Mapping[str, str] | None = None,
+    changes: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Counts of the findings (compliance_findings rows) and of the latest runs (finding_runs
-    rows, oldest first) that the page shows; ``names`` are the tenants' names by id."""
+    rows, oldest first) that the page shows; ``names`` are the tenants' names by id;
+    ``changes`` the pending change requests and the recent decisions."""
     names = names or {}
     status = findings["status"]
     live = findings[status == "open"]
@@ -67,6 +86,7 @@ def dashboard_summary(
         "by_action": [{"action": a, "open": int(actions.get(a, 0))} for a in reversed(ACTIONS)],
         "tenants": tenants[:TOP_TENANTS],
         "tenants_with_open": len(tenants),
+        "changes": change_rows(changes),
         "runs": [
             {
                 "as_of": str(r.as_of)[:10],
@@ -194,6 +214,26 @@ def render_dashboard(
         _table("tenants", ("Tenant", *severities, "Strongest action"), rows)
         if rows
         else "<p>No tenant has an open finding.</p>"
+    )
+    parts.append("<h2>Change requests</h2>")
+    parts.append(
+        _table(
+            "changes",
+            ("Change", "Status", "What", "Proposed by", "Decided by", "Effective"),
+            [
+                [
+                    f"<td>#{r['request_id']}</td>",
+                    f"<td>{_e(r['status'])}</td>",
+                    f"<td>{_e(r['change'])}</td>",
+                    f"<td>{_e(r['proposed_by'])}</td>",
+                    f"<td>{_e(r['decided_by'])}</td>",
+                    f"<td>{_e(r['effective_from'])}</td>",
+                ]
+                for r in summary["changes"]
+            ],
+        )
+        if summary["changes"]
+        else "<p>No change request is pending or was decided in the last week.</p>"
     )
     parts.append("<h2>The latest runs</h2>")
     parts.append(_trend(summary["runs"]))

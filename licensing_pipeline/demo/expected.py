@@ -330,6 +330,7 @@ def expected_findings(
         *_inactive_contract_findings(usage, entitlements),
         *_residency_findings(usage, latest, residency, catalog, as_of),
         *_drift_findings(latest, entitlements, as_of),
+        *_feed_findings(latest, entitlements, as_of),
         *_billing_findings(billing, entitlements, monthly, as_of, t),
         *_anomalies(usage, as_of, t, seeded_anomalies),
     ]
@@ -478,6 +479,30 @@ def _drift_findings(
     return [
         _finding(tenant, check, subject, as_of_period, observed, allowed)
         for (tenant, check, subject), (observed, allowed) in sorted(drift.items())
+    ]
+
+
+def _feed_findings(
+    latest: pd.DataFrame, entitlements: Entitlements, as_of: date
+) -> list[dict[str, Any]]:
+    """Deployments that report another enforcement feed version than the shipped bundle's."""
+    from licensing_pipeline.policy.bundle import load_policy
+    from licensing_pipeline.settings import DEFAULT_POLICY_PATH
+
+    if "enforcement_feed_version" not in latest:
+        return []
+    current = load_policy(DEFAULT_POLICY_PATH).version
+    as_of_period = period_of(as_of)
+    outdated: dict[str, int] = {}
+    for tenant, version in zip(
+        latest["tenant_id"], latest["enforcement_feed_version"], strict=True
+    ):
+        entitled = _entitled(entitlements, tenant, as_of_period) is not None
+        if entitled and isinstance(version, str) and version and version != current:
+            outdated[tenant] = outdated.get(tenant, 0) + 1
+    return [
+        _finding(tenant, "config_policy_outdated", "policy_version", as_of_period, float(n), 0.0)
+        for tenant, n in sorted(outdated.items())
     ]
 
 

@@ -94,6 +94,8 @@ TRAP_BEFORE, TRAP_AFTER = -300, 120  # offsets that move an event across a local
 
 # --- scenarios -------------------------------------------------------------------------
 
+# The enforcement feed version the stale deployment reports (the shipped bundle is newer).
+OUTDATED_FEED_VERSION = "2026.11.0"
 QUOTA_EXCEEDED = "quota_exceeded"
 QUOTA_NEAR = "quota_near_limit"
 FEATURE = "feature_not_entitled"
@@ -133,11 +135,11 @@ class Scenario:
 
 def _scenario(row: tuple[Any, ...]) -> Scenario:
     role, plan, enforcement, check, description, *extra = row
-    checks = frozenset([check] if check else [])
+    checks = frozenset([check] if isinstance(check, str) else check or [])
     return Scenario(role, plan, enforcement, checks, description, *extra)
 
 
-# role, plan, enforcement, the one check it must produce (None: clean), what it shows,
+# role, plan, enforcement, the check it must produce (None: clean; a tuple: these), what it shows,
 # [add-ons, home region, residency]. One tenant each.
 # fmt: off
 SCENARIOS: tuple[Scenario, ...] = tuple(_scenario(row) for row in (
@@ -155,7 +157,8 @@ SCENARIOS: tuple[Scenario, ...] = tuple(_scenario(row) for row in (
     (CONFIG_EXTRA, "growth", "hard", "config_feature_not_entitled", "deployment enables advanced_analytics"),
     (CONFIG_MISSING, "enterprise", "soft", "config_feature_missing", "both deployments lack audit_log",
      ("analytics",)),
-    (CONFIG_QUOTA, "starter", "hard", "config_quota_mismatch", "deployment enforces a stale api_calls limit"),
+    (CONFIG_QUOTA, "starter", "hard", ("config_quota_mismatch", "config_policy_outdated"),
+     f"deployment enforces a stale api_calls limit, from enforcement feed {OUTDATED_FEED_VERSION}"),
     (UNBILLED, "growth", "soft", "unbilled_usage", "api_calls invoiced at 72% of measured usage"),
     (OVERBILLED, "starter", "soft", "overbilled_usage", "3 seats invoiced beyond measured usage"),
     (ANOMALY, "enterprise", "hard", "usage_anomaly", "one-day api_calls spike, ~10x the daily norm"),

@@ -28,6 +28,7 @@ from licensing_pipeline.demo.plan import (
     CONFIG_QUOTA,
     CURRENCIES,
     EXPIRED,
+    OUTDATED_FEED_VERSION,
     OVERBILLED,
     REGIONS,
     RESIDENCY_DEPLOYMENT,
@@ -133,7 +134,8 @@ def deployment_observations(
                     features.add("advanced_analytics")
                 if is_latest and t.role == CONFIG_MISSING:
                     features.discard("audit_log")
-                if is_latest and t.role == CONFIG_QUOTA:
+                stale_feed = is_latest and t.role == CONFIG_QUOTA
+                if stale_feed:
                     quotas["api_calls"] = quotas["api_calls"] * 1.5
                 if t is fixed_drift and i == 1 and len(days) == 3:
                     features.discard(sorted(features)[0])  # drift that was fixed since
@@ -141,7 +143,10 @@ def deployment_observations(
                     quotas = {m: q for m, q in quotas.items() if m in ("api_calls", "seats")}
                 if t is unlimited_named:
                     quotas["exports"] = 1e9  # unlimited in the contract: not compared
-                rows.append(_observation(t, name, region, features, quotas, cal, day, i))
+                row = _observation(t, name, region, features, quotas, cal, day, i)
+                if stale_feed:
+                    row["enforcement_feed_version"] = OUTDATED_FEED_VERSION
+                rows.append(row)
         if t is future:
             doubled = {m: q * 2 for m, q in current.quotas.items()}
             name, region = deployments[0]
@@ -226,5 +231,6 @@ def deployments_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "enabled_features": [r["enabled_features"] for r in rows],
             "quota_limits": [r["quota_limits"] for r in rows],
             "observed_at": pd.to_datetime([r["_utc"] for r in rows]),
+            "enforcement_feed_version": [r.get("enforcement_feed_version") for r in rows],
         }
     )

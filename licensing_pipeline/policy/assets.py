@@ -18,6 +18,7 @@ from licensing_pipeline.compliance.findings import compliance_findings
 from licensing_pipeline.compliance.overrides import change_exceptions
 from licensing_pipeline.contract.errors import ContractError
 from licensing_pipeline.contract.schemas import ACTIONS, POLICY_EXCEPTIONS, conform
+from licensing_pipeline.governance.policy_approval import Approval, bundle_approval
 from licensing_pipeline.metadata import preview
 from licensing_pipeline.policy import store
 from licensing_pipeline.policy.bundle import BundleResolution, PolicyResource
@@ -36,11 +37,18 @@ GROUP = "policy"
 BUNDLE_CHECK = "configured_bundle_in_force"
 
 
-def bundle_metadata(resolution: BundleResolution) -> dict[str, Any]:
+def approval_text(approval: Approval) -> str:
+    if approval.request_id is not None:
+        return f"approved by change #{approval.request_id}"
+    return "not approved (allowed: LICENSING_REQUIRE_APPROVED_POLICY is off)"
+
+
+def bundle_metadata(resolution: BundleResolution, approval: Approval) -> dict[str, Any]:
     bundle = resolution.bundle
     out: dict[str, Any] = {
         "policy_version": bundle.version,
         "policy_hash": bundle.content_hash,
+        "policy_approval": approval_text(approval),
         "policy_source": bundle.path,
         "policy_rules": len(bundle.rules),
         "bundle_in_force": "last good (configured bundle rejected)"
@@ -94,6 +102,9 @@ def policy_evaluations(
     bundle = resolution.bundle
     as_of = run_settings.as_of_date()
     engine = repository.engine()
+    approval = bundle_approval(engine, bundle.version, bundle.content_hash, as_of)
+    if approval.request_id is None:
+        context.log.warning(f"Deciding under an unapproved bundle: {approval.problem(bundle.path)}")
     store.remember_bundle(engine, bundle)
     managed = store.managed_exception_frame(engine)
     governed = change_exceptions(approved_changes, as_of)
@@ -117,7 +128,7 @@ def policy_evaluations(
         )
     rules = evaluations["rule_id"].value_counts()
     metadata: dict[str, Any] = {
-        **bundle_metadata(resolution),
+        **bundle_metadata(resolution, approval),
         "evaluations": len(evaluations),
         "waived": int((evaluations["status"] == "waived").sum()),
         "escalated": int((evaluations["escalation_steps"].fillna(0) > 0).sum()),
@@ -186,6 +197,9 @@ def enforcement_actions(
         policy_version=bundle.version,
         policy_hash=bundle.content_hash,
         as_of=as_of,
+        approved_change=bundle_approval(
+            engine, bundle.version, bundle.content_hash, as_of
+        ).request_id,
     )
     rewritten = enforcement.publish(document, store.load_changes(engine))
     store.record_run(

@@ -51,6 +51,7 @@ CAPABILITY_KIND: dict[str, str | None] = {
     "quota_exceeded": "metric",
     "quota_near_limit": "metric",
     "config_quota_mismatch": "metric",
+    "config_policy_outdated": None,
     "unbilled_usage": "metric",
     "overbilled_usage": "metric",
     "usage_anomaly": "metric",
@@ -146,8 +147,13 @@ def flagd_document(
     policy_version: str,
     policy_hash: str,
     as_of: date,
+    approved_change: int | None = None,
 ) -> dict[str, Any]:
-    """A flagd flag-definition document: one string flag per capability, default ``none``."""
+    """A flagd flag-definition document: one string flag per capability, default ``none``.
+
+    Its metadata names the policy bundle that produced it (``version``, ``policyHash``: the
+    bundle's sha256) and the approved change that put that bundle in force, when there is one.
+    """
     names = sorted(set(capabilities) | set(actions["capability"].dropna().astype(str)))
     flags: dict[str, Any] = {}
     for name in names:
@@ -166,16 +172,15 @@ def flagd_document(
             flag["targeting"] = targeting
         flag["metadata"] = {"capability": name}
         flags[name] = flag
-    return {
-        "$schema": FLAGD_SCHEMA,
-        "metadata": {
-            "flagSetId": FLAG_SET_ID,
-            "version": policy_version,
-            "policyHash": policy_hash,
-            "asOf": as_of.isoformat(),
-        },
-        "flags": flags,
+    metadata: dict[str, Any] = {
+        "flagSetId": FLAG_SET_ID,
+        "version": policy_version,
+        "policyHash": policy_hash,
+        "asOf": as_of.isoformat(),
     }
+    if approved_change is not None:
+        metadata["approvedChange"] = approved_change
+    return {"$schema": FLAGD_SCHEMA, "metadata": metadata, "flags": flags}
 
 
 def write_atomically(path: Path, text: str, mode: int = PRIVATE_FILE) -> bool:

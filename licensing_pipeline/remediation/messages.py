@@ -265,3 +265,8 @@ def test_message(channel: str) -> Message:
         "text": text,
         "blocks": [_section(f"👋 {escape(text)}")],
     }
+
+
+def change_request_message(text: str) -> Message:
+    """A change request's proposal or approval (``change_alerts.py``): one sentence."""
+    return {"text": text, "blocks": [_section(escape(text))]}

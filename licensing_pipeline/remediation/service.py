@@ -1,4 +1,5 @@
-"""One remediation pass: sync tickets with the findings, export new ones, post the outbox.
+"""One remediation pass: sync tickets with the findings, tell change requests, export new
+tickets, post the outbox.
 
 The ticket changes, their history and the alerts they call for are written in one
 transaction; exporting and posting come after, each recording its own outcome, so an
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 
 from licensing_pipeline import environment as env
 from licensing_pipeline.remediation.alerts import plan_alerts
+from licensing_pipeline.remediation.change_alerts import change_alerts, recent_requests
 from licensing_pipeline.remediation.outbox import FlushReport, enqueue, flush, utcnow
 from licensing_pipeline.remediation.slack import SlackAlerts
 from licensing_pipeline.remediation.store import (
@@ -178,6 +180,12 @@ def sync_tickets(
     raise AssertionError("unreachable")
 
 
+def enqueue_change_alerts(engine: sa.Engine, channel: str, *, now: datetime) -> int:
+    """Change requests waiting for approval, and recent approvals, into the outbox once."""
+    with engine.begin() as con:
+        return enqueue(con, change_alerts(recent_requests(con, now=now), channel=channel), now=now)
+
+
 def export_tickets(engine: sa.Engine, sink: TicketSink) -> ExportReport:
     report = ExportReport(target=sink.describe())
     if not sink.enabled:
@@ -240,6 +248,7 @@ def run_remediation(
         night=night,
         suggestions=suggestions,
     )
+    new += enqueue_change_alerts(engine, slack.default_channel, now=now)
     export = export_tickets(engine, sink)
     delivery = flush(engine, slack)
     return RemediationReport(

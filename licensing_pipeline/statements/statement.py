@@ -31,6 +31,7 @@ CHECK_LABELS = {
     "config_feature_not_entitled": "Feature enabled that your plan does not include",
     "config_feature_missing": "Feature of your plan not enabled yet",
     "config_quota_mismatch": "Limit configured differently from your plan",
+    "config_policy_outdated": "Deployment enforcing an outdated policy",
     "unbilled_usage": "Usage above what was invoiced",
     "overbilled_usage": "Invoiced above what was used",
     "usage_anomaly": "Unusual spike in usage",

@@ -153,8 +153,10 @@ def deployment(
     region: str = "eu-west-1",
     features: Iterable[str] = ("api_access",),
     limits: dict[str, float] | None = None,
+    feed_version: str | None = None,
 ) -> dict[str, Any]:
     return {
+        "enforcement_feed_version": feed_version,
         "tenant_id": tenant_id,
         "deployment": deployment,
         "region": region,

@@ -131,3 +131,28 @@ def test_frames_from_duckdb():
         AS_OF,
     )
     assert list(results["check"]) == ["config_feature_missing"]
+
+
+def test_a_deployment_on_another_feed_version_is_reported_once_per_tenant():
+    """config_policy_outdated: observed is the number of deployments on another version than
+    the feed this run publishes; the latest observation counts, an absent version is none."""
+    configs = deployments(
+        deployment("t1", "2026-10-01", **MATCHING, feed_version="2026.09.0"),
+        deployment("t1", "2026-10-02", **MATCHING, deployment="eu", feed_version="2026.08.1"),
+        deployment("t1", "2026-10-02", **MATCHING, deployment="us", feed_version="2026.11.0"),
+        deployment("t1", "2026-10-03", **MATCHING, deployment="ap"),
+    )
+    results = config_drift(ENTS, configs, AS_OF, feed_version="2026.11.0")
+    row = only_result(results, ("t1", "config_policy_outdated", "policy_version", "2026-10"))
+    assert (row["observed"], row["allowed"], row["enforcement"]) == (2, 0, "soft")
+    assert row["details"] == (
+        "Deployments eu (2026.08.1) and prod (2026.09.0) enforce enforcement feed version(s) "
+        "other than the current 2026.11.0."
+    )
+    updated = deployments(
+        deployment("t1", "2026-10-01", **MATCHING, feed_version="2026.09.0"),
+        deployment("t1", "2026-10-05", **MATCHING, feed_version="2026.11.0"),
+    )
+    assert config_drift(ENTS, updated, AS_OF, feed_version="2026.11.0").empty
+    unreported = deployments(deployment("t1", "2026-10-01", **MATCHING))
+    assert config_drift(ENTS, unreported, AS_OF, feed_version="2026.11.0").empty

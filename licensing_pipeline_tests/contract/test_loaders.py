@@ -331,6 +331,27 @@ def test_deployment_configs(tmp_path: Path) -> None:
     }
 
 
+def test_a_deployment_may_say_which_enforcement_feed_version_it_enforces(tmp_path: Path) -> None:
+    def line(deployment: str, version: object) -> str:
+        return (
+            f'{{"tenant_id": "t-1", "deployment": "{deployment}", "enabled_features": [], '
+            f'"observed_at": "2026-10-01T00:00:00Z", "enforcement_feed_version": {version}}}'
+        )
+
+    write(
+        tmp_path,
+        "deployment_configs.jsonl",
+        "\n".join([GOOD_DEPLOYMENT, line("a", '" 2026.11.0 "'), line("b", '""'), line("c", 7)]),
+    )
+    loaded = loaders.load_deployment_configs(tmp_path)
+    versions = loaded.frame.set_index("deployment")["enforcement_feed_version"]
+    assert versions["a"] == "2026.11.0"
+    assert pd.isna(versions["prod"]) and pd.isna(versions["b"])  # absent or blank: not reported
+    assert reasons(loaded) == {
+        4: ("enforcement_feed_version", "enforcement_feed_version must be a string")
+    }
+
+
 def test_deployment_configs_may_be_gzipped(tmp_path: Path) -> None:
     path = tmp_path / "deployment_configs.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:

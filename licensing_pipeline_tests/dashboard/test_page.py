@@ -2,6 +2,7 @@
 it: counts, order of the tenants, links to statements, hostile ids shown as text."""
 
 from datetime import date
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -106,3 +107,83 @@ def test_the_browser_shows_the_numbers_the_links_and_hostile_ids_as_text(tmp_pat
     assert by_action == {"suspend": "1", "throttle": "1", "warn": "1", "notify": "2"}
     runs = dom.rows["runs"][1:]
     assert [row[0] for row in runs] == ["2026-11-19", "2026-11-18"]  # newest first
+
+
+class _Cells(HTMLParser):
+    """The text of each row of one table, by id."""
+
+    def __init__(self, table_id: str) -> None:
+        super().__init__()
+        self.table_id, self.inside, self.rows = table_id, False, []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.inside = dict(attrs).get("id") == self.table_id
+        elif self.inside and tag == "tr":
+            self.rows.append([])
+        elif self.inside and tag in ("td", "th"):
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data
+
+
+def table_rows(page: str, table_id: str) -> list[list[str]]:
+    parser = _Cells(table_id)
+    parser.feed(page)
+    return parser.rows
+
+
+def request(request_id: int, status: str, **values: object) -> dict[str, object]:
+    return {
+        "request_id": request_id,
+        "kind": "quota_override",
+        "tenant_id": "acme",
+        "payload": '{"metric": "api_calls", "limit": 200000}',
+        "reason": "renewal",
+        "effective_from": date(2026, 12, 8),
+        "effective_until": None,
+        "status": status,
+        "proposed_by": "bob",
+        "decided_by": None if status == "pending" else "carol",
+        "decided_at": None,
+        **values,
+    }
+
+
+def test_pending_changes_and_recent_decisions_show_as_a_table_newest_first() -> None:
+    changes = [
+        request(6, "approved"),
+        request(7, "pending", tenant_id="<b>x</b>"),
+        request(5, "rejected", kind="feature_grant", payload='{"feature": "sso"}'),
+    ]
+    page = render_dashboard(dashboard_summary(findings(), RUNS, AS_OF, changes=changes))
+    assert table_rows(page, "changes") == [
+        ["Change", "Status", "What", "Proposed by", "Decided by", "Effective"],
+        [
+            "#7",
+            "pending",
+            "quota override api_calls → 200,000 for tenant <b>x</b>",
+            "bob",
+            "",
+            "2026-12-08",
+        ],
+        [
+            "#6",
+            "approved",
+            "quota override api_calls → 200,000 for tenant acme",
+            "bob",
+            "carol",
+            "2026-12-08",
+        ],
+        ["#5", "rejected", "feature grant sso for tenant acme", "bob", "carol", "2026-12-08"],
+    ]
+    assert "<b>x</b>" not in page  # a tenant id is text, never markup
+    empty = render_dashboard(dashboard_summary(findings(), RUNS, AS_OF))
+    assert table_rows(empty, "changes") == []
+    assert "No change request is pending" in empty

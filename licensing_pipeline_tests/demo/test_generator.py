@@ -22,7 +22,7 @@ from licensing_pipeline.demo.expected import (
     expected_findings,
 )
 from licensing_pipeline.demo.generator import MANIFEST_NAME, DemoManifest, generate_demo
-from licensing_pipeline.demo.plan import MIN_TENANTS, SCENARIOS
+from licensing_pipeline.demo.plan import MIN_TENANTS, OUTDATED_FEED_VERSION, SCENARIOS
 
 SMALL = {"tenants": 24, "months": 3, "events_per_tenant": 1200, "seed": 11}
 AS_OF = date(2026, 11, 20)
@@ -244,8 +244,13 @@ def test_files_conform_to_the_contract(demo: tuple[Path, DemoManifest]) -> None:
     assert set(contracts["status"]) == {"active", "paused", "cancelled"}
     assert set(contracts["enforcement"]) == {"hard", "soft"}
     assert (contracts["addons"] != "").any() and (contracts["quota_overrides"] != "").any()
+    optional = {"enforcement_feed_version"}  # only the stale deployment reports it
+    reported = []
     for line in (folder / "deployment_configs.jsonl").read_text().splitlines():
-        assert set(json.loads(line)) == set(schemas.DEPLOYMENT_CONFIGS)
+        fields = set(json.loads(line))
+        assert fields - optional == set(schemas.DEPLOYMENT_CONFIGS) - optional
+        reported += [json.loads(line)["enforcement_feed_version"]] if fields & optional else []
+    assert reported == [OUTDATED_FEED_VERSION]
     usage = sorted(p.name for p in (folder / "usage").iterdir())
     assert any(n.endswith(".jsonl.gz") for n in usage)
     assert any(n.endswith(".jsonl") for n in usage)

@@ -68,6 +68,7 @@ class Home:
             "config_feature_not_entitled": "config_drift",
             "config_feature_missing": "config_drift",
             "config_quota_mismatch": "config_drift",
+            "config_policy_outdated": "config_drift",
             "unbilled_usage": "billing_reconciliation",
             "overbilled_usage": "billing_reconciliation",
             "usage_anomaly": "usage_anomalies",

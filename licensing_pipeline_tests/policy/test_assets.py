@@ -1,6 +1,7 @@
 """policy_evaluations -> compliance_findings -> enforcement_actions, over real stores."""
 
 import json
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ from licensing_pipeline.policy.assets import BUNDLE_CHECK
 from licensing_pipeline.policy.bundle import load_policy
 from licensing_pipeline.settings import DEFAULT_POLICY_PATH
 from licensing_pipeline.warehouse.resources import WarehouseIOManager
+from licensing_pipeline_tests.governance.change_rows import approve_bundle
 from licensing_pipeline_tests.policy.builders import exceptions, result, results
 from licensing_pipeline_tests.policy.flagd import flagd_problems
 from licensing_pipeline_tests.policy.graph import Home
@@ -95,6 +97,26 @@ def test_enforcement_is_published_as_flagd_and_a_change_log(home: Home, tmp_path
     finally:
         engine.dispose()
     assert last is not None and last.as_of.isoformat() == "2026-11-20"
+
+
+def test_the_feed_names_the_approved_change_of_its_bundle(home: Home, tmp_path: Path):
+    policy = copy_of_default(tmp_path)
+    bundle = load_policy(policy)
+    result = home.materialize(policy)
+    evaluated = result.asset_materializations_for_node("policy_evaluations")[0].metadata
+    assert evaluated["policy_approval"].value.startswith("not approved")
+    request = approve_bundle(
+        home.repository.engine(),
+        bundle.version,
+        bundle.content_hash,
+        effective_from=date(2026, 11, 1),
+    )
+    result = home.materialize(policy)
+    evaluated = result.asset_materializations_for_node("policy_evaluations")[0].metadata
+    assert evaluated["policy_approval"].value == f"approved by change #{request}"
+    metadata = json.loads((home.enforcement_dir / "flags.flagd.json").read_text())["metadata"]
+    assert (metadata["version"], metadata["policyHash"]) == (bundle.version, bundle.content_hash)
+    assert metadata["approvedChange"] == request
 
 
 def test_a_changed_bundle_applies_at_the_next_run_and_logs_what_changed(home: Home, tmp_path: Path):

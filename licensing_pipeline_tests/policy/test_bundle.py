@@ -48,6 +48,7 @@ def test_default_bundle_keeps_the_historical_decisions():
         ("config_feature_not_entitled", "soft"): ("warning", "warn"),
         ("config_feature_missing", "hard"): ("warning", "notify"),
         ("config_quota_mismatch", "soft"): ("warning", "warn"),
+        ("config_policy_outdated", "hard"): ("warning", "notify"),
         ("unbilled_usage", "hard"): ("warning", "notify"),
         ("overbilled_usage", "soft"): ("critical", "notify"),
         ("usage_anomaly", "hard"): ("warning", "notify"),

@@ -109,6 +109,21 @@ def test_the_flag_file_is_valid_flagd_json():
         assert list(flag["variants"]) == ["none", "notify", "warn", "throttle", "suspend"]
     assert document["metadata"]["version"] == DEFAULT.version
     assert document["metadata"]["policyHash"] == DEFAULT.content_hash
+    assert "approvedChange" not in document["metadata"]  # an unapproved bundle names none
+
+
+def test_the_flag_file_names_the_change_that_approved_its_bundle():
+    document = flagd_document(
+        current(),
+        catalog_capabilities(CATALOG),
+        policy_version=DEFAULT.version,
+        policy_hash=DEFAULT.content_hash,
+        as_of=AS_OF,
+        approved_change=7,
+    )
+    assert flagd_problems(json.loads(json.dumps(document))) == []
+    assert document["metadata"]["approvedChange"] == 7
+    assert document["metadata"]["version"] == DEFAULT.version
 
 
 def evaluate_flag(flag: dict, tenant: str) -> str:
