@@ -74,3 +74,9 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
         return
     with fresh_database() as url:
         yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end files first: with ``--dist loadfile`` the suite ends when its slowest file
+    does, so the long ones must not be handed out last (a stable sort keeps the rest)."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)

@@ -566,6 +566,15 @@ def suggested_action(
             ),
             plan=plan,
         )
+    if check == "config_policy_outdated":  # the subject names the policy: not for customers
+        details = str(finding.get("details") or "").strip()
+        return Suggestion(
+            kind="fix_config",
+            internal=f"Point the deployment at the current enforcement feed: {details}".strip(),
+            customer=(
+                "We will bring your deployment's settings up to date; nothing is needed from you."
+            ),
+        )
     if check.startswith("config_"):
         details = str(finding.get("details") or "").strip()
         return Suggestion(

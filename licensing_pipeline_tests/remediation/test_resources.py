@@ -5,12 +5,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from licensing_pipeline.policy.bundle import PolicyResource
 from licensing_pipeline.remediation.resources import remediation_resources, slack_alerts
 from licensing_pipeline.remediation.sensors import alert_on_failed_asset_checks
 from licensing_pipeline.remediation.service import RemediationConfig
 from licensing_pipeline.remediation.ticket_sink import TicketSink
 from licensing_pipeline.repository.resources import LicensingRepository
-from licensing_pipeline.settings import SettingsError
+from licensing_pipeline.settings import DEFAULT_POLICY_PATH, SettingsError
 from licensing_pipeline_tests.remediation.fakes import FakeSlack
 from licensing_pipeline_tests.remediation.test_sensors import (
     checked_asset,
@@ -73,6 +74,7 @@ def test_a_run_resolves_the_token_from_the_environment(
     resources = {
         **remediation_resources(),
         "repository": LicensingRepository(database_url=f"sqlite:///{tmp_path / 'l.db'}"),
+        "policy": PolicyResource(path=str(DEFAULT_POLICY_PATH)),
     }
     assert materialize_remediation(resources).success
     assert fake_slack.posts()
