@@ -6,8 +6,10 @@ import os
 import dagster as dg
 import pandas as pd
 
-from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard
+from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard, success_summary
 from licensing_pipeline.dashboard.resources import DashboardFolder
+from licensing_pipeline.reports.assets import success_metrics
+from licensing_pipeline.reports.store import load_success_metrics
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.assets import customer_statements
@@ -19,10 +21,10 @@ RUNS_SHOWN = 30
 @dg.asset(
     group_name="reports",
     kinds={"html"},
-    deps=[customer_statements],
+    deps=[customer_statements, success_metrics],
     description=(
         "Open findings by check, severity and action, the tenants needing attention (linked "
-        "to their statements) and the trend of the latest runs: one static page under "
+        "to their statements), the success metrics and the trend of the latest runs: one static page under "
         "LICENSING_DASHBOARD_DIR, for the people who never open Dagster."
     ),
 )
@@ -39,6 +41,8 @@ def compliance_dashboard(
     names = dict(zip(tenants["tenant_id"].astype(str), tenants["name"].astype(str), strict=True))
     runs = repository.load_finding_runs(RUNS_SHOWN)
     summary = dashboard_summary(compliance_findings, runs, as_of, names)
+    with repository.connect() as con:
+        summary["success"] = success_summary(load_success_metrics(con))
     period = as_of.strftime("%Y-%m")
     folder = dashboard.page_path.parent
 
