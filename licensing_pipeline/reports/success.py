@@ -41,14 +41,10 @@ LEAKAGE_COLUMNS = [
 ]
 
 
-def _month(day: pd.Series) -> pd.Series:
-    return pd.to_datetime(day).dt.strftime("%Y-%m")
-
-
 def _compared(before: Package, after: Package) -> float:
     """> 0 when ``after`` is the bigger plan: by price when both have one in the same
-    currency, else by quota size (a plan that includes the other and more is bigger; else
-    the total of the limits, an unlimited metric counting as bigger than any limit)."""
+    currency, else by quota size: a plan that includes the other and more is bigger, else the
+    one with fewer limited metrics (a missing limit is none), else the larger total of limits."""
     if before.price and after.price and before.price.currency == after.price.currency:
         return after.price.amount - before.price.amount
     if after.includes(before) != before.includes(after):
