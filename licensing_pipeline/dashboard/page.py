@@ -237,8 +237,12 @@ def success_summary(metrics: pd.DataFrame) -> dict[str, Any]:
 
     contracts, response, leak = (wide(f) for f in ("contracts", "incident_response", "leakage"))
     months = sorted(set(metrics["period"]))[-SUCCESS_MONTHS:]
+    amounts = ["found_amount", "recovered_amount", "findings"]
     totals = (
-        leak.groupby("dimension")[["found_amount", "recovered_amount", "findings"]].sum()
+        leak.reindex(columns=["dimension", *amounts])
+        .fillna({a: 0.0 for a in amounts})
+        .groupby("dimension")[amounts]
+        .sum()
         if len(leak)
         else pd.DataFrame()
     )

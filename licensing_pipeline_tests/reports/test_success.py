@@ -2,6 +2,7 @@
 downgrade, pause and cancellation), hand-made tickets and unbilled findings; the asset on
 both repository databases, and its migration up and down."""
 
+import html
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from licensing_pipeline_tests.dashboard.test_page import AS_OF as PAGE_AS_OF
 from licensing_pipeline_tests.dashboard.test_page import RUNS, findings
 from licensing_pipeline_tests.remediation.test_suggestions import catalog
 from licensing_pipeline_tests.statements.test_statement import finding
+from licensing_pipeline_tests.statements.test_statement_page import HOSTILE
 
 AS_OF = date(2026, 11, 30)
 
@@ -381,3 +383,17 @@ def test_the_migration_goes_down_and_up(engine: sa.Engine) -> None:
     assert "success_metrics" not in sa.inspect(engine).get_table_names()
     schema.upgrade(engine)
     assert "success_metrics" in sa.inspect(engine).get_table_names()
+
+
+def test_the_success_section_shows_hostile_values_as_text() -> None:
+    rows = pd.DataFrame(
+        [
+            {"period": "2026-11", "family": f, "dimension": HOSTILE, "metric": m, "value": 1.0}
+            for f, m in (("incident_response", "incidents"), ("leakage", "found_amount"))
+        ]
+    )
+    page = render_dashboard(
+        {**dashboard_summary(findings(), RUNS, PAGE_AS_OF), "success": success_summary(rows)}
+    )
+    assert HOSTILE not in page
+    assert page.count(html.escape(HOSTILE, quote=True)) == 2
