@@ -74,43 +74,39 @@ def contract_movements(contracts: pd.DataFrame, catalog: Catalog, as_of: date) -
     the month it starts, unless it follows one of its own kind. Ended: active contracts whose
     end fell in the month and was not a plan change; renewal rate = renewals / ended.
     """
-    events: list[tuple[str, str]] = []
-    last_day = pd.Timestamp(as_of)
+    events: list[tuple[pd.Timestamp, str]] = []
     frame = contracts.assign(
         start_date=pd.to_datetime(contracts["start_date"]),
         end_date=pd.to_datetime(contracts["end_date"]),
     ).sort_values(["tenant_id", "start_date", "contract_id"])
     for _, group in frame.groupby("tenant_id", sort=False):
         rows = group.to_dict("records")
-        for before, row in zip([None, *rows], rows, strict=False):
+        replaced: set[int] = set()  # rows that ended by a plan change
+        for i, row in enumerate(rows):
+            before = rows[i - 1] if i else None
             status, start = str(row["status"]), row["start_date"]
-            month = start.strftime("%Y-%m")
-            follows = (
-                before is not None
-                and not pd.isna(before["end_date"])
-                and start == before["end_date"] + pd.Timedelta(days=1)
-            )
-            if status in ("paused", "cancelled") and not (
-                follows and before is not None and before["status"] == status
-            ):
-                events.append((month, "pauses" if status == "paused" else "cancellations"))
-            if not (follows and before is not None and before["status"] == "active"):
+            follows = before is not None and start == before["end_date"] + pd.Timedelta(days=1)
+            prior = str(before["status"]) if before is not None and follows else None
+            if status in ("paused", "cancelled") and prior != status:
+                events.append((start, "pauses" if status == "paused" else "cancellations"))
+            if before is None or prior != "active" or status != "active":
                 continue
-            if status == "active":
-                if before["plan"] == row["plan"]:
-                    events.append((before["end_date"].strftime("%Y-%m"), "renewals"))
-                    continue
-                before["plan_changed"] = True
-                move = _plan_move(catalog, str(before["plan"]), str(row["plan"]))
-                if move:
-                    events.append((month, move))
-        for row in rows:
-            end = row["end_date"]
-            ended = row["status"] == "active" and not pd.isna(end) and end <= last_day
-            if ended and not row.get("plan_changed"):
-                events.append((end.strftime("%Y-%m"), "ended"))
-    counts = pd.DataFrame(events, columns=["period", "kind"])
-    counts = counts[counts["period"] <= as_of.strftime("%Y-%m")]
+            if before["plan"] == row["plan"]:
+                events.append((before["end_date"], "renewals"))
+                continue
+            replaced.add(i - 1)
+            move = _plan_move(catalog, str(before["plan"]), str(row["plan"]))
+            if move:
+                events.append((start, move))
+        events += [
+            (row["end_date"], "ended")
+            for i, row in enumerate(rows)
+            if row["status"] == "active" and not pd.isna(row["end_date"]) and i not in replaced
+        ]
+    counts = pd.DataFrame(
+        [(day.strftime("%Y-%m"), kind) for day, kind in events if day <= pd.Timestamp(as_of)],
+        columns=["period", "kind"],
+    )
     if counts.empty:
         return pd.DataFrame(columns=MOVEMENT_COLUMNS)
     out = (

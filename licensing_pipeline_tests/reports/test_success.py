@@ -397,3 +397,21 @@ def test_the_success_section_shows_hostile_values_as_text() -> None:
     )
     assert HOSTILE not in page
     assert page.count(html.escape(HOSTILE, quote=True)) == 2
+
+
+def test_only_what_happened_by_as_of_counts() -> None:
+    """A renewal signed for the end of this month, after as-of, is not in this month yet:
+    the rate never counts a renewal whose ending it does not."""
+    ahead = pd.DataFrame(
+        [
+            contract("a", "t", "basic", "2026-01-01", "2026-11-30"),
+            contract("b", "t", "basic", "2026-12-01", None),
+            contract("c", "u", "basic", "2026-01-01", "2026-11-24"),
+            contract("d", "u", "pro", "2026-11-25", None),
+        ]
+    )
+    assert contract_movements(ahead, catalog(), date(2026, 11, 20)).empty
+    out = contract_movements(ahead, catalog(), date(2026, 11, 30))
+    assert out[["period", "ended", "renewals", "renewal_rate", "upgrades"]].to_dict("records") == [
+        {"period": "2026-11", "ended": 1, "renewals": 1, "renewal_rate": 1.0, "upgrades": 1}
+    ]
