@@ -10,6 +10,7 @@ from licensing_pipeline.jobs import NIGHTLY_JOB, nightly_compliance_schedule, ni
 from licensing_pipeline.policy import definitions as policy
 from licensing_pipeline.quality import definitions as quality
 from licensing_pipeline.remediation import definitions as remediation
+from licensing_pipeline.reports import definitions as reports
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.settings import Settings, load_settings
@@ -48,6 +49,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         statements.defs(settings),
         dashboard.defs(settings),
         remediation.defs(),
+        reports.defs(),
         governance.defs(),
     )
 

@@ -6,11 +6,13 @@ import os
 import dagster as dg
 import pandas as pd
 
-from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard
+from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard, success_summary
 from licensing_pipeline.dashboard.resources import DashboardFolder
 from licensing_pipeline.governance.tables import CHANGE_STATUSES
 from licensing_pipeline.remediation.change_alerts import recent_requests
 from licensing_pipeline.remediation.outbox import utcnow
+from licensing_pipeline.reports.assets import success_metrics
+from licensing_pipeline.reports.store import load_success_metrics
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.assets import customer_statements
@@ -23,11 +25,11 @@ DECIDED = tuple(s for s in CHANGE_STATUSES if s != "pending")
 @dg.asset(
     group_name="reports",
     kinds={"html"},
-    deps=[customer_statements],
+    deps=[customer_statements, success_metrics],
     description=(
         "Open findings by check, severity and action, the tenants needing attention (linked "
-        "to their statements), pending change requests and the last week's decisions, and the "
-        "trend of the latest runs: one static page under "
+        "to their statements), pending change requests and the last week's decisions, the "
+        "success metrics and the trend of the latest runs: one static page under "
         "LICENSING_DASHBOARD_DIR, for the people who never open Dagster."
     ),
 )
@@ -45,7 +47,9 @@ def compliance_dashboard(
     runs = repository.load_finding_runs(RUNS_SHOWN)
     with repository.connect() as con:
         changes = recent_requests(con, now=utcnow(), decided=DECIDED)
+        success = success_summary(load_success_metrics(con))
     summary = dashboard_summary(compliance_findings, runs, as_of, names, changes)
+    summary["success"] = success
     period = as_of.strftime("%Y-%m")
     folder = dashboard.page_path.parent
 

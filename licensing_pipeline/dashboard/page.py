@@ -235,6 +235,8 @@ def render_dashboard(
         if summary["changes"]
         else "<p>No change request is pending or was decided in the last week.</p>"
     )
+    if "success" in summary:
+        parts.append(success_section(summary["success"]))
     parts.append("<h2>The latest runs</h2>")
     parts.append(_trend(summary["runs"]))
     parts.append(
@@ -256,3 +258,144 @@ def render_dashboard(
     )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+SUCCESS_MONTHS = 12
+
+
+def success_summary(metrics: pd.DataFrame) -> dict[str, Any]:
+    """What the page shows of the success_metrics rows: the contract movements and incident
+    response of the latest months, and leakage found and recovered, all months, by currency."""
+
+    def wide(family: str) -> pd.DataFrame:
+        rows = metrics[metrics["family"] == family]
+        if rows.empty:
+            return pd.DataFrame()
+        return rows.pivot_table(
+            index=["period", "dimension"], columns="metric", values="value", aggfunc="first"
+        ).reset_index()
+
+    contracts, response, leak = (wide(f) for f in ("contracts", "incident_response", "leakage"))
+    months = sorted(set(metrics["period"]))[-SUCCESS_MONTHS:]
+    amounts = ["found_amount", "recovered_amount", "findings"]
+    totals = (
+        leak.reindex(columns=["dimension", *amounts])
+        .fillna({a: 0.0 for a in amounts})
+        .groupby("dimension")[amounts]
+        .sum()
+        if len(leak)
+        else pd.DataFrame()
+    )
+    return {
+        "contracts": [r for r in contracts.to_dict("records") if r["period"] in months][::-1],
+        "response": [r for r in response.to_dict("records") if r["period"] in months][::-1],
+        "leakage": [
+            {
+                "currency": currency,
+                "found": float(t["found_amount"]),
+                "recovered": float(t["recovered_amount"]),
+                "findings": int(t["findings"]),
+            }
+            for currency, t in totals.iterrows()
+        ],
+    }
+
+
+def _figure(value: Any, digits: int = 1) -> str:
+    if value is None or pd.isna(value):
+        return '<td class="n">–</td>'
+    return f'<td class="n">{float(value):,.{digits}f}</td>'
+
+
+def _count(value: Any) -> str:
+    return _num(0 if value is None or pd.isna(value) else int(value))
+
+
+def success_section(success: Mapping[str, Any]) -> str:
+    """The "Success metrics" section: renewals and plan moves, response hours, leakage."""
+    parts = ["<h2>Success metrics</h2>", "<h3>Contracts</h3>"]
+    parts.append(
+        _table(
+            "success-contracts",
+            (
+                "Month",
+                "Ended",
+                "Renewals",
+                "Renewal rate",
+                "Upgrades",
+                "Downgrades",
+                "Pauses",
+                "Cancellations",
+            ),
+            [
+                [
+                    f"<td>{_e(r['period'])}</td>",
+                    _count(r.get("ended")),
+                    _count(r.get("renewals")),
+                    '<td class="n">–</td>'
+                    if pd.isna(r.get("renewal_rate"))
+                    else f'<td class="n">{float(r["renewal_rate"]):.0%}</td>',
+                    *(
+                        _count(r.get(k))
+                        for k in ("upgrades", "downgrades", "pauses", "cancellations")
+                    ),
+                ]
+                for r in success["contracts"]
+            ],
+        )
+        if success["contracts"]
+        else "<p>No contract movements yet.</p>"
+    )
+    parts.append("<h3>Incident response (hours from detection)</h3>")
+    parts.append(
+        _table(
+            "success-response",
+            (
+                "Month",
+                "Severity",
+                "Tickets",
+                "Ack median",
+                "Ack p90",
+                "Resolved median",
+                "Resolved p90",
+            ),
+            [
+                [
+                    f"<td>{_e(r['period'])}</td>",
+                    f"<td>{_e(r['dimension'])}</td>",
+                    _count(r.get("incidents")),
+                    *(
+                        _figure(r.get(k))
+                        for k in (
+                            "ack_median_hours",
+                            "ack_p90_hours",
+                            "resolve_median_hours",
+                            "resolve_p90_hours",
+                        )
+                    ),
+                ]
+                for r in success["response"]
+            ],
+        )
+        if success["response"]
+        else "<p>No tickets yet.</p>"
+    )
+    parts.append("<h3>Revenue leakage (unbilled usage)</h3>")
+    parts.append(
+        _table(
+            "success-leakage",
+            ("Currency", "Findings", "Found", "Recovered"),
+            [
+                [
+                    f"<td>{_e(r['currency'] or 'unpriced')}</td>",
+                    _num(r["findings"]),
+                    _figure(r["found"], 2),
+                    _figure(r["recovered"], 2),
+                ]
+                for r in success["leakage"]
+            ],
+        )
+        if success["leakage"]
+        else "<p>No unbilled usage found.</p>"
+    )
+    return "\n".join(parts)

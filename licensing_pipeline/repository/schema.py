@@ -43,6 +43,7 @@ def full_metadata() -> sa.MetaData:
     from licensing_pipeline.policy import tables as _policy  # noqa: F401
     from licensing_pipeline.quality import tables as _quality  # noqa: F401
     from licensing_pipeline.remediation import tables as _remediation  # noqa: F401
+    from licensing_pipeline.reports import tables as _reports  # noqa: F401
 
     return metadata
 

@@ -36,6 +36,7 @@ from licensing_pipeline.contract.usage import (
     UsageLoadStats,
     load_usage_events,
 )
+from licensing_pipeline.metadata import markdown_table
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.warehouse.resources import SCHEMA, Warehouse
 
@@ -72,13 +73,6 @@ def _failure(exc: ContractError) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata=metadata)
 
 
-def _markdown(frame: pd.DataFrame) -> dg.MetadataValue:
-    if frame.empty:
-        return dg.MetadataValue.md("_none_")
-    cells = frame.astype("string").fillna("").apply(lambda c: c.str.replace("|", "\\|"))
-    return dg.MetadataValue.md(str(cells.to_markdown(index=False)))
-
-
 def quarantine_preview(quarantined: pd.DataFrame) -> dg.MetadataValue:
     """Counts by field and reason, then the first rows: enough to start fixing an export."""
     if quarantined.empty:
@@ -95,8 +89,8 @@ def quarantine_preview(quarantined: pd.DataFrame) -> dg.MetadataValue:
     first["file"] = first["file"].map(lambda f: Path(str(f)).name, na_action="ignore")
     first["raw"] = first["raw"].str.slice(0, RAW_PREVIEW_CHARS)
     text = (
-        f"{_markdown(counts).value}\n\nFirst {len(first)} of {len(quarantined)}:\n\n"
-        f"{_markdown(first).value}"
+        f"{markdown_table(counts).value}\n\nFirst {len(first)} of {len(quarantined)}:\n\n"
+        f"{markdown_table(first).value}"
     )
     return dg.MetadataValue.md(text)
 
@@ -301,7 +295,7 @@ def ingest_notes(stats: UsageLoadStats) -> list[str]:
 
 def _count_table(counts: Mapping[str, int], label: str) -> dg.MetadataValue:
     frame = pd.DataFrame({label: list(counts), "rows": list(counts.values())})
-    return _markdown(frame)
+    return markdown_table(frame)
 
 
 # The assets that read an input file; quarantined_records gathers what they set aside.
@@ -343,7 +337,7 @@ def quarantined_records(context: dg.AssetExecutionContext, warehouse: Warehouse)
             "total": dg.MetadataValue.int(len(frame)),
             **{f"quarantined_{s}": dg.MetadataValue.int(n) for s, n in by_source.items()},
             "by_source": _count_table(by_source, "source"),
-            "by_reason": _markdown(by_reason.rename("rows").reset_index()),
+            "by_reason": markdown_table(by_reason.rename("rows").reset_index()),
             "sources_not_loaded": dg.MetadataValue.text(", ".join(missing) or "none"),
         }
     )

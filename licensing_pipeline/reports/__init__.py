@@ -1,0 +1,1 @@
+"""Reports over the pipeline's own history: the success metrics of the licensing programme."""
