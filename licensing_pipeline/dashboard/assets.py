@@ -6,8 +6,11 @@ import os
 import dagster as dg
 import pandas as pd
 
-from licensing_pipeline.dashboard.page import dashboard_summary, render_dashboard
+from licensing_pipeline.dashboard.page import dashboard_summary, leakage_totals, render_dashboard
 from licensing_pipeline.dashboard.resources import DashboardFolder
+from licensing_pipeline.dashboard.trends import dashboard_trends
+from licensing_pipeline.quality.report import load_report
+from licensing_pipeline.remediation.store import load_tickets
 from licensing_pipeline.repository.resources import LicensingRepository
 from licensing_pipeline.run_config import RunSettings
 from licensing_pipeline.statements.assets import customer_statements
@@ -22,7 +25,8 @@ RUNS_SHOWN = 30
     deps=[customer_statements],
     description=(
         "Open findings by check, severity and action, the tenants needing attention (linked "
-        "to their statements) and the trend of the latest runs: one static page under "
+        "to their statements), the trend of the latest runs and charts of findings, revenue "
+        "leakage, tickets, data quality and risk over time: one static page under "
         "LICENSING_DASHBOARD_DIR, for the people who never open Dagster."
     ),
 )
@@ -34,11 +38,21 @@ def compliance_dashboard(
     dashboard: DashboardFolder,
     tenants: pd.DataFrame,
     compliance_findings: pd.DataFrame,
+    billing_records: pd.DataFrame,
 ) -> dg.MaterializeResult:
     as_of = run_settings.as_of_date()
     names = dict(zip(tenants["tenant_id"].astype(str), tenants["name"].astype(str), strict=True))
     runs = repository.load_finding_runs(RUNS_SHOWN)
     summary = dashboard_summary(compliance_findings, runs, as_of, names)
+    engine = repository.engine()
+    trends = dashboard_trends(
+        history=repository.load_finding_history(),
+        runs=runs,
+        findings=compliance_findings,
+        billing_records=billing_records,
+        tickets=load_tickets(engine),
+        quality_report=load_report(engine, last_runs=RUNS_SHOWN),
+    )
     period = as_of.strftime("%Y-%m")
     folder = dashboard.page_path.parent
 
@@ -46,7 +60,7 @@ def compliance_dashboard(
         page = statements.path_for(tenant_id, period, ".html")
         return os.path.relpath(page, folder).replace(os.sep, "/") if page.exists() else None
 
-    path = dashboard.publish(render_dashboard(summary, statement_link))
+    path = dashboard.publish(render_dashboard(summary, statement_link, trends))
     context.log.info(f"compliance dashboard: {path}")
     return dg.MaterializeResult(
         metadata={
@@ -54,5 +68,8 @@ def compliance_dashboard(
             "open": summary["open"],
             "critical_open": summary["critical_open"],
             "tenants_with_open": summary["tenants_with_open"],
+            "leakage": ", ".join(
+                f"{a:.2f} {c}" for c, a in leakage_totals(trends["unbilled"]).items()
+            ),
         }
     )

@@ -289,15 +289,37 @@ class SuggestionContext:
 
     def unit_price(self, tenant: str, metric: str, period: str) -> tuple[float, str] | None:
         """The period's own price per unit, else the latest one billed for the metric."""
-        exact = self.unit_prices.get((tenant, metric, period))
-        if exact is not None:
-            return exact
-        earlier = sorted(
-            (p, price)
-            for (t, m, p), price in self.unit_prices.items()
-            if t == tenant and m == metric
-        )
-        return earlier[-1][1] if earlier else None
+        return unit_price(self.unit_prices, tenant, metric, period)
+
+
+def billed_unit_prices(
+    billing_records: pd.DataFrame,
+) -> dict[tuple[str, str, str], tuple[float, str]]:
+    """(tenant, metric, period) -> (amount / billed quantity, currency) of the billing records."""
+    prices: dict[tuple[str, str, str], tuple[float, str]] = {}
+    billed = billing_records.dropna(subset=["billed_quantity", "amount"])
+    for (tenant, metric, period), group in billed.groupby(["tenant_id", "metric", "period"]):
+        quantity = float(pd.to_numeric(group["billed_quantity"]).sum())
+        if quantity > 0:
+            amount = float(pd.to_numeric(group["amount"]).sum())
+            prices[(str(tenant), str(metric), str(period))] = (
+                amount / quantity,
+                str(group["currency"].iloc[0]),
+            )
+    return prices
+
+
+def unit_price(
+    prices: Mapping[tuple[str, str, str], tuple[float, str]], tenant: str, metric: str, period: str
+) -> tuple[float, str] | None:
+    """The period's own price per unit, else the latest one billed for the metric."""
+    exact = prices.get((tenant, metric, period))
+    if exact is not None:
+        return exact
+    earlier = sorted(
+        (p, price) for (t, m, p), price in prices.items() if t == tenant and m == metric
+    )
+    return earlier[-1][1] if earlier else None
 
 
 def suggestion_context(
@@ -332,16 +354,7 @@ def suggestion_context(
         )
         if q is not None and not pd.isna(q)
     }
-    prices: dict[tuple[str, str, str], tuple[float, str]] = {}
-    billed = billing_records.dropna(subset=["billed_quantity", "amount"])
-    for (tenant, metric, period), group in billed.groupby(["tenant_id", "metric", "period"]):
-        quantity = float(pd.to_numeric(group["billed_quantity"]).sum())
-        if quantity > 0:
-            amount = float(pd.to_numeric(group["amount"]).sum())
-            prices[(str(tenant), str(metric), str(period))] = (
-                amount / quantity,
-                str(group["currency"].iloc[0]),
-            )
+    prices = billed_unit_prices(billing_records)
     latest = entitlements["period"].dropna().astype(str).max() if len(entitlements) else None
     last_full = (pd.Period(latest, "M") - 1).strftime("%Y-%m") if latest else ""
     return SuggestionContext(
