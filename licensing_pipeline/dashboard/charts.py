@@ -74,8 +74,10 @@ def usage_bar(
     without_limit: str = "no limit",
 ) -> str:
     """One metric's usage against its limit: the bar of the usage, the limit as a line, and
-    the projected month-end figure as a hollow bar behind it when there is one;
-    ``without_limit`` says why there is no limit line."""
+    the projected month-end figure as a hatched bar behind it when there is one;
+    ``without_limit`` says why there is no limit line. Marks: ``<g id="{chart_id}-used">``,
+    ``-projected`` and ``-limit``, as for every chart here (lines ``-line-N``, bars
+    ``-bar-N-M``)."""
     title = f"{metric}: {used:,.0f} used" + (
         f" of {limit:,.0f}" if limit is not None else f", {without_limit}"
     )
@@ -83,12 +85,18 @@ def usage_bar(
         figure, axes = _figure(0.9)
         if projected is not None:
             axes.barh(
-                [0], [projected], color="none", edgecolor=PALETTE[0], hatch="//", label="projected"
+                [0],
+                [projected],
+                color="none",
+                edgecolor=PALETTE[0],
+                hatch="//",
+                gid=f"{chart_id}-projected",
             )
         over = limit is not None and used > limit
-        axes.barh([0], [used], color=SEVERITY_COLOURS["critical"] if over else PALETTE[0])
+        colour = SEVERITY_COLOURS["critical"] if over else PALETTE[0]
+        axes.barh([0], [used], color=colour, gid=f"{chart_id}-used")
         if limit is not None:
-            axes.axvline(limit, color="#1b1f24", linewidth=2, label="limit")
+            axes.axvline(limit, color="#1b1f24", linewidth=2, gid=f"{chart_id}-limit")
         axes.set_yticks([0], [metric])
         axes.set_xlim(0, max(used, limit or 0, projected or 0, 1) * 1.08)
         axes.set_title(title, loc="left", fontsize=9)
@@ -109,7 +117,13 @@ def month_line(
     title = f"{metric}: usage this month by day"
     with rc_context(_STYLE):
         figure, axes = _figure(2.2)
-        axes.plot(to_date.index, to_date.to_numpy(), marker=".", label="to date")
+        axes.plot(
+            to_date.index,
+            to_date.to_numpy(),
+            marker=".",
+            label="to date",
+            gid=f"{chart_id}-to-date",
+        )
         if projected is not None and len(to_date):
             axes.plot(
                 [to_date.index[-1], month_end],
@@ -117,9 +131,16 @@ def month_line(
                 linestyle="--",
                 color=PALETTE[1],
                 label="forecast",
+                gid=f"{chart_id}-forecast",
             )
         if limit is not None:
-            axes.axhline(limit, color=SEVERITY_COLOURS["critical"], linewidth=1.5, label="limit")
+            axes.axhline(
+                limit,
+                color=SEVERITY_COLOURS["critical"],
+                linewidth=1.5,
+                label="limit",
+                gid=f"{chart_id}-limit",
+            )
         axes.set_ylim(bottom=0)
         axes.set_title(title, loc="left", fontsize=9)
         axes.legend(loc="upper left", frameon=False)
@@ -139,13 +160,14 @@ def lines(
     """One line per column of ``frame`` (indexed by the x axis: runs or days)."""
     with rc_context(_STYLE):
         figure, axes = _figure(2.6)
-        for column in frame.columns:
+        for i, column in enumerate(frame.columns):
             axes.plot(
                 [str(x) for x in frame.index],
                 frame[column].to_numpy(),
                 marker=".",
                 label=str(column),
                 color=(colours or {}).get(str(column)),
+                gid=f"{chart_id}-line-{i}",
             )
         axes.set_ylabel(ylabel)
         axes.set_ylim(0, 100 if percent else None)
@@ -174,13 +196,15 @@ def bars(
         for i, column in enumerate(frame.columns):
             positions = [p + i * width for p in range(len(labels))]
             draw = axes.barh if horizontal else axes.bar
-            draw(
+            container = draw(
                 positions,
                 frame[column].to_numpy(),
                 width,
                 label=str(column),
                 color=(colours or {}).get(str(column), PALETTE[i % len(PALETTE)]),
             )
+            for j, patch in enumerate(container.patches):
+                patch.set_gid(f"{chart_id}-bar-{i}-{j}")
         middle = [p + width * (len(frame.columns) - 1) / 2 for p in range(len(labels))]
         if horizontal:
             axes.set_yticks(middle, labels)

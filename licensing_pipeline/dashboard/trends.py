@@ -27,12 +27,17 @@ def run_labels(runs: pd.DataFrame) -> list[str]:
 
 
 def open_over_runs(history: pd.DataFrame, runs: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Open findings after each run (rows, oldest first) counted by ``by`` (check or
-    severity): each finding as its latest finding_history row recorded by then says."""
-    history = history.sort_values("history_id")
+    """Open findings after each run (``runs``: finding_runs rows, oldest first) counted by
+    ``by`` (check or severity): each finding as its latest finding_history row by then says.
+    A row belongs to its run (two runs can finish in the same second); rows of runs before
+    those shown count from the start."""
+    position = {run_id: i for i, run_id in enumerate(runs["run_id"])}
+    history = history.assign(_run=history["run_id"].map(position).fillna(-1)).sort_values(
+        "history_id"
+    )
     counts = []
-    for finished_at in runs["finished_at"]:
-        state = history[history["recorded_at"] <= finished_at].groupby("finding_id").last()
+    for i in range(len(runs)):
+        state = history[history["_run"] <= i].groupby("finding_id").last()
         counts.append(state[state["status"] == "open"][by].value_counts())
     frame = pd.DataFrame(counts).fillna(0).astype(int)
     frame.index = run_labels(runs)
