@@ -152,8 +152,9 @@ def _to_date(
     daily: pd.DataFrame | None, period: str, aggregations: Mapping[str, str]
 ) -> dict[str, list[dict[str, Any]]]:
     """metric -> [{"day", "to_date"}] of the period's days with usage: the month's figure as
-    it stood at the end of each day, as the quota check counts it (flows add up, a MAX or
-    distinct count keeps its highest daily figure, a LATEST level is the day's)."""
+    it stood at the end of each day, as the quota check counts it (flows add up, a MAX keeps
+    its highest day, a LATEST level is the day's). None for a distinct count: the daily
+    counts do not say who is new, so they do not add up to the month's."""
     if daily is None or daily.empty:
         return {}
     days = daily.assign(day=pd.to_datetime(daily["usage_date"]).dt.strftime("%Y-%m-%d"))
@@ -162,9 +163,11 @@ def _to_date(
     for metric, rows in days.groupby("metric"):
         figures = pd.to_numeric(rows["quantity"]).fillna(0.0).groupby(rows["day"]).sum()
         kind = aggregations.get(str(metric), "SUM")
+        if kind == "UNIQUE_COUNT":
+            continue
         if kind in ("COUNT", "SUM"):
             figures = figures.cumsum()
-        elif kind != "LATEST":
+        elif kind == "MAX":
             figures = figures.cummax()
         out[str(metric)] = [{"day": d, "to_date": round(float(v), 2)} for d, v in figures.items()]
     return out
@@ -294,6 +297,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .over{color:#b42318;font-weight:600}.note{color:#57606a}
 .status-open{color:#b42318}.status-waived{color:#9a6700}.status-resolved{color:#1a7f37}
 svg.chart{display:block;width:100%;max-width:40rem;height:auto;margin:.25rem 0 1rem}
+@media (max-width:40rem){table{display:block;overflow-x:auto}}
 """
 
 

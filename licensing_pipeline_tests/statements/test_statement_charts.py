@@ -85,24 +85,23 @@ def november() -> dict:
 
 def test_the_month_by_day_is_counted_as_the_quota_counts_it() -> None:
     lines = {line["metric"]: line for line in november()["usage"]}
-    # a flow adds up day by day; a distinct count keeps its highest day
+    # a flow adds up day by day; a distinct count has no month to date by day
     assert lines["api_calls"]["daily"] == [
         {"day": "2026-11-01", "to_date": 100.0},
         {"day": "2026-11-02", "to_date": 250.0},
         {"day": "2026-11-03", "to_date": 300.0},
     ]
-    assert [d["to_date"] for d in lines["seats"]["daily"]] == [12.0, 12.0]
+    assert lines["seats"]["daily"] == []
 
 
 def test_the_page_charts_each_metric_with_its_forecast_and_limit() -> None:
     page = render_html(november())
     assert '<div id="usage-charts">' in page
-    for metric in ("api_calls", "seats"):
-        assert f'<svg id="usage-bar-{metric}"' in page and f'<svg id="usage-month-{metric}"' in page
+    assert '<svg id="usage-bar-api_calls"' in page and '<svg id="usage-month-api_calls"' in page
+    assert '<svg id="usage-bar-seats"' in page and '<svg id="usage-month-seats"' not in page
     assert 'id="usage-bar-api_calls-projected"' in page  # 1,400 projected against 1,000
     assert 'id="usage-month-api_calls-forecast"' in page
     assert 'id="usage-month-api_calls-limit"' in page
-    assert 'id="usage-month-seats-forecast"' not in page  # no forecast for seats
     assert "77777" not in page and "77,777" not in page  # globex's day
     assert "<script" not in page
 
