@@ -119,10 +119,10 @@ def served(root: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
 
 def in_browser(url: str, width: int, screenshot: Path) -> tuple[Dom, list[str]]:
     """The DOM headless Chromium builds at ``width`` px, its console messages, and a
-    screenshot of the first 2,400 px of the page."""
+    screenshot of the first 4,000 px of the page."""
     assert BROWSER is not None
     common = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    common += ["--enable-logging=stderr", "--v=0", f"--window-size={width},2400"]
+    common += ["--enable-logging=stderr", "--v=0", f"--window-size={width},4000"]
     shot = subprocess.run(
         [*common, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=120
     )

@@ -18,6 +18,7 @@ import pandas as pd
 from cycler import cycler
 from matplotlib import rc_context
 from matplotlib.axes import Axes
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
 # Colour-blind-safe (Okabe–Ito), and the severities in the colours the pages use.
@@ -144,7 +145,8 @@ def month_line(
         axes.set_ylim(bottom=0)
         axes.set_title(title, loc="left", fontsize=9)
         axes.legend(loc="upper left", frameon=False)
-        figure.autofmt_xdate()
+        axes.set_xlim(month_end.replace(day=1), month_end)
+        axes.xaxis.set_major_formatter(DateFormatter("%b %d"))
     return _svg(figure, chart_id, title)
 
 

@@ -91,6 +91,7 @@ th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #d0d7de}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.critical{color:#b42318;font-weight:600}
 .note{color:#57606a}svg{display:block;margin:.5rem 0 1.5rem}
 svg.chart{width:100%;max-width:48rem;height:auto}
+@media (max-width:40rem){table{display:block;overflow-x:auto}}
 """
 
 
