@@ -161,7 +161,10 @@ def _to_date(
     days = days[days["day"].str.startswith(period)].sort_values("day")
     out: dict[str, list[dict[str, Any]]] = {}
     for metric, rows in days.groupby("metric"):
-        figures = pd.to_numeric(rows["quantity"]).fillna(0.0).groupby(rows["day"]).sum()
+        quantity = pd.to_numeric(rows["quantity"], errors="coerce")
+        # a figure that is missing or not finite is drawn as no use (JSON has no infinity)
+        quantity = quantity.where(quantity.abs() < math.inf).fillna(0.0)
+        figures = quantity.groupby(rows["day"]).sum()
         kind = aggregations.get(str(metric), "SUM")
         if kind == "UNIQUE_COUNT":
             continue

@@ -118,3 +118,22 @@ def test_a_daily_row_of_another_tenant_is_refused() -> None:
             findings=FINDINGS.iloc[0:0],
             daily=DAILY,
         )
+
+
+def test_a_day_without_a_finite_figure_counts_as_no_use() -> None:
+    daily = DAILY.assign(quantity=[100.0, float("inf"), None, 12.0, 9.0, 999.0, 77777.0])
+    statement = tenant_statement(
+        "acme",
+        "2026-11",
+        as_of=AS_OF,
+        tenant=None,
+        entitlement=None,
+        usage=USAGE[USAGE["tenant_id"] == "acme"],
+        findings=FINDINGS.iloc[0:0],
+        catalog=CATALOG,
+        daily=daily[daily["tenant_id"] == "acme"],
+    )
+    line = next(line for line in statement["usage"] if line["metric"] == "api_calls")
+    assert [d["to_date"] for d in line["daily"]] == [100.0, 100.0, 100.0]
+    page = render_html(statement)
+    assert "inf" not in page.lower().replace("info", "") and "nan" not in page.lower()
