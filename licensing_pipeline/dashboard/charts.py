@@ -175,7 +175,7 @@ def lines(
         axes.set_ylim(0, 100 if percent else None)
         axes.set_title(title, loc="left", fontsize=10)
         if len(frame.columns) > 1:
-            axes.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+            axes.legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=3, frameon=False)
         _thin_ticks(axes, len(frame.index))
     return _svg(figure, chart_id, title)
 
@@ -218,7 +218,7 @@ def bars(
             _thin_ticks(axes, len(labels))
         axes.set_title(title, loc="left", fontsize=10)
         if len(frame.columns) > 1:
-            axes.legend(loc="upper left", bbox_to_anchor=(1, 1), frameon=False)
+            axes.legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=3, frameon=False)
     return _svg(figure, chart_id, title)
 
 
