@@ -273,7 +273,7 @@ def render_trends(trends: Mapping[str, pd.DataFrame]) -> str:
         ("tenant-risk", "Top tenants by risk", trends["tenant_risk"], "hbars", {}),
     ]
     ylabels = {
-        "leakage": "amount",
+        "leakage": "amount in " + ", ".join(map(str, trends["leakage_by_month"].columns)),
         "remediation": "days",
         "dq-pass-rate": "% passed",
         "tenant-risk": "risk (critical 9, warning 3, info 1)",

@@ -159,6 +159,7 @@ def test_the_page_shows_the_leakage_total_and_a_chart_per_figure() -> None:
         assert f'<svg id="chart-{chart}"' in page
     for empty in ("tickets", "remediation", "dq-pass-rate"):  # no data yet: said so
         assert f'id="{empty}-none"' in page and f'id="chart-{empty}"' not in page
+    assert "amount in EUR</text>" in page  # the leakage chart says its currency
     assert "<script" not in page
 
 
