@@ -76,7 +76,7 @@ def test_schedule_evaluates_the_day_that_just_ended():
 @pytest.mark.parametrize(
     ("asset", "group", "parents"),
     [
-        # statements follow the findings, and show the forecasts
+        # statements follow the findings, and show the forecasts and the month by day
         (
             "customer_statements",
             "reports",
@@ -85,9 +85,16 @@ def test_schedule_evaluates_the_day_that_just_ended():
                 "effective_entitlements",
                 "usage_monthly",
                 "usage_forecasts",
+                "usage_daily",
                 "tenants",
                 "catalog",
             },
+        ),
+        # the dashboard prices the leakage at the billed unit price
+        (
+            "compliance_dashboard",
+            "reports",
+            {"compliance_findings", "customer_statements", "tenants", "billing_records"},
         ),
         (
             "usage_forecasts",

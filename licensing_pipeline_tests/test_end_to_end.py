@@ -3,9 +3,13 @@ the embedded backend and on PostgreSQL alike."""
 
 import json
 import re
+import subprocess
+import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +25,7 @@ from licensing_pipeline.settings import load_settings
 from licensing_pipeline.warehouse.resources import warehouse_for
 from licensing_pipeline_tests.backends import backend_environment, backend_variables
 from licensing_pipeline_tests.postgres import fresh_database
+from licensing_pipeline_tests.statements.test_statement_page import BROWSER, Dom
 
 AS_OF = "2026-11-20"
 pytestmark = pytest.mark.e2e
@@ -91,6 +96,43 @@ def backend(backend_run: tuple[Backend, pd.DataFrame]) -> Backend:
 @pytest.fixture(scope="module")
 def first_run(backend_run: tuple[Backend, pd.DataFrame]) -> pd.DataFrame:
     return backend_run[1]
+
+
+@contextmanager
+def served(root: Path) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """``root`` over http on 127.0.0.1 (a free port), and the (path, status) of each request."""
+    requests: list[tuple[str, int]] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            requests.append((self.path, int(code)))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def in_browser(url: str, width: int, screenshot: Path) -> tuple[Dom, list[str]]:
+    """The DOM headless Chromium builds at ``width`` px, its console messages, and a
+    screenshot of the first 4,000 px of the page."""
+    assert BROWSER is not None
+    common = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    common += ["--enable-logging=stderr", "--v=0", f"--window-size={width},4000"]
+    shot = subprocess.run(
+        [*common, f"--screenshot={screenshot}", url], capture_output=True, text=True, timeout=120
+    )
+    dumped = subprocess.run(
+        [*common, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True
+    )
+    console = [line for line in (shot.stderr + dumped.stderr).splitlines() if ":CONSOLE" in line]
+    dom = Dom()
+    dom.feed(dumped.stdout)
+    return dom, console
 
 
 def manifest(data_dir: Path) -> dict:
@@ -354,3 +396,84 @@ def test_the_dashboard_counts_the_open_findings_and_links_each_statement(
     tenants_with_open = first_run[first_run["status"] == "open"]["tenant_id"].nunique()
     assert len(links) == min(tenants_with_open, TOP_TENANTS)
     assert all((page.parent / link).resolve().is_file() for link in links)
+
+
+def test_the_pages_show_the_numbers_of_the_findings_the_repository_and_the_statements(
+    backend: Backend, data_dir: Path, first_run: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+):
+    with backend.env():
+        settings = load_settings()
+        capsys.readouterr()
+        assert cli.main(["findings", "--format", "jsonl"]) == 0  # the open ones
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    page = (settings.dashboard_dir / "index.html").read_text()
+    shown = re.search(r"Open findings</span><b>([\d,]+)</b>", page)
+    assert shown and int(shown.group(1).replace(",", "")) == len(printed)
+    assert len(printed) == (first_run["status"] == "open").sum()
+    # the leakage total: each open unbilled finding's missing quantity at its billed unit price
+    billing = pd.read_csv(data_dir / "billing_records.csv", dtype={"period": str})
+    unbilled = first_run[(first_run["check"] == "unbilled_usage") & (first_run["status"] == "open")]
+    assert len(unbilled), "the demo seeds unbilled usage"
+    expected: dict[str, float] = {}
+    for f in unbilled.itertuples():
+        rows = billing[(billing["tenant_id"] == f.tenant_id) & (billing["metric"] == f.subject)]
+        rows = rows[rows["period"] <= f.period].sort_values("period")
+        month = rows[rows["period"] == rows["period"].iloc[-1]]
+        price = month["amount"].sum() / month["billed_quantity"].sum()
+        currency = str(month["currency"].iloc[0])
+        amount = round((f.observed - f.allowed) * price, 2)
+        expected[currency] = expected.get(currency, 0.0) + amount
+    total = re.search(r'id="leakage-total"><span>Revenue leakage</span><b>([^<]+)</b>', page)
+    assert total and total.group(1) == " + ".join(
+        f"{a:,.2f} {c}" for c, a in sorted(expected.items())
+    )
+    assert f"{len(unbilled):,} open unbilled finding(s)" in page
+    # every statement's bars say the JSON's figures
+    for statement_json in settings.statements_dir.glob("*/2026-11.json"):
+        statement = json.loads(statement_json.read_text())
+        html_page = statement_json.with_suffix(".html").read_text()
+        for line in statement["usage"]:
+            limit = line["allowed"]
+            label = f"{line['metric']}: {line['used']:,.0f} used" + (
+                f" of {limit:,.0f}" if limit is not None else ""
+            )
+            assert f'aria-label="{label}' in html_page
+
+
+def test_the_statement_and_the_dashboard_in_a_browser_at_desktop_and_phone_width(
+    backend: Backend, first_run: pd.DataFrame, tmp_path: Path
+):
+    if BROWSER is None:
+        pytest.skip("no Chromium here (Debian: apt install chromium)")
+    with backend.env():
+        settings = load_settings()
+    root = settings.statements_dir.parent
+    assert settings.dashboard_dir.parent == root
+    tenant = first_run[first_run["check"] == "quota_exceeded"]["tenant_id"].iloc[0]
+    statement = json.loads((settings.statements_dir / tenant / f"{AS_OF[:7]}.json").read_text())
+    lines = statement["usage"]
+    assert any(line["daily"] for line in lines) and any(line["projected"] for line in lines)
+    pages = {
+        "statement": (
+            f"/{settings.statements_dir.name}/{tenant}/{AS_OF[:7]}.html",
+            {f"usage-bar-{line['metric']}" for line in lines}
+            | {f"usage-month-{line['metric']}" for line in lines if line["daily"]},
+        ),
+        "dashboard": (
+            f"/{settings.dashboard_dir.name}/index.html",
+            {"chart-open-by-check", "chart-open-by-severity", "chart-leakage", "chart-tenant-risk"},
+        ),
+    }
+    with served(root) as (base, requests):
+        for name, (path, charts) in pages.items():
+            for width in (1280, 390):
+                requests.clear()
+                shot = tmp_path / f"{name}-{width}.png"
+                dom, console = in_browser(base + path, width, shot)
+                assert console == [], f"console messages on the {name} at {width} px: {console}"
+                # the page alone (once per browser run): nothing else is fetched to view it
+                assert [p for p, _ in requests if p != "/favicon.ico"] == [path, path]
+                assert all(status == 200 for p, status in requests if p == path)
+                ids = {a.get("id") for tag, a in dom.tags if tag == "svg"}
+                assert charts <= ids, f"{name}: missing {charts - ids}"
+                assert shot.stat().st_size > 10_000

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from licensing_pipeline.contract.schemas import ACTIONS, CHECKS, SEVERITIES
+from licensing_pipeline.dashboard import charts
 from licensing_pipeline.remediation.change_alerts import describe_change
 
 TOP_TENANTS = 20
@@ -109,6 +110,8 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
 th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #d0d7de}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.critical{color:#b42318;font-weight:600}
 .note{color:#57606a}svg{display:block;margin:.5rem 0 1.5rem}
+svg.chart{width:100%;max-width:48rem;height:auto}
+@media (max-width:40rem){table{display:block;overflow-x:auto}}
 """
 
 
@@ -146,9 +149,12 @@ def _trend(runs: list[Mapping[str, Any]]) -> str:
 
 
 def render_dashboard(
-    summary: Mapping[str, Any], statement_link: Callable[[str], str | None] = lambda _: None
+    summary: Mapping[str, Any],
+    statement_link: Callable[[str], str | None] = lambda _: None,
+    trends: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """The page; ``statement_link`` gives a tenant's statement (relative URL) or None."""
+    """The page; ``statement_link`` gives a tenant's statement (relative URL) or None;
+    ``trends`` (``trends.dashboard_trends``) adds the charts section."""
     change = summary["open_change"]
     since = "" if change is None else f"{change:+,} since the previous run"
     kpis = [
@@ -256,6 +262,8 @@ def render_dashboard(
             ],
         )
     )
+    if trends is not None:
+        parts.append(render_trends(trends))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -398,4 +406,87 @@ def success_section(success: Mapping[str, Any]) -> str:
         if success["leakage"]
         else "<p>No unbilled usage found.</p>"
     )
+    return "\n".join(parts)
+
+
+def leakage_totals(unbilled: pd.DataFrame) -> dict[str, float]:
+    """The priced leakage by currency, to the cent: the sum of the unbilled amounts."""
+    priced = unbilled.dropna(subset=["amount"])
+    return {
+        str(c): round(float(a), 2) for c, a in priced.groupby("currency")["amount"].sum().items()
+    }
+
+
+def render_trends(trends: Mapping[str, pd.DataFrame]) -> str:
+    """The charts section (inline SVG drawn now, see ``charts``): the figures of
+    ``trends.dashboard_trends``, each with its accessible title and a note when empty."""
+    unbilled = trends["unbilled"]
+    totals = leakage_totals(unbilled)
+    total_text = " + ".join(f"{a:,.2f} {c}" for c, a in totals.items()) or "0.00"
+    unpriced = int(unbilled["amount"].isna().sum())
+    note = f"{len(unbilled):,} open unbilled finding(s)" + (
+        f", {unpriced:,} of a metric never billed (not priced)" if unpriced else ""
+    )
+    colours = dict(charts.SEVERITY_COLOURS)
+    sections = [
+        ("open-by-check", "Open findings by check, per run", trends["open_by_check"], "lines", {}),
+        (
+            "open-by-severity",
+            "Open findings by severity, per run",
+            trends["open_by_severity"],
+            "lines",
+            colours,
+        ),
+        ("leakage", "Revenue leakage by month", trends["leakage_by_month"], "bars", {}),
+        ("tickets", "Tickets opened and closed, by day", trends["tickets_by_day"], "bars", {}),
+        (
+            "remediation",
+            "Median days to remediation, by severity",
+            trends["remediation_days"],
+            "bars",
+            {},
+        ),
+        (
+            "dq-pass-rate",
+            "Data-quality checks passed, per run (%)",
+            trends["pass_rate"],
+            "lines",
+            {},
+        ),
+        ("tenant-risk", "Top tenants by risk", trends["tenant_risk"], "hbars", {}),
+    ]
+    ylabels = {
+        "leakage": "amount in " + ", ".join(map(str, trends["leakage_by_month"].columns)),
+        "remediation": "days",
+        "dq-pass-rate": "% passed",
+        "tenant-risk": "risk (critical 9, warning 3, info 1)",
+    }
+    parts = [
+        '<h2 id="trends">Trends</h2>',
+        f'<div class="kpis"><div class="kpi" id="leakage-total"><span>Revenue leakage</span>'
+        f'<b>{_e(total_text)}</b><span class="note">{_e(note)}</span></div></div>',
+    ]
+    for chart_id, title, frame, kind, palette in sections:
+        parts.append(f"<h3>{_e(title)}</h3>")
+        if frame.empty:
+            parts.append(f'<p class="note" id="{chart_id}-none">Nothing yet.</p>')
+            continue
+        ylabel = ylabels.get(chart_id, "findings" if chart_id.startswith("open") else "tickets")
+        if kind == "lines":
+            parts.append(
+                charts.lines(
+                    f"chart-{chart_id}",
+                    title,
+                    frame,
+                    ylabel=ylabel,
+                    colours=palette,
+                    percent=chart_id == "dq-pass-rate",
+                )
+            )
+        else:
+            parts.append(
+                charts.bars(
+                    f"chart-{chart_id}", title, frame, ylabel=ylabel, horizontal=kind == "hbars"
+                )
+            )
     return "\n".join(parts)

@@ -8,6 +8,7 @@ lock before appending, so a re-run (or a second run racing it) appends nothing m
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -67,7 +68,7 @@ def record_applied(
             details={
                 "request_id": int(change["request_id"]),
                 "kind": change["kind"],
-                "payload": change["payload"],
+                "payload": json.loads(change["payload"]),  # an object, as `propose` records it
                 "effective_from": _iso(change["effective_from"]),
                 "effective_until": _iso(change["effective_until"]),
                 "as_of": as_of.isoformat(),

@@ -83,6 +83,12 @@ class LicensingRepository(dg.ConfigurableResource):
             frame = pd.DataFrame([dict(r) for r in rows], columns=list(finding_runs.c.keys()))
         return frame.iloc[::-1].reset_index(drop=True)
 
+    def load_finding_history(self) -> pd.DataFrame:
+        """Every finding_history row (what each finding was after each run that changed it)."""
+        with self.connect() as con:
+            rows = con.execute(sa.select(finding_history)).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=list(finding_history.c.keys()))
+
     def load_findings(self) -> pd.DataFrame:
         """The findings with exactly the data contract's columns."""
         return conform(self.load_finding_records(), COMPLIANCE_FINDINGS)

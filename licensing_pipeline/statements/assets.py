@@ -16,7 +16,8 @@ from licensing_pipeline.statements.statement import period_statements, statement
     description=(
         "One statement per tenant and month (last month, this month to date): contract, "
         "its tier and the next one up, usage against each limit (this month also projected "
-        "to its end, with the day the limit is reached) and the month's findings, that "
+        "to its end, with the day the limit is reached; charted per metric, the month by "
+        "day) and the month's findings, that "
         "tenant's rows only; HTML "
         "and JSON under LICENSING_STATEMENTS_DIR/<tenant>/<YYYY-MM>."
     ),
@@ -29,6 +30,7 @@ def customer_statements(
     effective_entitlements: pd.DataFrame,
     usage_monthly: pd.DataFrame,
     usage_forecasts: pd.DataFrame,
+    usage_daily: pd.DataFrame,
     compliance_findings: pd.DataFrame,
     catalog: pd.DataFrame,
 ) -> dg.MaterializeResult:
@@ -45,6 +47,7 @@ def customer_statements(
             findings=compliance_findings,
             catalog=Catalog.from_frame(catalog),
             forecasts=usage_forecasts,
+            daily=usage_daily,
         ):
             statements.publish(statement)
             written += 1

@@ -20,7 +20,7 @@ from licensing_pipeline.contract.catalog import Catalog
 from licensing_pipeline.settings import Settings
 from licensing_pipeline.statements.statement import render_html, render_json, tenant_statement
 
-_NEEDED = ("tenants", "effective_entitlements", "usage_monthly", "catalog")
+_NEEDED = ("tenants", "effective_entitlements", "usage_monthly", "usage_daily", "catalog")
 
 
 def _period(text: str) -> str:
@@ -63,6 +63,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         tenant = _rows(con, "tenants", args.tenant)
         entitlement = _rows(con, "effective_entitlements", args.tenant, period)
         usage = _rows(con, "usage_monthly", args.tenant)
+        daily = _rows(con, "usage_daily", args.tenant)
         catalog = con.execute("SELECT * FROM main.catalog").df()
         # the last run's forecasts, of its as-of month (a warehouse from before them has none)
         forecasts = (
@@ -82,6 +83,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         findings=_tenant_findings(settings, args.tenant),
         catalog=Catalog.from_frame(catalog),
         forecasts=forecasts,
+        daily=daily,
     )
     text = render_html(statement) if args.format == "html" else render_json(statement)
     if args.out:

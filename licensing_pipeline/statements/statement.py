@@ -20,6 +20,7 @@ import pandas as pd
 
 from licensing_pipeline.compliance.entitlements import parse_features, parse_quotas
 from licensing_pipeline.contract.catalog import Catalog, Package, Price
+from licensing_pipeline.dashboard import charts
 
 # How each check reads to the customer.
 CHECK_LABELS = {
@@ -148,6 +149,34 @@ def _projections(
     }
 
 
+def _to_date(
+    daily: pd.DataFrame | None, period: str, aggregations: Mapping[str, str]
+) -> dict[str, list[dict[str, Any]]]:
+    """metric -> [{"day", "to_date"}] of the period's days with usage: the month's figure as
+    it stood at the end of each day, as the quota check counts it (flows add up, a MAX keeps
+    its highest day, a LATEST level is the day's). None for a distinct count: the daily
+    counts do not say who is new, so they do not add up to the month's."""
+    if daily is None or daily.empty:
+        return {}
+    days = daily.assign(day=pd.to_datetime(daily["usage_date"]).dt.strftime("%Y-%m-%d"))
+    days = days[days["day"].str.startswith(period)].sort_values("day")
+    out: dict[str, list[dict[str, Any]]] = {}
+    for metric, rows in days.groupby("metric"):
+        quantity = pd.to_numeric(rows["quantity"], errors="coerce")
+        # a figure that is missing or not finite is drawn as no use (JSON has no infinity)
+        quantity = quantity.where(quantity.abs() < math.inf).fillna(0.0)
+        figures = quantity.groupby(rows["day"]).sum()
+        kind = aggregations.get(str(metric), "SUM")
+        if kind == "UNIQUE_COUNT":
+            continue
+        if kind in ("COUNT", "SUM"):
+            figures = figures.cumsum()
+        elif kind == "MAX":
+            figures = figures.cummax()
+        out[str(metric)] = [{"day": d, "to_date": round(float(v), 2)} for d, v in figures.items()]
+    return out
+
+
 def tenant_statement(
     tenant_id: str,
     period: str,
@@ -159,12 +188,14 @@ def tenant_statement(
     findings: pd.DataFrame,
     catalog: Catalog | None = None,
     forecasts: pd.DataFrame | None = None,
+    daily: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """One tenant's statement for ``period`` (YYYY-MM): contract, usage against each quota,
     where the month still running is projected to end and when it reaches the limit, the
     findings of that month, and with the ``catalog`` the tier (what it includes, what the next
     one adds). ``usage`` holds usage_monthly rows, ``findings`` compliance_findings rows,
-    ``forecasts`` usage_forecasts rows; all this tenant's only."""
+    ``forecasts`` usage_forecasts rows, ``daily`` usage_daily rows (each metric's month to
+    date by day, for the charts); all this tenant's only."""
     for row, what in ((tenant, "the tenant row"), (entitlement, "the entitlement")):
         if row is not None and row.get("tenant_id") != tenant_id:
             raise ForeignRowError(f"{what} for a statement of {tenant_id} is another tenant's")
@@ -172,6 +203,9 @@ def tenant_statement(
     findings = _own_rows(findings, tenant_id, "findings")
     if forecasts is not None:
         forecasts = _own_rows(forecasts, tenant_id, "forecasts")
+    if daily is not None:
+        daily = _own_rows(daily, tenant_id, "daily usage rows")
+    by_day = _to_date(daily, period, catalog.aggregations() if catalog else {})
     projected = _projections(forecasts, period)
     month = usage[usage["period"] == period]
     used = {str(r.metric): _number(r.quantity) for r in month.itertuples()}
@@ -191,6 +225,7 @@ def tenant_statement(
                 "share": quantity / allowed if allowed and quantity is not None else None,
                 "projected": total,
                 "limit_reached_on": reached_on if allowed is not None else None,
+                "daily": by_day.get(metric, []),
             }
         )
     in_month = findings[findings["period"].astype(str).str.startswith(period)]
@@ -265,6 +300,8 @@ th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #d0d7de}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .over{color:#b42318;font-weight:600}.note{color:#57606a}
 .status-open{color:#b42318}.status-waived{color:#9a6700}.status-resolved{color:#1a7f37}
+svg.chart{display:block;width:100%;max-width:40rem;height:auto;margin:.25rem 0 1rem}
+@media (max-width:40rem){table{display:block;overflow-x:auto}}
 """
 
 
@@ -322,6 +359,44 @@ def _tier_html(tier_part: Mapping[str, Any] | None, e: Any) -> list[str]:
         f'<p id="next-tier">The next plan, <strong>{e(following["name"])}</strong>, adds '
         f"{e('; '.join(adds) or 'nothing you do not have')}.{e(price)}</p>"
     )
+    return parts
+
+
+def _usage_charts(statement: Mapping[str, Any]) -> list[str]:
+    """Per metric its usage against the limit, and the month by day with the forecast to the
+    month's end and the limit (inline SVG: the page stays self-contained)."""
+    month_end = pd.Period(statement["period"], "M").end_time.normalize()
+    contract = statement["contract"]
+    without_limit = "no limit" if contract and contract["covers_the_month"] else "not covered"
+    parts = ['<div id="usage-charts">']
+    for line in statement["usage"]:
+        key = re.sub(r"[^A-Za-z0-9_-]", "-", line["metric"])
+        parts.append(
+            charts.usage_bar(
+                f"usage-bar-{key}",
+                line["metric"],
+                line["used"] or 0.0,
+                line["allowed"],
+                line.get("projected"),
+                without_limit,
+            )
+        )
+        if line.get("daily"):
+            days = pd.Series(
+                [d["to_date"] for d in line["daily"]],
+                index=pd.to_datetime([d["day"] for d in line["daily"]]),
+            )
+            parts.append(
+                charts.month_line(
+                    f"usage-month-{key}",
+                    line["metric"],
+                    days,
+                    month_end=month_end,
+                    projected=line.get("projected"),
+                    limit=line["allowed"],
+                )
+            )
+    parts.append("</div>")
     return parts
 
 
@@ -389,6 +464,7 @@ def render_html(statement: Mapping[str, Any]) -> str:
                 )
             parts.append(f"<tr>{cells}</tr>")
         parts.append("</tbody></table>")
+        parts.extend(_usage_charts(statement))
     else:
         parts.append("<p>No metered usage this month.</p>")
     parts.append("<h2>What we found</h2>")
@@ -431,6 +507,7 @@ def period_statements(
     findings: pd.DataFrame,
     catalog: Catalog | None = None,
     forecasts: pd.DataFrame | None = None,
+    daily: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """Every tenant's statement for ``period``: each one built from that tenant's rows only.
     Tenants are those of tenants.csv and any tenant entitled in the period."""
@@ -441,6 +518,8 @@ def period_statements(
     usage_of, findings_of = _by_tenant(usage), _by_tenant(findings)
     forecasts = forecasts if forecasts is not None else pd.DataFrame(columns=["tenant_id"])
     forecasts_of = _by_tenant(forecasts)
+    daily = daily if daily is not None else pd.DataFrame(columns=["tenant_id"])
+    daily_of = _by_tenant(daily)
     return [
         tenant_statement(
             tenant_id,
@@ -452,6 +531,7 @@ def period_statements(
             findings=findings_of.get(tenant_id, findings.iloc[0:0]),
             catalog=catalog,
             forecasts=forecasts_of.get(tenant_id, forecasts.iloc[0:0]),
+            daily=daily_of.get(tenant_id, daily.iloc[0:0]),
         )
         for tenant_id in ids
     ]

@@ -113,6 +113,7 @@ def test_usage_is_set_against_each_limit_of_the_month() -> None:
         "share": 1.25,
         "projected": None,  # a closed month: no forecast
         "limit_reached_on": None,
+        "daily": [],  # no usage_daily rows given
     }
     assert lines["seats"]["used"] == 0.0 and lines["seats"]["allowed"] == 30.0  # a limit, unused
     assert lines["exports"]["allowed"] is None and lines["exports"]["share"] is None  # no limit

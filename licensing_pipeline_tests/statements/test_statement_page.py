@@ -41,7 +41,8 @@ class Dom(HTMLParser):
             self.rows[self._table].append([])
         elif tag in ("td", "th"):
             self._cell = []
-        self._in_title = tag == "title"
+        # the page's title, in the head; the charts' own come after it, in their <svg>
+        self._in_title = tag == "title" and not any(t == "svg" for t, _ in self.tags)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None and self._table is not None:
