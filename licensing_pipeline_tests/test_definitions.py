@@ -94,7 +94,13 @@ def test_schedule_evaluates_the_day_that_just_ended():
         (
             "compliance_dashboard",
             "reports",
-            {"compliance_findings", "customer_statements", "tenants", "billing_records"},
+            {
+                "compliance_findings",
+                "customer_statements",
+                "tenants",
+                "billing_records",
+                "success_metrics",
+            },
         ),
         (
             "usage_forecasts",
