@@ -123,10 +123,15 @@ def _hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
     return (pd.to_datetime(later) - pd.to_datetime(earlier)).dt.total_seconds() / 3600
 
 
-def _first_reached(history: pd.DataFrame, status: str) -> pd.Series:
-    """ticket_id → the first time its history reached ``status``."""
+def _first_reached(ticket_ids: pd.Series, history: pd.DataFrame, status: str) -> pd.Series:
+    """For each of ``ticket_ids``, the first time its history reached ``status`` (NaT if never).
+
+    A reindex, not ``map``: mapping through an empty datetime series (no ticket reached the
+    status yet) makes pandas cast it to float, which it refuses."""
     reached = history[history["to_status"] == status]
-    return pd.to_datetime(reached["at"]).groupby(reached["ticket_id"]).min()
+    first = pd.to_datetime(reached["at"]).groupby(reached["ticket_id"]).min()
+    values = first.reindex(ticket_ids.to_numpy()).to_numpy(dtype="datetime64[ns]")
+    return pd.Series(values, index=ticket_ids.index)
 
 
 def incident_response(
@@ -143,8 +148,8 @@ def incident_response(
     frame = tickets[["ticket_id", "finding_id", "severity"]].copy()
     frame["detected"] = pd.to_datetime(frame["finding_id"].map(detected))
     frame = frame.dropna(subset=["detected"])
-    resolved = frame["ticket_id"].map(_first_reached(history, "resolved"))
-    acknowledged = frame["ticket_id"].map(_first_reached(history, "acknowledged"))
+    resolved = _first_reached(frame["ticket_id"], history, "resolved")
+    acknowledged = _first_reached(frame["ticket_id"], history, "acknowledged")
     frame["ack_hours"] = _hours(acknowledged, frame["detected"])
     frame["resolve_hours"] = _hours(resolved, frame["detected"])
     frame["period"] = frame["detected"].dt.strftime("%Y-%m")

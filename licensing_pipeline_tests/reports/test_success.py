@@ -174,6 +174,16 @@ def test_incident_response_hours_by_severity() -> None:
     assert warning["resolve_median_hours"] == warning["resolve_p90_hours"] == 5.0
 
 
+def test_tickets_none_of_which_is_acknowledged_or_resolved_yet_count_without_hours() -> None:
+    tickets, history, found = response_inputs()
+    opened = history[history["to_status"] == "open"]  # the first night after remediation
+    out = incident_response(tickets, opened, found)
+    assert out["incidents"].sum() == 5
+    assert (out["acknowledged"] == 0).all() and (out["resolved"] == 0).all()
+    assert out[["ack_median_hours", "resolve_p90_hours"]].isna().all().all()
+    assert len(metric_rows(pd.DataFrame(), out, pd.DataFrame())) > 0
+
+
 def unbilled(tenant: str, metric: str, observed: float, billed: float, status: str = "open"):
     return finding(
         tenant, "unbilled_usage", metric, "2026-10", status, observed=observed, allowed=billed
