@@ -116,6 +116,7 @@ def remediation_tickets(
     contracts: pd.DataFrame,
     usage_monthly: pd.DataFrame,
     billing_records: pd.DataFrame,
+    usage_forecasts: pd.DataFrame,
 ) -> dg.MaterializeResult:
     context_for_suggestions = suggestion_context(
         Catalog.from_frame(catalog),
@@ -124,6 +125,7 @@ def remediation_tickets(
         usage_monthly=usage_monthly,
         billing_records=billing_records,
         near_limit_ratio=policy.load().near_limit_ratio,
+        forecasts=usage_forecasts,
     )
     report = run_remediation(
         repository.engine(),

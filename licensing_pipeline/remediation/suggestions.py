@@ -276,7 +276,8 @@ class SuggestionContext:
     ``entitlements``: (tenant, period) → effective_entitlements row with its contract's
     ``quota_overrides``; ``current``: tenant → its row for the as-of month; ``usage``:
     (tenant, metric, period) → quantity; ``unit_prices``: (tenant, metric, period) →
-    (price per unit, currency) from the billing records.
+    (price per unit, currency) from the billing records; ``projections``: (tenant, metric,
+    period) → the usage projected to the end of a month still running (usage_forecasts).
     """
 
     catalog: Catalog
@@ -285,6 +286,7 @@ class SuggestionContext:
     current: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     usage: Mapping[tuple[str, str, str], float] = field(default_factory=dict)
     unit_prices: Mapping[tuple[str, str, str], tuple[float, str]] = field(default_factory=dict)
+    projections: Mapping[tuple[str, str, str], float] = field(default_factory=dict)
     near_limit_ratio: float = 0.8
 
     def unit_price(self, tenant: str, metric: str, period: str) -> tuple[float, str] | None:
@@ -329,6 +331,7 @@ def suggestion_context(
     usage_monthly: pd.DataFrame,
     billing_records: pd.DataFrame,
     near_limit_ratio: float = 0.8,
+    forecasts: pd.DataFrame | None = None,
 ) -> SuggestionContext:
     """The lookups from the warehouse's tables. The as-of month is the latest one resolved in
     ``entitlements``; the month before it is the last full month."""
@@ -362,8 +365,22 @@ def suggestion_context(
         current=current,
         usage=usage,
         unit_prices=billed_unit_prices(billing_records),
+        projections=forecast_projections(forecasts),
         near_limit_ratio=near_limit_ratio,
     )
+
+
+def forecast_projections(forecasts: pd.DataFrame | None) -> dict[tuple[str, str, str], float]:
+    """(tenant, metric, period) → projected month-end usage, where a forecast gives one."""
+    if forecasts is None or forecasts.empty:
+        return {}
+    rows = forecasts.dropna(subset=["projected_total"])
+    return {
+        (str(t), str(m), str(p)): float(q)
+        for t, m, p, q in rows[["tenant_id", "metric", "period", "projected_total"]].itertuples(
+            index=False
+        )
+    }
 
 
 def _money(amount: float, currency: str | None) -> str:
@@ -391,7 +408,9 @@ def quota_need(
     figures = [
         _number(finding.get("observed")),
         context.usage.get((tenant, metric, context.last_full_month)),
-        projected,
+        projected
+        if projected is not None
+        else context.projections.get((tenant, metric, str(finding.get("period")))),
     ]
     usage = max(f for f in figures if f is not None) if any(f is not None for f in figures) else 0
     if str(finding["check"]) == "quota_near_limit" and context.near_limit_ratio > 0:

@@ -230,8 +230,22 @@ def billing_frame() -> pd.DataFrame:
     return empty_frame(BILLING_RECORDS)
 
 
+@dg.asset(name="usage_forecasts")
+def forecasts_frame() -> pd.DataFrame:
+    """t-1's api_calls projected past what it used so far: the suggestion must cover it."""
+    row = {"tenant_id": "t-1", "metric": "api_calls", "period": "2026-11"}
+    return pd.DataFrame([{**row, "projected_total": 130_000.0}])
+
+
 def materialize_remediation(resources: dict) -> dg.ExecuteInProcessResult:
-    inputs = [catalog_frame, entitlements_frame, contracts_frame, usage_frame, billing_frame]
+    inputs = [
+        catalog_frame,
+        entitlements_frame,
+        contracts_frame,
+        usage_frame,
+        billing_frame,
+        forecasts_frame,
+    ]
     return dg.materialize_to_memory(
         [findings_frame, tenants_frame, *inputs, remediation_tickets], resources=resources
     )
@@ -254,9 +268,10 @@ def test_the_remediation_asset_reports_delivery_as_an_asset_check(
     tickets = {t["check"]: t for t in ticket_records(engine)}
     engine.dispose()
     assert len(tickets) == 2
-    # the suggested next step, from the catalog the asset reads, is on the ticket
+    # the suggested next step, from the catalog and the forecast the asset reads, is on the
+    # ticket: it covers the month's projected 130,000, not only the 120,500 used so far
     assert (
-        "Suggested next step: Propose plan scale to cover api_calls at 120,500"
+        "Suggested next step: Propose plan scale to cover api_calls at 130,000"
         in (tickets["quota_exceeded"]["details"])
     )
     assert "Suggested next step: Move the workload" in tickets["residency_violation"]["details"]

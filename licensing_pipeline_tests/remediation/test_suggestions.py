@@ -7,7 +7,7 @@ its Slack alert and `tickets show`."""
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from licensing_pipeline.remediation.suggestions import (
     STEP_LABEL,
     Suggestion,
     SuggestionContext,
+    forecast_projections,
     quota_need,
     suggested_action,
     suggestion_context,
@@ -175,6 +176,25 @@ def test_the_need_is_the_larger_of_the_finding_the_last_full_month_and_a_project
     assert covered(catalog(), "basic", projected.addons, {})[1]["seats"] >= 30
 
 
+def test_the_forecast_of_the_findings_month_from_the_warehouse_joins_the_need():
+    forecasts = pd.DataFrame(
+        {
+            "tenant_id": ["t-1", "t-1", "t-2"],
+            "metric": ["seats", "seats", "seats"],
+            "period": ["2026-11", "2026-10", "2026-11"],
+            "projected_total": [40.0, None, 90.0],
+        }
+    )
+    ctx = replace(context(on("basic")), projections=forecast_projections(forecasts))
+    assert ctx.projections == {("t-1", "seats", "2026-11"): 40.0, ("t-2", "seats", "2026-11"): 90.0}
+    running = finding("quota_exceeded", "seats", observed=9, allowed=5, period="2026-11")
+    assert quota_need(running, ctx) == 40.0  # the month's projection, this tenant's
+    closed = finding("quota_exceeded", "seats", observed=9, allowed=5, period="2026-10")
+    assert quota_need(closed, ctx) == 9.0  # no projection for a closed month
+    step = suggested_action(running, ctx)
+    assert covered(catalog(), "basic", step.addons, {})[1]["seats"] >= 40
+
+
 # --- billing, renewals, configuration, residency, anomalies ---------------------------------------
 
 
@@ -299,6 +319,7 @@ def _demo(home: Path, url: str | None) -> Iterator[Demo]:
             contracts=warehouse.read_frame("contracts"),
             usage_monthly=warehouse.read_frame("usage_monthly"),
             billing_records=warehouse.read_frame("billing_records"),
+            forecasts=warehouse.read_frame("usage_forecasts"),
         )
         repository = LicensingRepository(database_url=settings.database_url)
         findings = repository.load_findings()
